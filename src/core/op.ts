@@ -1,0 +1,139 @@
+// Ops and per-key state types: the vocabulary shared by the CRDTs, the codec,
+// storage and replication. An op is one client write, made once at its origin
+// node and then copied everywhere; its dot (origin, seq) names it uniquely, so
+// every replica can drop duplicates and apply the rest in any order.
+
+import type { Hlc } from "./hlc.js";
+import type { NodeId } from "./ids.js";
+import type { VersionVector } from "./version-vector.js";
+
+/** The four namespaces; each key lives in one and each has one type. */
+export type Namespace = "kv" | "counters" | "sets" | "docs";
+export const NAMESPACES: readonly Namespace[] = ["kv", "counters", "sets", "docs"];
+
+/** The unique name of an op: its origin node and that node's sequence number. */
+export interface Dot {
+  readonly origin: NodeId;
+  readonly seq: number;
+}
+
+interface OpBase {
+  /** The node that took the client write. */
+  readonly origin: NodeId;
+  /** Per-origin sequence number, 1, 2, 3, ... with no gaps. */
+  readonly seq: number;
+  /** The origin's HLC when it took the write. */
+  readonly hlc: Hlc;
+  /** The key, 1 to 1024 bytes of UTF-8. */
+  readonly key: string;
+}
+
+/**
+ * A kv write: a JSON value, or a tombstone (valueJson null) for a delete.
+ * `vv` is the key's version vector for this version: everything the writer had
+ * seen of this key, plus this op's own dot (vv[origin] === seq).
+ */
+export interface KvOp extends OpBase {
+  readonly ns: "kv";
+  readonly valueJson: string | null;
+  readonly vv: VersionVector;
+}
+
+/**
+ * A counter delta. It carries the origin's running totals for this key after
+ * the delta, so applying it is an entrywise max (idempotent, order-free).
+ */
+export interface CounterOp extends OpBase {
+  readonly ns: "counters";
+  readonly delta: number;
+  /** Sum of this origin's positive deltas to this key, including this one. */
+  readonly pTotal: number;
+  /** Sum of the magnitudes of this origin's negative deltas, including this one. */
+  readonly nTotal: number;
+}
+
+/** An observed-remove: the member and the add-tags the writer saw for it. */
+export interface SetRemove {
+  readonly member: string;
+  readonly tags: readonly string[];
+}
+
+/**
+ * An OR-set write. Each added member gets the fresh tag `${origin}:${seq}:${i}`
+ * (i = its index in `add`); a remove names only the tags it observed, so a
+ * concurrent add (a tag it has not seen) survives: add wins.
+ */
+export interface SetOp extends OpBase {
+  readonly ns: "sets";
+  readonly add: readonly string[];
+  readonly remove: readonly SetRemove[];
+}
+
+/** A Yjs update (binary, as produced by Y.encodeStateAsUpdate / 'update' events). */
+export interface DocOp extends OpBase {
+  readonly ns: "docs";
+  readonly update: Uint8Array;
+}
+
+export type Op = KvOp | CounterOp | SetOp | DocOp;
+
+/** A version as the HTTP API shows it: {"hlc", "node"}. */
+export interface Version {
+  readonly hlc: Hlc;
+  readonly node: NodeId;
+}
+
+/** One version of a kv key (a sibling while concurrent with another). */
+export interface KvVersion {
+  readonly valueJson: string | null;
+  readonly hlc: Hlc;
+  readonly origin: NodeId;
+  readonly seq: number;
+  readonly vv: VersionVector;
+}
+
+/**
+ * A kv key's state: the maximal versions under causality (siblings). Keeping
+ * the whole antichain, not just the winner, is what makes the result
+ * independent of delivery order; reads show the sibling with the highest
+ * (hlc, node). One sibling is the common case.
+ */
+export interface KvRegister {
+  readonly siblings: readonly KvVersion[];
+}
+
+/** A recorded conflict: two concurrent versions of a key and who won. */
+export interface Conflict {
+  readonly key: string;
+  readonly winner: Version;
+  readonly loser: Version;
+  /** When the conflict was detected: the HLC of the version that arrived second. */
+  readonly at: Hlc;
+}
+
+/** PN-counter: per-origin totals of increments (p) and decrements (n). */
+export interface CounterState {
+  readonly p: Readonly<Record<string, number>>;
+  readonly n: Readonly<Record<string, number>>;
+}
+
+/** OR-set: live add-tags per member, and every tag ever removed. */
+export interface OrSetState {
+  /** member -> sorted add-tags not (yet) known removed. */
+  readonly entries: Readonly<Record<string, readonly string[]>>;
+  /** Sorted removed tags: kept so a remove that arrives before its add still wins over it. */
+  readonly removed: readonly string[];
+}
+
+/** A Yjs document's state: one update that contains everything merged so far. */
+export type DocState = Uint8Array;
+
+/** The tag of the i-th member added by an op. */
+export function addTag(origin: NodeId | string, seq: number, index: number): string {
+  return `${origin}:${seq}:${index}`;
+}
+
+/** The dot of an op. */
+export function dotOf(op: Op): Dot {
+  return { origin: op.origin, seq: op.seq };
+}
