@@ -9,5 +9,6 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     reporters: ["default"],
+    setupFiles: ["test/support/fast-check-setup.ts"],
   },
 });
