@@ -1,0 +1,209 @@
+// Runtime settings (timings, limits, secrets) come from three places: a CLI
+// flag, an environment variable, or a default (DESIGN.md, "Configuration").
+// They are resolved and checked once at startup, so a typo in a container's
+// environment stops the node with a message naming the variable instead of
+// showing up later as election storms or refused writes.
+
+/** SQLite durability: FULL syncs every commit, NORMAL may lose the last ones on power loss. */
+export type SyncMode = "FULL" | "NORMAL";
+
+/** pino's levels; "silent" turns logging off. */
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const SYNC_MODES: readonly SyncMode[] = ["FULL", "NORMAL"];
+
+/** Everything a node needs to know that is not the cluster's shape. */
+export interface Settings {
+  readonly heartbeatMs: number;
+  readonly electionTimeoutMs: number;
+  readonly writeWaitMs: number;
+  readonly maxValueBytes: number;
+  readonly maxClockSkewMs: number;
+  readonly readyLagOps: number;
+  readonly synchronous: SyncMode;
+  /** Peers must prove knowledge of it in the handshake; unset means no peer auth. */
+  readonly clusterSecret: string | undefined;
+  /** Bearer token for the data API; unset means open. */
+  readonly clientToken: string | undefined;
+  /** Bearer token for /admin/* and /leadership/stepdown; unset means open. */
+  readonly adminToken: string | undefined;
+  readonly logLevel: LogLevel;
+}
+
+/** An expected failure: a setting the node must refuse to start with. */
+export interface SettingsError {
+  readonly type: "SettingsError";
+  /** The flag or variable to fix: "--heartbeat-ms" or "GEOKV_HEARTBEAT_MS". */
+  readonly source: string;
+  readonly problem: string;
+}
+
+/** The settings that are positive integers. */
+export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps";
+
+/** How one numeric setting is named on the command line and in the environment. */
+export interface NumericSpec {
+  readonly key: NumericSetting;
+  readonly flag: string;
+  readonly env: string;
+  readonly max: number;
+  readonly help: string;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The built-in defaults, as resolveSettings({}, {}) returns them. */
+export const DEFAULT_SETTINGS: Settings = {
+  heartbeatMs: 100,
+  electionTimeoutMs: 500,
+  writeWaitMs: 3000,
+  maxValueBytes: 1_048_576,
+  maxClockSkewMs: 500,
+  readyLagOps: 1000,
+  synchronous: "FULL",
+  clusterSecret: undefined,
+  clientToken: undefined,
+  adminToken: undefined,
+  logLevel: "info",
+};
+
+/**
+ * The numeric settings. Upper bounds exist because a value past them is a unit
+ * mistake (minutes typed where milliseconds were meant), not a choice; 64 MiB
+ * for values keeps a single op well inside a WebSocket frame and a batch.
+ */
+export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
+  { key: "heartbeatMs", flag: "heartbeat-ms", env: "GEOKV_HEARTBEAT_MS", max: 60_000, help: "leader heartbeat interval" },
+  { key: "electionTimeoutMs", flag: "election-timeout-ms", env: "GEOKV_ELECTION_TIMEOUT_MS", max: HOUR_MS, help: "silence before a follower starts an election" },
+  { key: "writeWaitMs", flag: "write-wait-ms", env: "GEOKV_WRITE_WAIT_MS", max: HOUR_MS, help: "how long a write waits for a leader before no_leader" },
+  { key: "maxValueBytes", flag: "max-value-bytes", env: "GEOKV_MAX_VALUE_BYTES", max: 64 * 1_048_576, help: "largest value accepted" },
+  { key: "maxClockSkewMs", flag: "max-clock-skew-ms", env: "GEOKV_MAX_CLOCK_SKEW_MS", max: HOUR_MS, help: "wall-clock distance to peers before writes are refused" },
+  { key: "readyLagOps", flag: "ready-lag-ops", env: "GEOKV_READY_LAG_OPS", max: Number.MAX_SAFE_INTEGER, help: "ops behind the leader before /ready answers 503" },
+];
+
+/** The sync-mode setting, the one non-numeric setting with a flag. */
+export const SYNC_SETTING = { flag: "sync", env: "GEOKV_SYNC", help: "SQLite synchronous mode: FULL or NORMAL" } as const;
+
+/** Every flag resolveSettings reads, without the leading "--" (the CLI declares these). */
+export const SETTINGS_FLAGS: readonly string[] = [...NUMERIC_SETTINGS.map((s) => s.flag), SYNC_SETTING.flag];
+
+/** True when a resolver result is an error rather than settings. */
+export function isSettingsError(v: unknown): v is SettingsError {
+  return typeof v === "object" && v !== null && (v as { type?: unknown }).type === "SettingsError";
+}
+
+/** One line for logs and stderr: `<flag or variable>: <problem>`. */
+export function formatSettingsError(e: SettingsError): string {
+  return `${e.source}: ${e.problem}`;
+}
+
+function settingsError(source: string, problem: string): SettingsError {
+  return { type: "SettingsError", source, problem };
+}
+
+/** A raw value and where it came from, so errors can name the right place. */
+interface Raw {
+  readonly value: string;
+  readonly source: string;
+}
+
+/**
+ * The flag if given, else the variable if set and not empty, else undefined.
+ * An empty variable counts as unset: compose files write `VAR=${VAR:-}`.
+ */
+function pick(flags: Record<string, string | boolean>, env: NodeJS.ProcessEnv, flag: string | undefined, name: string): Raw | SettingsError | undefined {
+  if (flag !== undefined && Object.hasOwn(flags, flag)) {
+    const v = flags[flag];
+    if (typeof v !== "string") return settingsError(`--${flag}`, "needs a value");
+    return { value: v, source: `--${flag}` };
+  }
+  const e = env[name];
+  if (e === undefined || e === "") return undefined;
+  return { value: e, source: name };
+}
+
+function parseCount(raw: Raw, max: number): number | SettingsError {
+  const text = raw.value.trim();
+  // Digits only: "1e3", "0x10", "1.5" and "100ms" are all refused rather than
+  // guessed at, since a misread timing is worse than a refusal to start.
+  if (!/^\d+$/.test(text)) return settingsError(raw.source, `must be a positive integer, got ${JSON.stringify(raw.value)}`);
+  const n = Number(text);
+  if (n < 1) return settingsError(raw.source, `must be a positive integer, got ${JSON.stringify(raw.value)}`);
+  if (n > max) return settingsError(raw.source, `must be at most ${max}, got ${text}`);
+  return n;
+}
+
+function parseChoice<T extends string>(raw: Raw, choices: readonly T[], normalize: (s: string) => string): T | SettingsError {
+  const text = normalize(raw.value.trim());
+  const found = choices.find((c) => c === text);
+  if (found === undefined) {
+    return settingsError(raw.source, `must be one of ${choices.join(", ")}, got ${JSON.stringify(raw.value)}`);
+  }
+  return found;
+}
+
+/** Resolves every setting: flag (key without "--") wins over env, env over default. */
+export function resolveSettings(flags: Record<string, string | boolean>, env: NodeJS.ProcessEnv): Settings | SettingsError {
+  const numbers: Record<NumericSetting, number> = {
+    heartbeatMs: DEFAULT_SETTINGS.heartbeatMs,
+    electionTimeoutMs: DEFAULT_SETTINGS.electionTimeoutMs,
+    writeWaitMs: DEFAULT_SETTINGS.writeWaitMs,
+    maxValueBytes: DEFAULT_SETTINGS.maxValueBytes,
+    maxClockSkewMs: DEFAULT_SETTINGS.maxClockSkewMs,
+    readyLagOps: DEFAULT_SETTINGS.readyLagOps,
+  };
+  const sourceOf = new Map<NumericSetting, string>();
+  for (const spec of NUMERIC_SETTINGS) {
+    const raw = pick(flags, env, spec.flag, spec.env);
+    if (raw === undefined) continue;
+    if (isSettingsError(raw)) return raw;
+    const n = parseCount(raw, spec.max);
+    if (isSettingsError(n)) return n;
+    numbers[spec.key] = n;
+    sourceOf.set(spec.key, raw.source);
+  }
+
+  // A follower that expects a heartbeat more often than one is sent suspects a
+  // healthy leader on every tick: an election storm by configuration.
+  if (numbers.electionTimeoutMs <= numbers.heartbeatMs) {
+    const electionSource = sourceOf.get("electionTimeoutMs");
+    const heartbeatSource = sourceOf.get("heartbeatMs") ?? "the default";
+    if (electionSource !== undefined) {
+      return settingsError(electionSource, `must be greater than the heartbeat interval (${numbers.heartbeatMs} ms from ${heartbeatSource}), got ${numbers.electionTimeoutMs}`);
+    }
+    return settingsError(heartbeatSource, `must be less than the election timeout (${numbers.electionTimeoutMs} ms, the default), got ${numbers.heartbeatMs}`);
+  }
+
+  let synchronous: SyncMode = DEFAULT_SETTINGS.synchronous;
+  const syncRaw = pick(flags, env, SYNC_SETTING.flag, SYNC_SETTING.env);
+  if (isSettingsError(syncRaw)) return syncRaw;
+  if (syncRaw !== undefined) {
+    const s = parseChoice(syncRaw, SYNC_MODES, (x) => x.toUpperCase());
+    if (isSettingsError(s)) return s;
+    synchronous = s;
+  }
+
+  let logLevel: LogLevel = DEFAULT_SETTINGS.logLevel;
+  const levelRaw = pick(flags, env, undefined, "GEOKV_LOG_LEVEL");
+  if (isSettingsError(levelRaw)) return levelRaw;
+  if (levelRaw !== undefined) {
+    const l = parseChoice(levelRaw, LOG_LEVELS, (x) => x.toLowerCase());
+    if (isSettingsError(l)) return l;
+    logLevel = l;
+  }
+
+  // Secrets are taken verbatim (never trimmed, never echoed in errors).
+  const secret = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v === "" ? undefined : v;
+  };
+
+  return {
+    ...numbers,
+    synchronous,
+    clusterSecret: secret("GEOKV_CLUSTER_SECRET"),
+    clientToken: secret("GEOKV_CLIENT_TOKEN"),
+    adminToken: secret("GEOKV_ADMIN_TOKEN"),
+    logLevel,
+  };
+}
