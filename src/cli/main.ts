@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The `geokv` command. Parses arguments (args.ts), then runs one command:
+// a node, a whole local cluster, a status table, or a data call. Errors a
+// user can fix are printed as one line and exit 2; nothing prints a stack.
+
+import { resolve } from "node:path";
+import { isConfigError, formatConfigError, loadCluster, type ClusterConfig } from "../node/config.js";
+import { formatSettingsError, isSettingsError, resolveSettings } from "../node/settings.js";
+import { helpText, parseCli, type CliCommand } from "./args.js";
+import { runDataCommand } from "./data-commands.js";
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`geokv: ${message}\n`);
+  process.exit(code);
+}
+
+function loadClusterOrExit(dir: string): ClusterConfig {
+  const cluster = loadCluster(resolve(dir));
+  if (isConfigError(cluster)) fail(`bad configuration: ${formatConfigError(cluster)}`);
+  return cluster;
+}
+
+async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void> {
+  const cluster = loadClusterOrExit(cmd.regions);
+  if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
+  const settings = resolveSettings(cmd.flags, process.env);
+  if (isSettingsError(settings)) fail(`bad setting: ${formatSettingsError(settings)}`);
+  const { startNode } = await import("../node/runtime.js");
+  let node;
+  try {
+    node = await startNode({ cluster, nodeId: cmd.node, dataDir: resolve(cmd.data), settings, listen: cmd.listen });
+  } catch (err) {
+    fail(`node ${cmd.node} could not start: ${(err as Error).message}`, 1);
+  }
+  const stop = (signal: string) => {
+    node.logger.info({ signal }, "shutting down");
+    node.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        node.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const cmd = parseCli(argv);
+  switch (cmd.cmd) {
+    case "help":
+      process.stdout.write(`${helpText(cmd.topic)}\n`);
+      return;
+    case "error":
+      fail(`${cmd.message}\nRun "geokv --help" for usage.`);
+      break;
+    case "node":
+      return runNode(cmd);
+    case "up": {
+      const { runUp } = await import("./up.js");
+      return runUp(cmd, loadClusterOrExit(cmd.regions));
+    }
+    case "status": {
+      const { runStatus } = await import("./status.js");
+      return runStatus(loadClusterOrExit(cmd.regions));
+    }
+    case "put":
+    case "get":
+    case "del":
+      process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")));
+      return;
+    default: {
+      const never: never = cmd;
+      fail(`unknown command ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+await main(process.argv.slice(2));

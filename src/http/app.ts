@@ -1,0 +1,109 @@
+// Assembles a node's HTTP app: request ids and logs, X-Geokv-Node on every
+// response, auth, metrics, the data and cluster routes, and JSON errors for
+// unknown routes and for anything that throws (a bug must never crash the node
+// or leak a stack trace to a client).
+
+import { randomUUID } from "node:crypto";
+import { Hono, type Context } from "hono";
+import type { Logger } from "pino";
+import { nodeError } from "../node/errors.js";
+import type { ClusterService, DataService } from "../node/service.js";
+import { errorBody, sendError } from "./errors.js";
+import type { NodeMetrics } from "./metrics.js";
+import { mountDataRoutes } from "./data-routes.js";
+
+export interface AppOptions {
+  readonly nodeId: string;
+  readonly service: DataService;
+  readonly cluster: ClusterService;
+  readonly metrics: NodeMetrics;
+  readonly logger: Logger;
+  readonly maxValueBytes: number;
+  readonly tokenWaitMs: number;
+  /** When set, the data API requires `Authorization: Bearer <clientToken>`. */
+  readonly clientToken?: string | undefined;
+  /** When set, /admin/* and /leadership/stepdown require `Authorization: Bearer <adminToken>`. */
+  readonly adminToken?: string | undefined;
+  readonly now?: () => number;
+}
+
+const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts"];
+const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown"];
+
+function bearer(c: Context): string | undefined {
+  const h = c.req.header("authorization");
+  if (h === undefined) return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(h);
+  return m ? (m[1] as string).trim() : "";
+}
+
+/** Constant-time comparison of a presented token with the configured one. */
+function tokenMatches(presented: string, expected: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(expected);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ (b[i] as number);
+  return diff === 0;
+}
+
+function startsWithAny(path: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((p) => path === p || path.startsWith(p.endsWith("/") ? p : `${p}/`) || path.startsWith(`${p}?`));
+}
+
+/** Builds the hono app of one node. */
+export function createApp(o: AppOptions): Hono {
+  const app = new Hono();
+  const now = o.now ?? Date.now;
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    const reqId = c.req.header("x-request-id") ?? randomUUID();
+    c.header("X-Geokv-Node", o.nodeId);
+    c.header("X-Request-Id", reqId);
+    await next();
+    // Hono may replace the response after next(); set the node header again.
+    c.res.headers.set("X-Geokv-Node", o.nodeId);
+    const route = c.req.routePath || "unmatched";
+    const status = c.res.status;
+    o.metrics.httpRequests.inc({ route, method: c.req.method, code: String(status) });
+    o.metrics.httpDuration.observe({ route, method: c.req.method }, (performance.now() - started) / 1000);
+    const line = { reqId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100 };
+    if (status >= 500) o.logger.warn(line, "request failed");
+    else o.logger.debug(line, "request");
+  });
+
+  app.use("*", async (c, next) => {
+    const path = c.req.path;
+    if (o.clientToken !== undefined && startsWithAny(path, DATA_PREFIXES)) {
+      const t = bearer(c);
+      if (t === undefined) return sendError(c, nodeError("unauthorized", "the data API needs Authorization: Bearer <token>"));
+      if (!tokenMatches(t, o.clientToken)) return sendError(c, nodeError("forbidden", "wrong client token"));
+    }
+    if (o.adminToken !== undefined && startsWithAny(path, ADMIN_PREFIXES)) {
+      const t = bearer(c);
+      if (t === undefined) return sendError(c, nodeError("unauthorized", "this endpoint needs Authorization: Bearer <admin token>"));
+      if (!tokenMatches(t, o.adminToken)) return sendError(c, nodeError("forbidden", "wrong admin token"));
+    }
+    return next();
+  });
+
+  mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
+
+  app.get("/status", (c) => c.json(o.cluster.status()));
+  app.get("/health", (c) => c.json({ ok: true, node: o.nodeId }));
+  app.get("/ready", (c) => {
+    const r = o.cluster.ready();
+    return r.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: r.reason }, 503);
+  });
+  app.get("/metrics", async (c) => {
+    const text = await o.metrics.registry.metrics();
+    return c.body(text, 200, { "Content-Type": o.metrics.registry.contentType });
+  });
+
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError((err, c) => {
+    o.logger.error({ err, method: c.req.method, path: c.req.path }, "unhandled error in request");
+    return c.json(errorBody("internal", "internal error; the node logged the details"), 500);
+  });
+  return app;
+}

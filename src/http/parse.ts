@@ -1,0 +1,140 @@
+// Parsing untrusted request parts at the edge: keys from the raw URL path,
+// query numbers, JSON bodies, content types. Each returns a value or a
+// NodeError, so handlers read top to bottom with no try/catch.
+
+import { createHash } from "node:crypto";
+import type { Context } from "hono";
+import { nodeError, type NodeError } from "../node/errors.js";
+import { ACK_LEVELS, type AckLevel } from "../node/service.js";
+
+export const MAX_KEY_BYTES = 1024;
+const encoder = new TextEncoder();
+
+/** Checks a decoded key: 1..1024 bytes of well-formed UTF-8 (no lone surrogates). */
+export function checkKey(key: string): NodeError | null {
+  if (key.length === 0) return nodeError("invalid_key", "key is empty");
+  if (!key.isWellFormed()) return nodeError("invalid_key", "key is not valid UTF-8");
+  const bytes = encoder.encode(key).length;
+  if (bytes > MAX_KEY_BYTES) return nodeError("invalid_key", `key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`);
+  return null;
+}
+
+/**
+ * The key in `/<ns>/<key>[/<suffix>]`, read from the raw (still encoded) path
+ * so that an encoded "/" (%2F) stays inside the key instead of splitting it.
+ */
+export function keyFromPath(rawPath: string, ns: string, suffix?: string): string | NodeError {
+  let rest = rawPath.slice(ns.length + 2);
+  if (suffix !== undefined) {
+    if (!rest.endsWith(`/${suffix}`)) return nodeError("not_found", "no such route");
+    rest = rest.slice(0, -(suffix.length + 1));
+  }
+  if (rest.length === 0) return nodeError("invalid_key", "key is empty");
+  if (rest.includes("/")) return nodeError("invalid_key", "a key's \"/\" must be URL-encoded as %2F");
+  let key: string;
+  try {
+    key = decodeURIComponent(rest);
+  } catch {
+    return nodeError("invalid_key", "key is not valid URL-encoded UTF-8");
+  }
+  return checkKey(key) ?? key;
+}
+
+/** The raw path of the request (no query), still percent-encoded. */
+export function rawPath(c: Context): string {
+  const url = c.req.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+/** A non-negative integer query parameter with bounds, or its default. */
+export function intQuery(c: Context, name: string, dflt: number, min: number, max: number): number | NodeError {
+  const s = c.req.query(name);
+  if (s === undefined || s === "") return dflt;
+  if (!/^\d{1,9}$/.test(s)) return nodeError("bad_request", `${name} must be an integer from ${min} to ${max}`);
+  const n = Number(s);
+  if (n < min || n > max) return nodeError("bad_request", `${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** `?ack=` (default region). */
+export function ackQuery(c: Context): AckLevel | NodeError {
+  const s = c.req.query("ack");
+  if (s === undefined || s === "") return "region";
+  if ((ACK_LEVELS as readonly string[]).includes(s)) return s as AckLevel;
+  return nodeError("bad_request", `ack must be one of ${ACK_LEVELS.join(", ")}`);
+}
+
+function mediaType(c: Context): string | undefined {
+  const ct = c.req.header("content-type");
+  return ct?.split(";")[0]?.trim().toLowerCase();
+}
+
+/** Refuses a body whose declared type is not `expected` (missing is allowed for JSON). */
+export function checkContentType(c: Context, expected: "application/json" | "application/octet-stream"): NodeError | null {
+  const mt = mediaType(c);
+  if (mt === undefined && expected === "application/json") return null;
+  if (mt === expected) return null;
+  return nodeError("bad_request", `Content-Type must be ${expected}${mt ? `, not ${mt}` : ""}`);
+}
+
+/** Reads the body as bytes, refusing it past `maxBytes`. */
+export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array | NodeError> {
+  const declared = c.req.header("content-length");
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    return nodeError("value_too_large", `body is ${declared} bytes; the limit is ${maxBytes}`);
+  }
+  const body = c.req.raw.body;
+  if (!body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return nodeError("value_too_large", `body is over the limit of ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const ch of chunks) {
+    out.set(ch, off);
+    off += ch.byteLength;
+  }
+  return out;
+}
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses a JSON body; returns the parsed value and its compact text. */
+export function parseJson(bytes: Uint8Array): { value: unknown; text: string } | NodeError {
+  let src: string;
+  try {
+    src = strictDecoder.decode(bytes);
+  } catch {
+    return nodeError("bad_request", "body is not valid UTF-8");
+  }
+  if (src.trim().length === 0) return nodeError("bad_request", "body is empty; send a JSON value");
+  try {
+    const value: unknown = JSON.parse(src);
+    return { value, text: JSON.stringify(value) };
+  } catch (e) {
+    return nodeError("bad_request", `body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** A digest of what makes two requests "the same" for Idempotency-Key. */
+export function requestHash(method: string, path: string, body: Uint8Array | string): string {
+  return createHash("sha256").update(method).update("\0").update(path).update("\0").update(body).digest("base64url");
+}
+
+/** True for a plain JSON object (not an array, not null). */
+export function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}

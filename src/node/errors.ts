@@ -1,0 +1,36 @@
+// Expected failures of the node, as values. The HTTP layer maps each code to a
+// status in one place (src/http/errors.ts); everything below it returns these
+// instead of throwing, so a bad request can never crash the node.
+
+/** Every error code of the HTTP contract (DESIGN.md). */
+export type ErrorCode =
+  | "bad_request"
+  | "invalid_key"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "idempotency_mismatch"
+  | "value_too_large"
+  | "no_leader"
+  | "stale_replica"
+  | "clock_skew"
+  | "internal";
+
+/** An expected failure with a human-readable message. */
+export interface NodeError {
+  readonly type: "node_error";
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** Seconds a client should wait before retrying (no_leader, stale_replica). */
+  readonly retryAfterS?: number;
+}
+
+/** Builds a NodeError. */
+export function nodeError(code: ErrorCode, message: string, retryAfterS?: number): NodeError {
+  return retryAfterS === undefined ? { type: "node_error", code, message } : { type: "node_error", code, message, retryAfterS };
+}
+
+/** True when `x` is a NodeError. */
+export function isNodeError(x: unknown): x is NodeError {
+  return typeof x === "object" && x !== null && (x as NodeError).type === "node_error";
+}

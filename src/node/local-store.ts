@@ -1,0 +1,379 @@
+// The replica store of one node: the write path (client intent -> op -> new
+// key state -> group commit -> answer) and the read path, wiring the pure core
+// to storage. It decides nothing itself: ops are built and merged by src/core;
+// this file only sequences load, apply, persist, and acknowledge, and keeps
+// the small in-memory overlay that makes writes in one group see each other.
+
+import { applyCounter, counterValue } from "../core/crdt/pn-counter.js";
+import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
+import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
+import { applySet, setMembers } from "../core/crdt/or-set.js";
+import { encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
+import type { NodeId } from "../core/ids.js";
+import type { Conflict, CounterState, DocState, KvRegister, Namespace, Op, OrSetState } from "../core/op.js";
+import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../core/write.js";
+import { mergeVv, vvGet, type VersionVector } from "../core/version-vector.js";
+import type { GroupCommitter } from "../storage/group-commit.js";
+import { readNodeMeta, type Batch, type IdempotencyRecord, type Storage } from "../storage/port.js";
+import { isNodeError, nodeError, type NodeError } from "./errors.js";
+import type { AckLevel, DataService, KvRead, WriteAnswer, WriteMeta } from "./service.js";
+
+/** Waits until a committed op is durable at the level the client asked for. */
+export type AckGate = (op: Op, level: AckLevel) => Promise<true | NodeError>;
+
+/** Decides whether this node may take a client write now (leadership, clock skew). */
+export type WriteGate = () => NodeError | null;
+
+export interface LocalStoreOptions {
+  readonly nodeId: NodeId;
+  readonly storage: Storage;
+  readonly committer: GroupCommitter;
+  readonly now: () => number;
+  /** Defaults to "durable locally is enough" until replication plugs in. */
+  readonly ackGate?: AckGate;
+  readonly writeGate?: WriteGate;
+  /** Called after ops are committed (local or remote): replication streams them on. */
+  readonly onCommitted?: (ops: readonly Op[]) => void;
+  readonly onConflicts?: (conflicts: readonly Conflict[]) => void;
+}
+
+type AnyState = KvRegister | CounterState | OrSetState | DocState;
+
+/** The token of a write: the dot of its op, "<origin>:<seq>". */
+export function tokenOf(op: { origin: string; seq: number }): string {
+  return `${op.origin}:${op.seq}`;
+}
+
+/** Parses a causal token; null when it is not one. */
+export function parseToken(token: string): { origin: string; seq: number } | null {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([1-9]\d{0,15})$/.exec(token);
+  if (!m) return null;
+  const seq = Number(m[2]);
+  return Number.isSafeInteger(seq) ? { origin: m[1] as string, seq } : null;
+}
+
+/** The node's replica: implements the data service over storage and the core. */
+export class LocalStore implements DataService {
+  private readonly storage: Storage;
+  private readonly committer: GroupCommitter;
+  private readonly nodeId: NodeId;
+  private readonly now: () => number;
+  private readonly ackGate: AckGate;
+  private readonly writeGate: WriteGate;
+  private readonly onCommitted: (ops: readonly Op[]) => void;
+  private readonly onConflicts: (conflicts: readonly Conflict[]) => void;
+
+  private hlc: Hlc;
+  private seq: number;
+  /** Key states changed by batches not yet committed, so the next write builds on them. */
+  private readonly overlay = new Map<string, AnyState>();
+  /** Writes under way per Idempotency-Key, so a concurrent retry waits for the first answer. */
+  private readonly inflight = new Map<string, Promise<WriteAnswer | NodeError>>();
+  /** Readers waiting for a token (read-your-writes), woken after each commit. */
+  private readonly tokenWaiters = new Set<() => void>();
+  private vv: VersionVector;
+
+  constructor(o: LocalStoreOptions) {
+    this.storage = o.storage;
+    this.committer = o.committer;
+    this.nodeId = o.nodeId;
+    this.now = o.now;
+    this.ackGate = o.ackGate ?? (async () => true);
+    this.writeGate = o.writeGate ?? (() => null);
+    this.onCommitted = o.onCommitted ?? (() => undefined);
+    this.onConflicts = o.onConflicts ?? (() => undefined);
+    const meta = readNodeMeta(this.storage);
+    this.hlc = meta.lastHlc;
+    // The op log is the truth for our own seq: never reuse a logged dot.
+    this.seq = Math.max(meta.lastSeq, vvGet(this.storage.opLogVv(), this.nodeId));
+    this.vv = this.storage.appliedVv();
+  }
+
+  /** The node vector: per origin, the highest contiguous seq applied. */
+  versionVector(): VersionVector {
+    return this.vv;
+  }
+
+  /** The node's current HLC (for heartbeats and skew checks). */
+  clock(): Hlc {
+    return this.hlc;
+  }
+
+  // ---- writes ------------------------------------------------------------
+
+  kvPut(key: string, valueJson: string, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    return this.write(meta, "kv", key, (state, seq, hlc) => {
+      const op = makeKvOp(state as KvRegister | undefined, key, valueJson, this.nodeId, seq, hlc);
+      return { op, body: (_s) => ({ key, token: tokenOf(op), version: { hlc: encodeHlc(op.hlc), node: op.origin } }) };
+    });
+  }
+
+  kvDelete(key: string, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    return this.write(meta, "kv", key, (state, seq, hlc) => {
+      const op = makeKvOp(state as KvRegister | undefined, key, null, this.nodeId, seq, hlc);
+      return { op, body: () => ({ key, token: tokenOf(op) }) };
+    });
+  }
+
+  counterAdd(key: string, delta: number, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    return this.write(meta, "counters", key, (state, seq, hlc) => {
+      const op = makeCounterOp(state as CounterState | undefined, key, delta, this.nodeId, seq, hlc);
+      return { op, body: (s) => ({ key, value: counterValue(s as CounterState), token: tokenOf(op) }) };
+    });
+  }
+
+  setUpdate(key: string, add: readonly string[], remove: readonly string[], meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    return this.write(meta, "sets", key, (state, seq, hlc) => {
+      const op = makeSetOp(state as OrSetState | undefined, key, [...add], [...remove], this.nodeId, seq, hlc);
+      return { op, body: (s) => ({ key, members: setMembers(s as OrSetState), token: tokenOf(op) }) };
+    });
+  }
+
+  docUpdate(key: string, update: Uint8Array, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    if (!validateDocUpdate(update)) return Promise.resolve(nodeError("bad_request", "body is not a valid Yjs update"));
+    return this.write(meta, "docs", key, (_state, seq, hlc) => {
+      const op = makeDocOp(key, update, this.nodeId, seq, hlc);
+      return { op, body: () => ({ key, token: tokenOf(op) }) };
+    });
+  }
+
+  private write(
+    meta: WriteMeta,
+    ns: Namespace,
+    key: string,
+    build: (state: AnyState | undefined, seq: number, hlc: Hlc) => { op: Op; body: (state: AnyState) => Record<string, unknown> },
+  ): Promise<WriteAnswer | NodeError> {
+    const idem = meta.idempotencyKey;
+    if (idem === undefined) return this.writeOnce(meta, ns, key, build);
+    const running = this.inflight.get(idem);
+    if (running) return running.then((a) => this.replayFor(idem, meta, a));
+    const stored = this.storage.getIdempotency(idem);
+    if (stored) return Promise.resolve(this.replay(stored, meta));
+    const p = this.writeOnce(meta, ns, key, build).finally(() => this.inflight.delete(idem));
+    this.inflight.set(idem, p);
+    return p;
+  }
+
+  /** A concurrent duplicate of an in-flight write: same answer, or a mismatch. */
+  private replayFor(idem: string, meta: WriteMeta, first: WriteAnswer | NodeError): WriteAnswer | NodeError {
+    const stored = this.storage.getIdempotency(idem);
+    if (stored) return this.replay(stored, meta);
+    // The first attempt failed before it was recorded; the retry may try again.
+    return isNodeError(first) ? first : nodeError("internal", "idempotent write finished without a record");
+  }
+
+  private replay(rec: IdempotencyRecord, meta: WriteMeta): WriteAnswer | NodeError {
+    if (rec.requestHash !== meta.requestHash) {
+      return nodeError("idempotency_mismatch", "this Idempotency-Key was already used for a different request");
+    }
+    const body = JSON.parse(rec.body) as Record<string, unknown>;
+    return { body, token: String(body.token), replayed: true };
+  }
+
+  private async writeOnce(
+    meta: WriteMeta,
+    ns: Namespace,
+    key: string,
+    build: (state: AnyState | undefined, seq: number, hlc: Hlc) => { op: Op; body: (state: AnyState) => Record<string, unknown> },
+  ): Promise<WriteAnswer | NodeError> {
+    const refused = this.writeGate();
+    if (refused) return refused;
+    // Everything from here to submit() is synchronous, so concurrent writes to
+    // one key are serialized through the overlay.
+    const hlc = tick(this.hlc, this.now());
+    if (!isValidHlc(hlc)) return nodeError("clock_skew", "this node's clock is outside the range the HLC can encode");
+    const seq = this.seq + 1;
+    const { op, body } = build(this.loadState(ns, key), seq, hlc);
+    const applied = this.applyToState(this.loadState(ns, key), op);
+    this.hlc = hlc;
+    this.seq = seq;
+    this.vv = mergeVv(this.vv, { [this.nodeId]: seq });
+    const answerBody = body(applied.state);
+    const idem: IdempotencyRecord[] = meta.idempotencyKey === undefined ? [] : [
+      { key: meta.idempotencyKey, requestHash: meta.requestHash, status: 200, body: JSON.stringify(answerBody), createdAtMs: this.now() },
+    ];
+    const batch = this.stateBatch(ns, key, applied.state, {
+      ops: [op],
+      conflicts: applied.conflicts,
+      idempotency: idem,
+      appliedVv: { [this.nodeId]: seq },
+      meta: { lastSeq: seq, lastHlc: hlc },
+    });
+    const overlayKey = `${ns}\0${key}`;
+    this.overlay.set(overlayKey, applied.state);
+    try {
+      await this.committer.submit(batch);
+    } catch (err) {
+      // Nothing was acknowledged; the op's dot is burnt, which is harmless
+      // (seqs need not be gap-free across a failed commit on the origin
+      // because the op log is the truth; see opLogVv on restart).
+      throw err;
+    } finally {
+      if (this.overlay.get(overlayKey) === applied.state) this.overlay.delete(overlayKey);
+    }
+    this.committed([op], applied.conflicts);
+    const acked = await this.ackGate(op, meta.ack);
+    if (acked !== true) return acked;
+    return { body: answerBody, token: tokenOf(op), replayed: false };
+  }
+
+  /** Applies ops that came from peers; resolves once they are durable. Returns what was new. */
+  async applyRemote(ops: readonly Op[]): Promise<Op[]> {
+    const fresh: Op[] = [];
+    const conflicts: Conflict[] = [];
+    const states = new Map<string, { ns: Namespace; key: string; state: AnyState }>();
+    let vv = this.vv;
+    let hlc = this.hlc;
+    for (const op of ops) {
+      if (vvGet(vv, op.origin) >= op.seq || this.storage.hasOp(op.origin, op.seq)) continue;
+      const k = `${op.ns}\0${op.key}`;
+      const cur = states.get(k)?.state ?? this.loadState(op.ns, op.key);
+      const r = this.applyToState(cur, op);
+      states.set(k, { ns: op.ns, key: op.key, state: r.state });
+      conflicts.push(...r.conflicts);
+      fresh.push(op);
+      if (op.seq === vvGet(vv, op.origin) + 1) vv = mergeVv(vv, { [op.origin]: op.seq });
+      if (op.hlc.wallMs > hlc.wallMs || (op.hlc.wallMs === hlc.wallMs && op.hlc.logical > hlc.logical)) hlc = op.hlc;
+    }
+    if (fresh.length === 0) return fresh;
+    let batch: Batch = { ops: fresh, conflicts, appliedVv: vv, meta: { lastHlc: hlc } };
+    for (const s of states.values()) {
+      this.overlay.set(`${s.ns}\0${s.key}`, s.state);
+      batch = this.stateBatch(s.ns, s.key, s.state, batch);
+    }
+    this.vv = vv;
+    this.hlc = hlc;
+    try {
+      await this.committer.submit(batch);
+    } finally {
+      for (const s of states.values()) {
+        const k = `${s.ns}\0${s.key}`;
+        if (this.overlay.get(k) === s.state) this.overlay.delete(k);
+      }
+    }
+    this.committed(fresh, conflicts);
+    return fresh;
+  }
+
+  private committed(ops: readonly Op[], conflicts: readonly Conflict[]): void {
+    if (conflicts.length > 0) this.onConflicts(conflicts);
+    this.onCommitted(ops);
+    for (const wake of [...this.tokenWaiters]) wake();
+  }
+
+  private loadState(ns: Namespace, key: string): AnyState | undefined {
+    const o = this.overlay.get(`${ns}\0${key}`);
+    if (o !== undefined) return o;
+    switch (ns) {
+      case "kv":
+        return this.storage.getKv(key);
+      case "counters":
+        return this.storage.getCounter(key);
+      case "sets":
+        return this.storage.getSet(key);
+      case "docs":
+        return this.storage.getDoc(key);
+      default:
+        return assertNever(ns);
+    }
+  }
+
+  private applyToState(state: AnyState | undefined, op: Op): { state: AnyState; conflicts: Conflict[] } {
+    switch (op.ns) {
+      case "kv": {
+        const r = applyKv(state as KvRegister | undefined, op);
+        return { state: r.reg, conflicts: r.conflicts };
+      }
+      case "counters":
+        return { state: applyCounter(state as CounterState | undefined, op), conflicts: [] };
+      case "sets":
+        return { state: applySet(state as OrSetState | undefined, op), conflicts: [] };
+      case "docs":
+        return { state: applyDoc(state as DocState | undefined, op.update), conflicts: [] };
+      default:
+        return assertNever(op);
+    }
+  }
+
+  private stateBatch(ns: Namespace, key: string, state: AnyState, base: Batch): Batch {
+    switch (ns) {
+      case "kv": {
+        const reg = state as KvRegister;
+        return { ...base, kv: [...(base.kv ?? []), { key, reg, deleted: readKv(reg)?.valueJson === null }] };
+      }
+      case "counters":
+        return { ...base, counters: [...(base.counters ?? []), { key, state: state as CounterState }] };
+      case "sets":
+        return { ...base, sets: [...(base.sets ?? []), { key, state: state as OrSetState }] };
+      case "docs":
+        return { ...base, docs: [...(base.docs ?? []), { key, state: state as DocState }] };
+      default:
+        return assertNever(ns);
+    }
+  }
+
+  // ---- reads -------------------------------------------------------------
+
+  kvGet(key: string): KvRead | undefined {
+    const w = readKv(this.storage.getKv(key));
+    if (!w || w.valueJson === null) return undefined;
+    return { key, valueJson: w.valueJson, version: versionOf(w) };
+  }
+
+  kvList(prefix: string, after: string | undefined, limit: number): { items: KvRead[]; next: string | null } {
+    const rows = this.storage.listKv({ prefix, ...(after === undefined ? {} : { after }), limit: limit + 1 });
+    const items: KvRead[] = [];
+    for (const row of rows.slice(0, limit)) {
+      const w = readKv(row.reg);
+      if (w && w.valueJson !== null) items.push({ key: row.key, valueJson: w.valueJson, version: versionOf(w) });
+    }
+    const next = rows.length > limit ? (items[items.length - 1]?.key ?? null) : null;
+    return { items, next };
+  }
+
+  counterGet(key: string): number {
+    return counterValue(this.storage.getCounter(key));
+  }
+
+  setGet(key: string): string[] {
+    return setMembers(this.storage.getSet(key));
+  }
+
+  docGet(key: string, sv: Uint8Array | undefined): Uint8Array | NodeError {
+    if (sv !== undefined && !validateStateVector(sv)) return nodeError("bad_request", "sv is not a valid Yjs state vector");
+    const state = this.storage.getDoc(key) ?? emptyDoc();
+    return docDiff(state, sv);
+  }
+
+  conflicts(limit: number): Conflict[] {
+    return this.storage.conflicts(limit);
+  }
+
+  /** True when this node has applied the write named by `token`. */
+  hasApplied(origin: string, seq: number): boolean {
+    return vvGet(this.vv, origin) >= seq || this.storage.hasOp(origin as NodeId, seq);
+  }
+
+  async awaitToken(token: string, deadlineMs: number): Promise<true | NodeError> {
+    const t = parseToken(token);
+    if (!t) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");
+    if (this.hasApplied(t.origin, t.seq)) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.tokenWaiters.delete(check);
+        resolve(nodeError("stale_replica", "this replica has not yet applied the write the token names; retry or ask another node", 1));
+      }, Math.max(0, deadlineMs - this.now()));
+      const check = () => {
+        if (!this.hasApplied(t.origin, t.seq)) return;
+        clearTimeout(timer);
+        this.tokenWaiters.delete(check);
+        resolve(true);
+      };
+      this.tokenWaiters.add(check);
+    });
+  }
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(x)}`);
+}
