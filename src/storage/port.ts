@@ -1,0 +1,174 @@
+// The storage port: what the node runtime needs from a disk, and nothing more.
+// Two implementations sit behind it — SQLite for real nodes, memory for the
+// deterministic simulator — and one contract suite (test/storage/contract.ts)
+// holds both to the same behaviour. Storage makes no merge decisions: the
+// caller computes new per-key states with src/core and hands them over in a
+// Batch, which is committed atomically. The port is synchronous because
+// better-sqlite3 is; batching across requests is group-commit.ts's job.
+
+import type { Hlc } from "../core/hlc.js";
+import { HLC_ZERO } from "../core/hlc.js";
+import type { NodeId } from "../core/ids.js";
+import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState } from "../core/op.js";
+import type { VersionVector } from "../core/version-vector.js";
+
+/** A persisted vote: this node accepted `node` as coordinator for `epoch`. */
+export interface Vote {
+  readonly epoch: number;
+  readonly node: NodeId;
+}
+
+/** The metadata keys the runtime relies on, with their types. */
+export interface KnownMeta {
+  /** This node's id, written once when the data directory is created. */
+  nodeId: NodeId;
+  /** Highest epoch this node has seen; never goes back. */
+  epoch: number;
+  /** The coordinator this node accepted, at most one per epoch. */
+  votedFor: Vote;
+  /** This node's own op counter: the seq of its last op. */
+  lastSeq: number;
+  /** This node's HLC as of its last persisted event, so a restart never goes back. */
+  lastHlc: Hlc;
+}
+
+/** The type stored under a meta key: typed for known keys, any JSON value otherwise. */
+export type MetaValue<K extends string> = K extends keyof KnownMeta ? KnownMeta[K] : unknown;
+
+/** Meta entries to set in a batch; undefined values are skipped. Values must be JSON-serializable. */
+export type MetaPatch = Readonly<Partial<KnownMeta>> & Readonly<Record<string, unknown>>;
+
+/** A kv key's materialized state. `deleted` says the read-winner is a tombstone (decided by the caller). */
+export interface KvRow {
+  readonly key: string;
+  readonly reg: KvRegister;
+  readonly deleted: boolean;
+}
+
+/** A materialized state of one key of the counters, sets or docs namespace. */
+export interface KeyState<S> {
+  readonly key: string;
+  readonly state: S;
+}
+
+/** The answer stored for an Idempotency-Key, so a retry gets the same answer. */
+export interface IdempotencyRecord {
+  readonly key: string;
+  /** A hash of the request, to tell a retry from a different request reusing the key. */
+  readonly requestHash: string;
+  readonly status: number;
+  /** The response body as sent. */
+  readonly body: string;
+  /** Wall time of the original request, for pruning. */
+  readonly createdAtMs: number;
+}
+
+/**
+ * Everything one commit writes, in one transaction. Lists are applied in
+ * order, so when a key appears twice the later state wins (that is what makes
+ * concatenating batches in group commit safe).
+ */
+export interface Batch {
+  /** Ops to append to the log; a dot already logged (or compacted) is ignored. */
+  readonly ops?: readonly Op[];
+  readonly kv?: readonly KvRow[];
+  readonly counters?: readonly KeyState<CounterState>[];
+  readonly sets?: readonly KeyState<OrSetState>[];
+  readonly docs?: readonly KeyState<DocState>[];
+  readonly conflicts?: readonly Conflict[];
+  readonly idempotency?: readonly IdempotencyRecord[];
+  /** The node vector: merged entrywise by max, so it never goes back. */
+  readonly appliedVv?: VersionVector;
+  readonly meta?: MetaPatch;
+}
+
+/** What a commit did. */
+export interface CommitResult {
+  /** Ops newly appended (duplicates not counted). */
+  readonly opsInserted: number;
+}
+
+/** Arguments of listKv. */
+export interface ListKvOptions {
+  /** Only keys that start with these bytes ("" or absent: all keys). */
+  readonly prefix?: string;
+  /** Only keys after this one in byte order (exclusive): the previous page's last key. */
+  readonly after?: string;
+  /** At most this many rows; counts only rows returned. */
+  readonly limit: number;
+  /** Include keys whose winner is a tombstone (default false). */
+  readonly includeDeleted?: boolean;
+}
+
+/** The largest page listKv, getOps and conflicts return. */
+export const STORAGE_PAGE_MAX = 10_000;
+
+/** The storage port. Every method is synchronous; every write is durable when it returns. */
+export interface Storage {
+  /** A metadata value, or undefined when never set. */
+  getMeta<K extends string>(key: K): MetaValue<K> | undefined;
+  /** Sets one metadata value in its own transaction (for epoch and vote: persist before use). */
+  setMeta<K extends string>(key: K, value: MetaValue<K>): void;
+
+  /** A kv key's register (tombstoned or not), or undefined when never written. */
+  getKv(key: string): KvRegister | undefined;
+  /** A counter's state, or undefined when never written. */
+  getCounter(key: string): CounterState | undefined;
+  /** A set's state, or undefined when never written. */
+  getSet(key: string): OrSetState | undefined;
+  /** A doc's merged Yjs state (a copy), or undefined when never written. */
+  getDoc(key: string): DocState | undefined;
+  /** kv keys in UTF-8 byte order; see ListKvOptions. */
+  listKv(opts: ListKvOptions): KvRow[];
+
+  /** Writes a whole batch atomically: all of it or, if anything throws, none of it. */
+  commit(batch: Batch): CommitResult;
+
+  /** True when the dot was logged (also when compacted away since). */
+  hasOp(origin: NodeId, seq: number): boolean;
+  /** Logged ops of `origin` with fromSeq <= seq <= toSeq, ascending, at most `limit`. */
+  getOps(origin: NodeId, fromSeq: number, toSeq: number, limit: number): Op[];
+  /** Per origin, the highest seq s such that every op up to s is logged or compacted. */
+  opLogVv(): VersionVector;
+  /** Per origin, the seq up to which ops were compacted (a peer needing older ops needs a snapshot). */
+  opLogFloor(): VersionVector;
+  /** Deletes logged ops at or below `stable` (ops every node has); returns how many. */
+  compactOps(stable: VersionVector): number;
+  /** The persisted node vector (what commit's appliedVv built). */
+  appliedVv(): VersionVector;
+
+  /** Recorded conflicts, newest first. */
+  conflicts(limit: number): Conflict[];
+
+  /** The stored answer for an Idempotency-Key, or undefined. */
+  getIdempotency(key: string): IdempotencyRecord | undefined;
+  /** Deletes idempotency records created before `beforeMs`; returns how many. */
+  pruneIdempotency(beforeMs: number): number;
+
+  /** "ok" when the store is consistent, else a description of what is wrong. */
+  integrityCheck(): string;
+  /** Approximate bytes used (for SQLite: database plus WAL file). */
+  sizeBytes(): number;
+  /** Releases the store; any later call throws. */
+  close(): void;
+}
+
+/** The node metadata with defaults for a fresh data directory. */
+export interface NodeMeta {
+  readonly nodeId: NodeId | undefined;
+  readonly epoch: number;
+  readonly votedFor: Vote | undefined;
+  readonly lastSeq: number;
+  readonly lastHlc: Hlc;
+}
+
+/** Reads the runtime's metadata, with defaults where nothing was persisted yet. */
+export function readNodeMeta(storage: Storage): NodeMeta {
+  return {
+    nodeId: storage.getMeta("nodeId"),
+    epoch: storage.getMeta("epoch") ?? 0,
+    votedFor: storage.getMeta("votedFor"),
+    lastSeq: storage.getMeta("lastSeq") ?? 0,
+    lastHlc: storage.getMeta("lastHlc") ?? HLC_ZERO,
+  };
+}

@@ -1,0 +1,354 @@
+// The Storage port on SQLite (better-sqlite3): what a real node keeps on disk.
+// WAL lets readers run beside the writer; synchronous=FULL makes a commit
+// durable when it returns (the ack=local promise), NORMAL trades the last
+// transactions on power loss for speed. Statements are prepared once; each
+// Batch is one IMMEDIATE transaction, so a write lock is taken up front
+// instead of upgraded mid-transaction.
+
+import { mkdirSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type { NodeId } from "../core/ids.js";
+import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Version } from "../core/op.js";
+import { decodeHlc, encodeHlc } from "../core/hlc.js";
+import type { VersionVector } from "../core/version-vector.js";
+import { assertBatch, assertIntIn, assertLimit, assertVv, encodeMetaValue } from "./checks.js";
+import { assertWellFormedKey, listRange } from "./key-order.js";
+import { migrate } from "./migrations.js";
+import { opFromRow, opToRow } from "./op-row.js";
+import type { OpRow } from "./op-row.js";
+import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, Storage } from "./port.js";
+
+/** How to open a SQLite store. */
+export interface SqliteStorageOptions {
+  /** The database file (its directory is created), or ":memory:". */
+  readonly path: string;
+  /** FULL (default): durable at commit. NORMAL: may lose the last commits on power loss, never corrupts. */
+  readonly synchronous?: "FULL" | "NORMAL";
+  /** How long a statement waits for another connection's lock before SQLITE_BUSY. */
+  readonly busyTimeoutMs?: number;
+  /** Upper bound on the WAL file kept after a checkpoint. */
+  readonly walSizeLimitBytes?: number;
+}
+
+/** The connection settings in effect (for tests and /status). */
+export interface SqlitePragmas {
+  readonly journalMode: string;
+  readonly synchronous: "OFF" | "NORMAL" | "FULL" | "EXTRA";
+  readonly busyTimeoutMs: number;
+  readonly schemaVersion: number;
+}
+
+/** The Storage port plus what only a SQLite store has. */
+export interface SqliteStorage extends Storage {
+  readonly path: string;
+  pragmas(): SqlitePragmas;
+}
+
+const BUSY_TIMEOUT_MS_DEFAULT = 5000;
+const WAL_SIZE_LIMIT_BYTES_DEFAULT = 64 * 1024 * 1024;
+const SYNCHRONOUS_NAMES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
+
+interface SqlOpRow extends Omit<OpRow, "payload"> {
+  readonly payload: Buffer | null;
+}
+interface SqlKvRow { readonly key: string; readonly state: string; readonly deleted: number }
+interface SqlConflictRow { readonly key: string; readonly winner: string; readonly loser: string; readonly at: string }
+interface SqlIdempotencyRow {
+  readonly k: string;
+  readonly hash: string;
+  readonly status: number;
+  readonly body: string;
+  readonly created_at_ms: number;
+}
+interface SqlVvRow { readonly origin: string; readonly seq: number }
+
+const OP_COLUMNS = "origin, seq, hlc, ns, key, body, payload";
+
+function vvFromRows(rows: readonly SqlVvRow[]): VersionVector {
+  const out: Record<string, number> = {};
+  for (const r of rows) if (r.seq > 0) out[r.origin] = r.seq;
+  return out;
+}
+
+function conflictFromRow(r: SqlConflictRow): Conflict {
+  const at = decodeHlc(r.at);
+  if (at === null) throw new Error(`conflicts: bad hlc ${JSON.stringify(r.at)}`);
+  return { key: r.key, winner: JSON.parse(r.winner) as Version, loser: JSON.parse(r.loser) as Version, at };
+}
+
+/** A Uint8Array view of a Buffer, so callers get the plain type the port promises. */
+function bytes(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Every fixed statement, prepared once per connection. */
+function prepareStatements(db: Database.Database) {
+  return {
+    getMeta: db.prepare<[string], string>("SELECT v FROM meta WHERE k = ?").pluck(),
+    setMeta: db.prepare<[string, string]>("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
+    getKv: db.prepare<[string], string>("SELECT state FROM kv WHERE key = ?").pluck(),
+    putKv: db.prepare<[string, string, number]>(
+      "INSERT INTO kv (key, state, deleted) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state, deleted = excluded.deleted",
+    ),
+    getCounter: db.prepare<[string], string>("SELECT state FROM counters WHERE key = ?").pluck(),
+    putCounter: db.prepare<[string, string]>("INSERT INTO counters (key, state) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state"),
+    getSet: db.prepare<[string], string>("SELECT state FROM sets WHERE key = ?").pluck(),
+    putSet: db.prepare<[string, string]>("INSERT INTO sets (key, state) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state"),
+    getDoc: db.prepare<[string], Buffer>("SELECT state FROM docs WHERE key = ?").pluck(),
+    putDoc: db.prepare<[string, Uint8Array]>("INSERT INTO docs (key, state) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state"),
+    // A dot at or below the compaction floor was logged before: ignore it like a present one.
+    insertOp: db.prepare<[OpRow]>(
+      `INSERT OR IGNORE INTO ops (${OP_COLUMNS}) SELECT @origin, @seq, @hlc, @ns, @key, @body, @payload
+       WHERE @seq > COALESCE((SELECT seq FROM op_floor WHERE origin = @origin), 0)`,
+    ),
+    hasOp: db.prepare<{ origin: string; seq: number }, number>(
+      `SELECT EXISTS (SELECT 1 FROM ops WHERE origin = @origin AND seq = @seq)
+         OR @seq <= COALESCE((SELECT seq FROM op_floor WHERE origin = @origin), 0)`,
+    ).pluck(),
+    getOps: db.prepare<[string, number, number, number], SqlOpRow>(
+      `SELECT ${OP_COLUMNS} FROM ops WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?`,
+    ),
+    // Walks the distinct origins through the primary key, one seek each, instead of scanning the log.
+    nextOrigin: db.prepare<[string], string>("SELECT origin FROM ops WHERE origin > ? ORDER BY origin LIMIT 1").pluck(),
+    runAbove: db.prepare<[string, number], { n: number; maxSeq: number | null }>(
+      "SELECT COUNT(*) AS n, MAX(seq) AS maxSeq FROM ops WHERE origin = ? AND seq > ?",
+    ),
+    // Rows of the run that starts right after the floor f have seq - row_number = f.
+    contiguousMax: db.prepare<[string, number, number], number | null>(
+      `SELECT MAX(seq) FROM (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS d FROM ops WHERE origin = ? AND seq > ?)
+       WHERE d = ?`,
+    ).pluck(),
+    floors: db.prepare<[], SqlVvRow>("SELECT origin, seq FROM op_floor"),
+    deleteOpsUpTo: db.prepare<[string, number]>("DELETE FROM ops WHERE origin = ? AND seq <= ?"),
+    raiseFloor: db.prepare<[string, number]>(
+      "INSERT INTO op_floor (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    ),
+    nodeVv: db.prepare<[], SqlVvRow>("SELECT origin, seq FROM node_vv"),
+    raiseNodeVv: db.prepare<[string, number]>(
+      "INSERT INTO node_vv (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    ),
+    insertConflict: db.prepare<[string, string, string, string]>("INSERT INTO conflicts (key, winner, loser, at) VALUES (?, ?, ?, ?)"),
+    conflicts: db.prepare<[number], SqlConflictRow>("SELECT key, winner, loser, at FROM conflicts ORDER BY id DESC LIMIT ?"),
+    putIdempotency: db.prepare<[string, string, number, string, number]>(
+      `INSERT INTO idempotency (k, hash, status, body, created_at_ms) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (k) DO UPDATE SET hash = excluded.hash, status = excluded.status, body = excluded.body,
+         created_at_ms = excluded.created_at_ms`,
+    ),
+    getIdempotency: db.prepare<[string], SqlIdempotencyRow>("SELECT k, hash, status, body, created_at_ms FROM idempotency WHERE k = ?"),
+    pruneIdempotency: db.prepare<[number]>("DELETE FROM idempotency WHERE created_at_ms < ?"),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+class SqliteStore implements SqliteStorage {
+  private readonly db: Database.Database;
+  private readonly listStatements = new Map<string, Database.Statement>();
+
+  private readonly s: Statements;
+  private readonly commitTxn: Database.Transaction<(batch: Batch) => CommitResult>;
+  private readonly compactTxn: Database.Transaction<(stable: VersionVector) => number>;
+
+  constructor(readonly path: string, opts: SqliteStorageOptions) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    this.db = db;
+    try {
+      db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS_DEFAULT}`);
+      const mode = db.pragma("journal_mode = WAL", { simple: true }) as string;
+      if (path !== ":memory:" && mode !== "wal") throw new Error(`${path}: could not enable WAL (journal_mode is ${mode})`);
+      db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
+      db.pragma(`journal_size_limit = ${opts.walSizeLimitBytes ?? WAL_SIZE_LIMIT_BYTES_DEFAULT}`);
+      migrate(db, path);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.s = prepareStatements(db);
+    this.commitTxn = db.transaction((batch: Batch) => this.writeBatch(batch));
+    this.compactTxn = db.transaction((stable: VersionVector) => this.deleteStableOps(stable));
+  }
+
+  getMeta<K extends string>(key: K): MetaValue<K> | undefined {
+    const v = this.s.getMeta.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as MetaValue<K>);
+  }
+
+  setMeta<K extends string>(key: K, value: MetaValue<K>): void {
+    this.s.setMeta.run(key, encodeMetaValue(key, value));
+  }
+
+  getKv(key: string): KvRegister | undefined {
+    const v = this.s.getKv.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as KvRegister);
+  }
+
+  getCounter(key: string): CounterState | undefined {
+    const v = this.s.getCounter.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as CounterState);
+  }
+
+  getSet(key: string): OrSetState | undefined {
+    const v = this.s.getSet.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as OrSetState);
+  }
+
+  getDoc(key: string): DocState | undefined {
+    const v = this.s.getDoc.get(key);
+    return v === undefined ? undefined : bytes(v);
+  }
+
+  listKv(opts: ListKvOptions): KvRow[] {
+    assertLimit(opts.limit);
+    if (opts.prefix !== undefined) assertWellFormedKey(opts.prefix, "prefix");
+    if (opts.after !== undefined) assertWellFormedKey(opts.after, "after");
+    if (opts.limit === 0) return [];
+    const range = listRange(opts.prefix, opts.after);
+    const live = opts.includeDeleted !== true;
+    const params: (string | number)[] = [range.lower];
+    if (range.upper !== null) params.push(range.upper);
+    params.push(opts.limit);
+    const rows = this.listStatement(range.lowerInclusive, range.upper !== null, live).all(...params) as SqlKvRow[];
+    return rows.map((r) => ({ key: r.key, reg: JSON.parse(r.state) as KvRegister, deleted: r.deleted === 1 }));
+  }
+
+  /** One statement per shape of range, so each uses the index for both bounds. */
+  private listStatement(lowerInclusive: boolean, bounded: boolean, live: boolean): Database.Statement {
+    const id = `${lowerInclusive ? ">=" : ">"}|${bounded ? "<" : ""}|${live ? "live" : "all"}`;
+    let stmt = this.listStatements.get(id);
+    if (stmt === undefined) {
+      const where = [`key ${lowerInclusive ? ">=" : ">"} ?`];
+      if (bounded) where.push("key < ?");
+      if (live) where.push("deleted = 0");
+      stmt = this.db.prepare(`SELECT key, state, deleted FROM kv WHERE ${where.join(" AND ")} ORDER BY key LIMIT ?`);
+      this.listStatements.set(id, stmt);
+    }
+    return stmt;
+  }
+
+  commit(batch: Batch): CommitResult {
+    assertBatch(batch);
+    return this.commitTxn.immediate(batch);
+  }
+
+  private writeBatch(batch: Batch): CommitResult {
+    let opsInserted = 0;
+    for (const op of batch.ops ?? []) opsInserted += this.s.insertOp.run(opToRow(op)).changes;
+    for (const r of batch.kv ?? []) this.s.putKv.run(r.key, JSON.stringify(r.reg), r.deleted ? 1 : 0);
+    for (const r of batch.counters ?? []) this.s.putCounter.run(r.key, JSON.stringify(r.state));
+    for (const r of batch.sets ?? []) this.s.putSet.run(r.key, JSON.stringify(r.state));
+    for (const r of batch.docs ?? []) this.s.putDoc.run(r.key, r.state);
+    for (const c of batch.conflicts ?? []) {
+      this.s.insertConflict.run(c.key, JSON.stringify(c.winner), JSON.stringify(c.loser), encodeHlc(c.at));
+    }
+    for (const r of batch.idempotency ?? []) this.s.putIdempotency.run(r.key, r.requestHash, r.status, r.body, r.createdAtMs);
+    for (const [origin, seq] of Object.entries(batch.appliedVv ?? {})) this.s.raiseNodeVv.run(origin, seq);
+    for (const [k, v] of Object.entries(batch.meta ?? {})) {
+      if (v !== undefined) this.s.setMeta.run(k, encodeMetaValue(k, v));
+    }
+    return { opsInserted };
+  }
+
+  hasOp(origin: NodeId, seq: number): boolean {
+    return this.s.hasOp.get({ origin, seq }) === 1;
+  }
+
+  getOps(origin: NodeId, fromSeq: number, toSeq: number, limit: number): Op[] {
+    assertLimit(limit);
+    return this.s.getOps.all(origin, fromSeq, toSeq, limit).map((r) => opFromRow(r));
+  }
+
+  opLogFloor(): VersionVector {
+    return vvFromRows(this.s.floors.all());
+  }
+
+  opLogVv(): VersionVector {
+    const floor = this.opLogFloor();
+    const out: Record<string, number> = { ...floor };
+    for (let origin = this.s.nextOrigin.get(""); origin !== undefined; origin = this.s.nextOrigin.get(origin)) {
+      const f = floor[origin] ?? 0;
+      const run = this.s.runAbove.get(origin, f);
+      if (run === undefined || run.n === 0 || run.maxSeq === null) continue;
+      // Common case first: no gap at all above the floor.
+      const top = run.maxSeq - f === run.n ? run.maxSeq : (this.s.contiguousMax.get(origin, f, f) ?? f);
+      if (top > 0) out[origin] = top;
+    }
+    return out;
+  }
+
+  compactOps(stable: VersionVector): number {
+    assertVv("stable", stable);
+    return this.compactTxn.immediate(stable);
+  }
+
+  private deleteStableOps(stable: VersionVector): number {
+    let deleted = 0;
+    for (const [origin, seq] of Object.entries(stable)) {
+      if (seq <= 0) continue;
+      deleted += this.s.deleteOpsUpTo.run(origin, seq).changes;
+      this.s.raiseFloor.run(origin, seq);
+    }
+    return deleted;
+  }
+
+  appliedVv(): VersionVector {
+    return vvFromRows(this.s.nodeVv.all());
+  }
+
+  conflicts(limit: number): Conflict[] {
+    assertLimit(limit);
+    return this.s.conflicts.all(limit).map(conflictFromRow);
+  }
+
+  getIdempotency(key: string): IdempotencyRecord | undefined {
+    const r = this.s.getIdempotency.get(key);
+    if (r === undefined) return undefined;
+    return { key: r.k, requestHash: r.hash, status: r.status, body: r.body, createdAtMs: r.created_at_ms };
+  }
+
+  pruneIdempotency(beforeMs: number): number {
+    assertIntIn("beforeMs", beforeMs, 0, Number.MAX_SAFE_INTEGER);
+    return this.s.pruneIdempotency.run(beforeMs).changes;
+  }
+
+  integrityCheck(): string {
+    const rows = this.db.pragma("integrity_check") as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join("\n");
+  }
+
+  sizeBytes(): number {
+    const pages = this.db.pragma("page_count", { simple: true }) as number;
+    const pageBytes = this.db.pragma("page_size", { simple: true }) as number;
+    let walBytes = 0;
+    if (this.path !== ":memory:") {
+      try {
+        walBytes = statSync(`${this.path}-wal`).size;
+      } catch {
+        // No WAL file (yet, or after a clean close): nothing to add.
+      }
+    }
+    return pages * pageBytes + walBytes;
+  }
+
+  pragmas(): SqlitePragmas {
+    const sync = this.db.pragma("synchronous", { simple: true }) as number;
+    const name = SYNCHRONOUS_NAMES[sync];
+    if (name === undefined) throw new Error(`unexpected synchronous level ${sync}`);
+    return {
+      journalMode: this.db.pragma("journal_mode", { simple: true }) as string,
+      synchronous: name,
+      busyTimeoutMs: this.db.pragma("busy_timeout", { simple: true }) as number,
+      schemaVersion: this.db.pragma("user_version", { simple: true }) as number,
+    };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Opens (creating and migrating if needed) a SQLite store. */
+export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
+  return new SqliteStore(opts.path, opts);
+}

@@ -1,0 +1,123 @@
+// Runs the storage contract against SQLite files in a temporary directory, and
+// checks what only SQLite has: pragmas, migrations, and rollback of a failure
+// raised inside the database engine itself.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError, migrate } from "../../src/storage/migrations.js";
+import type { Storage } from "../../src/storage/port.js";
+import { openSqliteStorage } from "../../src/storage/sqlite.js";
+import type { SqliteStorage } from "../../src/storage/sqlite.js";
+import { runStorageContract } from "./contract.js";
+import { A, docOp, kvOp, reg } from "./fixtures.js";
+
+const root = mkdtempSync(join(tmpdir(), "geokv-storage-"));
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+let dbCount = 0;
+/** A path for a new database file in its own directory under the test's temp root. */
+function freshPath(): string {
+  dbCount++;
+  return join(root, `db-${dbCount}`, "geokv.sqlite");
+}
+
+runStorageContract("sqlite", {
+  create: () => openSqliteStorage({ path: freshPath() }),
+  reopen: (storage: Storage) => {
+    const path = (storage as SqliteStorage).path;
+    storage.close();
+    return openSqliteStorage({ path });
+  },
+});
+
+describe("sqlite storage", () => {
+  it("runs in WAL mode with synchronous=FULL by default, NORMAL on request", () => {
+    const path = freshPath();
+    const full = openSqliteStorage({ path });
+    expect(full.pragmas()).toEqual({ journalMode: "wal", synchronous: "FULL", busyTimeoutMs: 5000, schemaVersion: SCHEMA_VERSION });
+    full.close();
+    const normal = openSqliteStorage({ path, synchronous: "NORMAL", busyTimeoutMs: 250 });
+    expect(normal.pragmas()).toMatchObject({ journalMode: "wal", synchronous: "NORMAL", busyTimeoutMs: 250 });
+    normal.close();
+  });
+
+  it("refuses a database written by a newer schema, with a clear message, and leaves it alone", () => {
+    const path = freshPath();
+    openSqliteStorage({ path }).close();
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    expect(() => openSqliteStorage({ path })).toThrow(SchemaTooNewError);
+    expect(() => openSqliteStorage({ path })).toThrow(
+      new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer than this geokv supports \\(${SCHEMA_VERSION}\\)`),
+    );
+    const check = new Database(path);
+    expect(check.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION + 1);
+    check.close();
+  });
+
+  it("migrates an older database forward, one transaction per version, and only once", () => {
+    const db = new Database(":memory:");
+    expect(migrate(db, ":memory:", MIGRATIONS)).toEqual({ from: 0, to: SCHEMA_VERSION });
+    const next = [...MIGRATIONS, { version: SCHEMA_VERSION + 1, description: "test", sql: "CREATE TABLE extra (x INTEGER);" }];
+    expect(migrate(db, ":memory:", next)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION + 1 });
+    expect(migrate(db, ":memory:", next)).toEqual({ from: SCHEMA_VERSION + 1, to: SCHEMA_VERSION + 1 });
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'extra'").pluck().get()).toBe("extra");
+    // A failing migration rolls back with its version bump.
+    const broken = [...next, { version: SCHEMA_VERSION + 2, description: "broken", sql: "CREATE TABLE y (z); SELECT nope FROM nowhere;" }];
+    expect(() => migrate(db, ":memory:", broken)).toThrow();
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION + 1);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'y'").pluck().get()).toBeUndefined();
+    db.close();
+  });
+
+  it("keeps data across reopen with NORMAL too, and after a checkpointed close", () => {
+    const path = freshPath();
+    const s = openSqliteStorage({ path, synchronous: "NORMAL" });
+    s.commit({ ops: [kvOp(A, 1), docOp(A, 2)], kv: [{ key: "k", reg: reg("1"), deleted: false }], appliedVv: { [A]: 2 } });
+    s.close();
+    const again = openSqliteStorage({ path });
+    expect(again.getOps(A, 1, 2, 10)).toEqual([kvOp(A, 1), docOp(A, 2)]);
+    expect(again.getKv("k")).toEqual(reg("1"));
+    expect(again.appliedVv()).toEqual({ [A]: 2 });
+    again.close();
+  });
+
+  it("rolls back a batch when the database itself fails midway", () => {
+    const path = freshPath();
+    const s = openSqliteStorage({ path });
+    // A trigger makes the idempotency insert fail inside SQLite, after ops and states were written.
+    const raw = new Database(path);
+    raw.exec("CREATE TRIGGER fail_idem BEFORE INSERT ON idempotency BEGIN SELECT RAISE(ABORT, 'forced failure'); END;");
+    raw.close();
+    expect(() => s.commit({
+      ops: [kvOp(A, 1)],
+      kv: [{ key: "k", reg: reg("1"), deleted: false }],
+      idempotency: [{ key: "i", requestHash: "h", status: 200, body: "{}", createdAtMs: 1 }],
+      appliedVv: { [A]: 1 },
+    })).toThrow(/forced failure/);
+    expect(s.getOps(A, 1, 1, 1)).toEqual([]);
+    expect(s.getKv("k")).toBeUndefined();
+    expect(s.appliedVv()).toEqual({});
+    expect(s.integrityCheck()).toBe("ok");
+    s.close();
+  });
+
+  it("stores key states and ops as readable columns (JSON text, encoded HLC, bytes as BLOB)", () => {
+    const path = freshPath();
+    const s = openSqliteStorage({ path });
+    s.commit({ ops: [kvOp(A, 1, "k"), docOp(A, 2)], kv: [{ key: "k", reg: reg("1"), deleted: false }] });
+    s.close();
+    const raw = new Database(path, { readonly: true });
+    const row = raw.prepare("SELECT hlc, ns, key, body, typeof(payload) AS p FROM ops WHERE seq = 1").get();
+    expect(row).toEqual({ hlc: "001700000000001-00001", ns: "kv", key: "k", body: JSON.stringify({ valueJson: "1", vv: { [A]: 1 } }), p: "null" });
+    expect(raw.prepare("SELECT typeof(payload) FROM ops WHERE seq = 2").pluck().get()).toBe("blob");
+    expect(raw.prepare("SELECT typeof(key) FROM kv").pluck().get()).toBe("text");
+    raw.close();
+  });
+});
