@@ -37,6 +37,8 @@ export const coreForbiddenGlobals = [
   { name: "fetch", message: "src/core is pure: no I/O." },
   { name: "process", message: "src/core is pure: configuration is an input." },
   { name: "require", message: "src/core is pure: no dynamic loading." },
+  { name: "crypto", message: "src/core is pure: take random numbers as an input." },
+  { name: "globalThis", message: "src/core is pure: reach nothing through the global object." },
 ];
 
 export default tseslint.config(
@@ -63,7 +65,12 @@ export default tseslint.config(
       "no-restricted-imports": ["error", coreForbiddenImports],
       "no-restricted-properties": ["error", ...coreForbiddenProperties],
       "no-restricted-globals": ["error", ...coreForbiddenGlobals],
-      "no-restricted-syntax": ["error", { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "src/core is pure: `new Date()` reads the wall clock; take `now` as an input." }],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "src/core is pure: `new Date()` reads the wall clock; take `now` as an input." },
+        { selector: "CallExpression[callee.name='Date']", message: "src/core is pure: `Date()` reads the wall clock; take `now` as an input." },
+        { selector: "ImportExpression", message: "src/core is pure: no dynamic import()." },
+      ],
     },
   },
 );

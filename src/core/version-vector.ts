@@ -4,7 +4,7 @@
 // overwrite from a true conflict, and what replication compares to know what a
 // peer lacks.
 
-import type { NodeId } from "./ids.js";
+import { isValidId, type NodeId } from "./ids.js";
 
 /** origin node -> highest seq. Missing entries mean 0. */
 export type VersionVector = Readonly<Record<string, number>>;
@@ -93,7 +93,9 @@ export function vvLag(ahead: VersionVector, behind: VersionVector): number {
 export function isValidVv(x: unknown): x is VersionVector {
   if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
   for (const [k, v] of Object.entries(x)) {
-    if (k.length === 0 || k.length > 64) return false;
+    // Keys are node ids. Anything looser lets "__proto__" (an own key after
+    // JSON.parse) through, and mergeVv/normalizeVv would silently drop it.
+    if (!isValidId(k)) return false;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) return false;
   }
   return true;

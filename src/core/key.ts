@@ -1,0 +1,48 @@
+// Key validation, shared by every edge that accepts a key (HTTP paths, the
+// binary codec): the contract says a key is 1 to 1024 bytes of UTF-8, and
+// checking it in one place keeps the HTTP layer and the wire format from
+// disagreeing about which keys exist.
+
+/** The longest key, in UTF-8 bytes (DESIGN.md: keys are 1 to 1024 bytes). */
+export const MAX_KEY_BYTES = 1024;
+
+/** Why a key was refused; the HTTP layer maps it to 400 invalid_key. */
+export interface InvalidKeyError {
+  readonly type: "invalid_key";
+  readonly reason: string;
+}
+
+/**
+ * UTF-8 length of `s`, or -1 when `s` has a lone surrogate (no UTF-8 form:
+ * TextEncoder would silently turn it into U+FFFD and change the data).
+ */
+export function utf8ByteLength(s: string): number {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (d < 0xdc00 || d > 0xdfff) return -1;
+      bytes += 4;
+      i++;
+    } else if (c >= 0xdc00 && c <= 0xdfff) return -1;
+    else bytes += 3;
+  }
+  return bytes;
+}
+
+/** True when `s` has no lone surrogates, so it survives a UTF-8 round trip. */
+export function isWellFormedString(s: string): boolean {
+  return utf8ByteLength(s) >= 0;
+}
+
+/** Null for an acceptable key, else why not (empty, over MAX_KEY_BYTES, not UTF-8). */
+export function validateKey(key: string): InvalidKeyError | null {
+  if (key.length === 0) return { type: "invalid_key", reason: "key is empty" };
+  const bytes = utf8ByteLength(key);
+  if (bytes < 0) return { type: "invalid_key", reason: "key is not valid UTF-8 (lone surrogate)" };
+  if (bytes > MAX_KEY_BYTES) return { type: "invalid_key", reason: `key is ${bytes} bytes, over the ${MAX_KEY_BYTES}-byte limit` };
+  return null;
+}
