@@ -1,0 +1,210 @@
+// Yjs documents as update bytes: merging is a lattice join, concurrent edits
+// from several Y.Docs converge whatever order and how often their updates
+// arrive, diffs against a state vector bring a peer up to date, and
+// validateDocUpdate rejects garbage without ever throwing.
+
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import * as Y from "yjs";
+import { applyDoc, docDiff, docDigest, docStateVector, emptyDoc, mergeDoc, validateDocUpdate, validateStateVector } from "../../src/core/crdt/ydoc.js";
+import type { DocOp, DocState } from "../../src/core/op.js";
+import { deliver, deliveryArb, historyArb, runHistory } from "./arbitraries.js";
+
+const stateOf = (updates: readonly Uint8Array[]): DocState => updates.reduce<DocState>((s, u) => applyDoc(s, u), emptyDoc());
+
+/** The visible content of a state, through a real Y.Doc and typed accessors. */
+function contentOf(state: Uint8Array): { text: string; map: Record<string, unknown> } {
+  const doc = new Y.Doc({ guid: "test" });
+  Y.applyUpdate(doc, state);
+  const out = { text: doc.getText("t").toString(), map: doc.getMap("m").toJSON() };
+  doc.destroy();
+  return out;
+}
+
+/** Concurrent edits from 2-4 Y.Docs (one per simulated node), each made on that node's view. */
+const updatesArb = historyArb(["doc"], 24).map((h) =>
+  runHistory(h)
+    .ops.filter((op): op is DocOp => op.ns === "docs" && op.key === "k1")
+    .map((op) => op.update),
+);
+
+const threeStatesArb = fc
+  .tuple(updatesArb, fc.array(fc.nat({ max: 2 }), { minLength: 40, maxLength: 40 }))
+  .map(([ups, pick]) => {
+    const part = (n: number) => ups.filter((_, i) => pick[i % pick.length] !== n);
+    return [stateOf(part(0)), stateOf(part(1)), stateOf(part(2))] as const;
+  });
+
+function editor(clientID: number): { doc: Y.Doc; updates: Uint8Array[] } {
+  const doc = new Y.Doc({ guid: "test" });
+  doc.clientID = clientID;
+  const updates: Uint8Array[] = [];
+  doc.on("update", (u: Uint8Array) => updates.push(u));
+  return { doc, updates };
+}
+
+describe("ydoc: examples", () => {
+  it("merges concurrent text edits and serves diffs against a state vector", () => {
+    const a = editor(1);
+    const b = editor(2);
+    a.doc.getText("t").insert(0, "hello");
+    b.doc.getText("t").insert(0, "world");
+    b.doc.getMap("m").set("k", 1);
+    let s = emptyDoc();
+    for (const u of [...a.updates, ...b.updates]) s = applyDoc(s, u);
+    const merged = contentOf(s);
+    expect(["helloworld", "worldhello"]).toContain(merged.text);
+    expect(merged.map).toEqual({ k: 1 });
+
+    // A client that has a's edits only asks for what it lacks.
+    const diff = docDiff(s, Y.encodeStateVector(a.doc));
+    Y.applyUpdate(a.doc, diff);
+    expect(a.doc.getText("t").toString()).toBe(merged.text);
+    expect(diff.length).toBeLessThan(s.length);
+    expect(docDiff(s)).toEqual(s);
+    expect(Y.decodeStateVector(docStateVector(s))).toEqual(new Map([[1, 5], [2, 6]]));
+  });
+
+  it("an empty doc is the empty update", () => {
+    expect(emptyDoc()).toEqual(Y.encodeStateAsUpdate(new Y.Doc({ guid: "test" })));
+    expect(validateDocUpdate(emptyDoc())).toBe(true);
+    expect(contentOf(emptyDoc())).toEqual({ text: "", map: {} });
+    expect(docDigest(emptyDoc())).toEqual({ structs: {}, deleted: {}, content: {} });
+  });
+
+  it("never aliases the update it was given", () => {
+    const a = editor(1);
+    a.doc.getText("t").insert(0, "x");
+    const u = a.updates[0] as Uint8Array;
+    const s = applyDoc(undefined, u);
+    expect(s).not.toBe(u);
+    expect(docDiff(s)).not.toBe(s);
+  });
+
+  it("validates updates: real ones pass, garbage and truncations fail", () => {
+    const a = editor(7);
+    a.doc.getText("t").insert(0, "hello world");
+    const full = Y.encodeStateAsUpdate(a.doc);
+    expect(validateDocUpdate(full)).toBe(true);
+    expect(validateDocUpdate(new Uint8Array([]))).toBe(false);
+    expect(validateDocUpdate(full.subarray(0, full.length - 3))).toBe(false);
+    // A varint that claims 2^24-odd structs: Y.applyUpdate alone would allocate for it.
+    expect(validateDocUpdate(new Uint8Array([88, 134, 147, 247, 9]))).toBe(false);
+    expect(validateDocUpdate(new TextEncoder().encode('{"not":"yjs"}'))).toBe(false);
+    expect(validateStateVector(Y.encodeStateVector(a.doc))).toBe(true);
+    expect(validateStateVector(new Uint8Array([5, 1]))).toBe(false);
+  });
+
+  it("an update whose dependencies have not arrived is valid and waits", () => {
+    const a = editor(1);
+    a.doc.getText("t").insert(0, "ab");
+    a.doc.getText("t").insert(1, "X");
+    const [first, second] = a.updates as [Uint8Array, Uint8Array];
+    expect(validateDocUpdate(second)).toBe(true);
+    const early = applyDoc(undefined, second);
+    expect(contentOf(early).text).toBe("");
+    expect(contentOf(applyDoc(early, first)).text).toBe("aXb");
+  });
+});
+
+describe("ydoc: properties", () => {
+  it("merge is commutative, associative and idempotent (byte-equal states for editor updates)", () => {
+    fc.assert(
+      fc.property(threeStatesArb, ([a, b, c]) => {
+        expect(mergeDoc(a, b)).toEqual(mergeDoc(b, a));
+        expect(mergeDoc(mergeDoc(a, b), c)).toEqual(mergeDoc(a, mergeDoc(b, c)));
+        expect(mergeDoc(a, a)).toEqual(a);
+        expect(mergeDoc(a, emptyDoc())).toEqual(a);
+      }),
+    );
+  });
+
+  it("concurrent edits delivered in any order with duplicates give the same document", () => {
+    fc.assert(
+      fc.property(updatesArb, deliveryArb, deliveryArb, (updates, d1, d2) => {
+        const s1 = stateOf(deliver(updates, d1));
+        const s2 = stateOf(deliver(updates, d2));
+        expect(s2).toEqual(s1);
+        expect(docDigest(s2)).toEqual(docDigest(s1));
+        // Real Y.Docs fed the raw updates (in other orders, with duplicates) agree with the merged state.
+        const doc = new Y.Doc({ guid: "test" });
+        for (const u of deliver(updates, d2)) Y.applyUpdate(doc, u);
+        expect({ text: doc.getText("t").toString(), map: doc.getMap("m").toJSON() }).toEqual(contentOf(s1));
+        doc.destroy();
+      }),
+    );
+  });
+
+  it("with overlapping updates (full states of garbage-collected docs) merges agree up to docDigest", () => {
+    // Yjs writes a struct that two inputs both hold from whichever input its merge loop meets
+    // first, and a gc'd doc holds a GC struct where another update has the deleted item: the
+    // bytes then depend on merge order, the document does not.
+    const overlappingArb = historyArb(["doc"], 24).map((h) => {
+      const run = runHistory(h);
+      const updates = run.ops.filter((op): op is DocOp => op.ns === "docs" && op.key === "k1").map((op) => op.update);
+      for (const node of run.nodes) {
+        const editor = node.editors.get("k1");
+        if (editor !== undefined) updates.push(Y.encodeStateAsUpdate(editor));
+      }
+      return updates;
+    });
+    fc.assert(
+      fc.property(overlappingArb, deliveryArb, deliveryArb, fc.array(fc.nat({ max: 2 }), { minLength: 40, maxLength: 40 }), (updates, d1, d2, pick) => {
+        const s1 = stateOf(deliver(updates, d1));
+        expect(docDigest(stateOf(deliver(updates, d2)))).toEqual(docDigest(s1));
+        expect(contentOf(stateOf(deliver(updates, d2)))).toEqual(contentOf(s1));
+        const part = (n: number) => stateOf(updates.filter((_, i) => pick[i % pick.length] !== n));
+        const [a, b, c] = [part(0), part(1), part(2)];
+        expect(docDigest(mergeDoc(a, b))).toEqual(docDigest(mergeDoc(b, a)));
+        expect(docDigest(mergeDoc(mergeDoc(a, b), c))).toEqual(docDigest(mergeDoc(a, mergeDoc(b, c))));
+        expect(docDigest(mergeDoc(a, a))).toEqual(docDigest(a));
+        expect(docDigest(mergeDoc(mergeDoc(a, b), c))).toEqual(docDigest(s1));
+      }),
+    );
+  });
+
+  it("a diff against any earlier state brings that state up to date", () => {
+    fc.assert(
+      fc.property(updatesArb, fc.nat(), (updates, cut) => {
+        const full = stateOf(updates);
+        const early = stateOf(updates.slice(0, cut % (updates.length + 1)));
+        const caughtUp = applyDoc(early, docDiff(full, docStateVector(early)));
+        expect(docDigest(caughtUp)).toEqual(docDigest(full));
+      }),
+    );
+  });
+
+  it("validateDocUpdate never throws on random bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        expect(typeof validateDocUpdate(bytes)).toBe("boolean");
+      }),
+    );
+  });
+
+  it("validateDocUpdate never throws on corrupted real updates, and what it accepts can be merged and loaded", () => {
+    const edits = fc.array(
+      fc.record({ kind: fc.constantFrom("set", "insert", "delete", "truncate"), pos: fc.nat(), byte: fc.nat({ max: 255 }) }),
+      { minLength: 1, maxLength: 3 },
+    );
+    fc.assert(
+      fc.property(updatesArb, fc.nat(), edits, (updates, which, muts) => {
+        const state = stateOf(updates);
+        const bytes = Array.from(updates.length === 0 ? state : (updates[which % updates.length] as Uint8Array));
+        for (const m of muts) {
+          const p = m.pos % (bytes.length + 1);
+          if (m.kind === "set" && bytes.length > 0) bytes[p % bytes.length] = m.byte;
+          else if (m.kind === "insert") bytes.splice(p, 0, m.byte);
+          else if (m.kind === "delete") bytes.splice(p, 1);
+          else if (m.kind === "truncate") bytes.length = p;
+        }
+        const candidate = Uint8Array.from(bytes);
+        if (!validateDocUpdate(candidate)) return;
+        const merged = applyDoc(state, candidate);
+        const doc = new Y.Doc({ guid: "test" });
+        Y.applyUpdate(doc, merged);
+        doc.destroy();
+      }),
+    );
+  });
+});
