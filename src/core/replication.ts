@@ -1,0 +1,154 @@
+// Replication decisions, as pure functions of a ClusterView: whom a node
+// streams ops to, what it sends next to each (bounded by a window of unacked
+// ops, so a slow peer is served from the op log instead of from memory), and
+// when a write counts as acknowledged at `local`, `region` or `all`.
+
+import type { NodeId } from "./ids.js";
+import { compareRank, majority, regionMembers, type ClusterView } from "./cluster-view.js";
+import { planCatchUp, type CatchUpRange } from "./replication-plan.js";
+import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
+
+/**
+ * Whom this node pushes ops to. A leader feeds its followers and the other
+ * regions' leaders (everything it has, so ops travel transitively when two
+ * regions cannot see each other); a follower pushes to its own leader only
+ * what that leader lacks (a deposed leader's unreplicated writes).
+ */
+export function pushTargets(view: ClusterView, leaderOf: (region: string) => NodeId | null): NodeId[] {
+  const self = view.self;
+  const myLeader = leaderOf(self.region);
+  const out: NodeId[] = [];
+  for (const p of view.peers.values()) {
+    if (!p.up) continue;
+    if (myLeader === self.node) {
+      if (p.region === self.region) out.push(p.node);
+      else if (leaderOf(p.region) === p.node) out.push(p.node);
+    } else if (p.node === myLeader) {
+      out.push(p.node);
+    }
+  }
+  return out.sort();
+}
+
+/** Per-peer sending state: what the peer has for sure, and what is on the wire. */
+export interface SendState {
+  /** The peer's node vector as it last reported it. */
+  readonly acked: VersionVector;
+  /** acked plus every op sent and not yet acknowledged. */
+  readonly sent: VersionVector;
+  /** Unacked batches: id -> highest seq per origin in it. */
+  readonly inflight: ReadonlyMap<number, VersionVector>;
+  readonly nextBatch: number;
+}
+
+/** A fresh state for a link that just came up, from the peer's advertised vector. */
+export function sendStateFrom(peerVv: VersionVector): SendState {
+  return { acked: peerVv, sent: peerVv, inflight: new Map(), nextBatch: 1 };
+}
+
+/** Ops in flight to the peer (sent minus acked), the window's fill level. */
+export function inflightOps(s: SendState): number {
+  let n = 0;
+  for (const k in s.sent) n += Math.max(0, vvGet(s.sent, k) - vvGet(s.acked, k));
+  return n;
+}
+
+/** What to send next: ranges the peer lacks, at most `windowOps` in flight. */
+export function planSend(s: SendState, localVv: VersionVector, windowOps: number): CatchUpRange[] {
+  const room = windowOps - inflightOps(s);
+  if (room <= 0) return [];
+  return planCatchUp(localVv, s.sent, room);
+}
+
+/** Records that a batch with these highest seqs went out. */
+export function markSent(s: SendState, batchMax: VersionVector): { state: SendState; batch: number } {
+  const inflight = new Map(s.inflight);
+  inflight.set(s.nextBatch, batchMax);
+  return { state: { acked: s.acked, sent: mergeVv(s.sent, batchMax), inflight, nextBatch: s.nextBatch + 1 }, batch: s.nextBatch };
+}
+
+/**
+ * Takes an ack. If the peer's vector does not cover a batch it has acked (it
+ * dropped ops: a gap, or a stale fencing token), what we believed sent falls
+ * back to what it has, so the next plan resends from there.
+ */
+export function onAck(s: SendState, batch: number, peerVv: VersionVector): SendState {
+  const acked = mergeVv(s.acked, peerVv);
+  const inflight = new Map(s.inflight);
+  let sent = mergeVv(s.sent, acked);
+  const covered = inflight.get(batch);
+  for (const id of [...inflight.keys()]) if (id <= batch) inflight.delete(id);
+  if (covered) {
+    for (const k in covered) {
+      if (vvGet(peerVv, k) < vvGet(covered, k)) sent = { ...sent, [k]: vvGet(acked, k) };
+    }
+  }
+  return { acked, sent, inflight, nextBatch: s.nextBatch };
+}
+
+/** Takes a vector the peer reported outside an ack (ping, pong). */
+export function onPeerVv(s: SendState, peerVv: VersionVector): SendState {
+  return { ...s, acked: mergeVv(s.acked, peerVv), sent: mergeVv(s.sent, peerVv) };
+}
+
+/** True when a majority of the region (this node included) has the op. */
+export function regionAcked(view: ClusterView, origin: NodeId, seq: number, localVv: VersionVector): boolean {
+  const members = regionMembers(view, view.self.region);
+  let have = vvGet(localVv, origin) >= seq ? 1 : 0;
+  for (const m of members) {
+    if (m.node === view.self.node) continue;
+    const p = view.peers.get(m.node);
+    if (p && vvGet(p.vv, origin) >= seq) have++;
+  }
+  return have >= majority(members.length);
+}
+
+/** True when every other region's leader (as this node believes) has the op. */
+export function allAcked(view: ClusterView, origin: NodeId, seq: number, leaderOf: (region: string) => NodeId | null): boolean {
+  const regions = new Set(view.members.map((m) => m.region));
+  for (const r of regions) {
+    if (r === view.self.region) continue;
+    const leader = leaderOf(r);
+    if (leader === null) return false;
+    const p = view.peers.get(leader);
+    if (!p || vvGet(p.vv, origin) < seq) return false;
+  }
+  return true;
+}
+
+/**
+ * The region's leader before elections exist: its best-ranked node that is up
+ * (this node counts as up). For another region, the node that claims to lead
+ * it with the highest epoch, else its best-ranked reachable node.
+ */
+export function highestRankedLeader(view: ClusterView, region: string): NodeId | null {
+  if (region !== view.self.region) {
+    let best: { node: NodeId; epoch: number } | null = null;
+    for (const p of view.peers.values()) {
+      if (p.region !== region || !p.up || p.role !== "leader") continue;
+      if (!best || p.epoch > best.epoch) best = { node: p.node, epoch: p.epoch };
+    }
+    if (best) return best.node;
+  }
+  for (const m of regionMembers(view, region)) {
+    if (m.node === view.self.node) return m.node;
+    if (view.peers.get(m.node)?.up) return m.node;
+  }
+  return null;
+}
+
+/** How far this node's wall clock is from its peers': the median offset of those measured. */
+export function medianOffsetMs(offsetsMs: readonly number[]): number | null {
+  if (offsetsMs.length === 0) return null;
+  const s = [...offsetsMs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** True when this node must refuse client writes because its clock is too far from its peers'. */
+export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number): boolean {
+  const m = medianOffsetMs(offsetsMs);
+  return m !== null && Math.abs(m) > maxSkewMs;
+}
+
+export { compareRank };
