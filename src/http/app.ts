@@ -7,7 +7,10 @@ import { randomUUID } from "node:crypto";
 import { Hono, type Context } from "hono";
 import type { Logger } from "pino";
 import { nodeError } from "../node/errors.js";
-import type { ClusterService, DataService } from "../node/service.js";
+import type { ClusterService, DataService, FaultService, WriteRouter } from "../node/service.js";
+import { isNodeError } from "../node/errors.js";
+import { isObject, parseJson, readBody } from "./parse.js";
+import { forwardWrites } from "./forward.js";
 import { errorBody, sendError } from "./errors.js";
 import type { NodeMetrics } from "./metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
@@ -25,6 +28,10 @@ export interface AppOptions {
   /** When set, /admin/* and /leadership/stepdown require `Authorization: Bearer <adminToken>`. */
   readonly adminToken?: string | undefined;
   readonly now?: () => number;
+  /** Routes client writes to the region leader; absent: this node takes every write. */
+  readonly router?: WriteRouter;
+  readonly writeWaitMs?: number;
+  readonly faults?: FaultService;
 }
 
 const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts"];
@@ -87,6 +94,8 @@ export function createApp(o: AppOptions): Hono {
     return next();
   });
 
+  if (o.router) app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now }));
+
   mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
 
   app.get("/status", (c) => c.json(o.cluster.status()));
@@ -98,6 +107,23 @@ export function createApp(o: AppOptions): Hono {
   app.get("/metrics", async (c) => {
     const text = await o.metrics.registry.metrics();
     return c.body(text, 200, { "Content-Type": o.metrics.registry.contentType });
+  });
+
+  app.post("/admin/faults", async (c) => {
+    if (!o.faults) return sendError(c, nodeError("not_found", "fault injection is not available on this node"));
+    const bytes = await readBody(c, 64 * 1024);
+    if (isNodeError(bytes)) return sendError(c, bytes);
+    const body = parseJson(bytes);
+    if (isNodeError(body)) return sendError(c, body);
+    const v = body.value;
+    const usage = 'body must be {"block": [region or node ids], "direction": "both"|"in"|"out"} or {"clear": true}';
+    if (!isObject(v)) return sendError(c, nodeError("bad_request", usage));
+    if (v.clear === true) return c.json(o.faults.clear());
+    const block = v.block;
+    const direction = v.direction ?? "both";
+    if (!Array.isArray(block) || block.some((b) => typeof b !== "string" || b.length === 0 || b.length > 64)) return sendError(c, nodeError("bad_request", usage));
+    if (direction !== "both" && direction !== "in" && direction !== "out") return sendError(c, nodeError("bad_request", usage));
+    return c.json(o.faults.block(block as string[], direction));
   });
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));

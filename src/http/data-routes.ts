@@ -8,7 +8,7 @@ import type { Conflict, Version } from "../core/op.js";
 import { isNodeError, nodeError, type NodeError } from "../node/errors.js";
 import type { DataService, KvRead, WriteAnswer, WriteMeta } from "../node/service.js";
 import { sendError } from "./errors.js";
-import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash } from "./parse.js";
+import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash, strictQuery } from "./parse.js";
 
 export interface DataRouteOptions {
   readonly service: DataService;
@@ -59,8 +59,13 @@ function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
   return c.json(a.body, 200);
 }
 
-/** Waits for X-Geokv-Token (read-your-writes) before a read; null when served. */
-async function awaitReadToken(c: Context, o: DataRouteOptions): Promise<NodeError | null> {
+/**
+ * Waits for X-Geokv-Token before serving a request (read-your-writes; on a
+ * write it also makes the write's context include the write the token names,
+ * so it overwrites it causally instead of conflicting with it); null when the
+ * request may go ahead.
+ */
+async function awaitCausalToken(c: Context, o: DataRouteOptions): Promise<NodeError | null> {
   const token = c.req.header("x-geokv-token");
   if (token === undefined) return null;
   const r = await o.service.awaitToken(token, o.now() + o.tokenWaitMs);
@@ -96,12 +101,15 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
   app.get("/kv", async (c) => {
     const limit = intQuery(c, "limit", 100, 1, MAX_LIST_LIMIT);
     if (isNodeError(limit)) return sendError(c, limit);
-    const prefix = c.req.query("prefix") ?? "";
-    const after = c.req.query("after");
+    const prefixParam = strictQuery(c, "prefix");
+    if (isNodeError(prefixParam)) return sendError(c, prefixParam);
+    const after = strictQuery(c, "after");
+    if (isNodeError(after)) return sendError(c, after);
+    const prefix = prefixParam ?? "";
     if (!prefix.isWellFormed() || (after !== undefined && !after.isWellFormed())) {
       return sendError(c, nodeError("bad_request", "prefix and after must be valid UTF-8"));
     }
-    const waited = await awaitReadToken(c, o);
+    const waited = await awaitCausalToken(c, o);
     if (waited) return sendError(c, waited);
     const page = s.kvList(prefix, after === "" ? undefined : after, limit);
     return rawJson(c, `{"items":[${page.items.map(kvItemJson).join(",")}],"next":${JSON.stringify(page.next)}}`);
@@ -110,7 +118,7 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
   app.get("/kv/*", async (c) => {
     const key = keyFromPath(rawPath(c), "kv");
     if (isNodeError(key)) return sendError(c, key);
-    const waited = await awaitReadToken(c, o);
+    const waited = await awaitCausalToken(c, o);
     if (waited) return sendError(c, waited);
     const r = s.kvGet(key);
     if (!r) return sendError(c, nodeError("not_found", `no value for key ${JSON.stringify(key)}`));
@@ -124,6 +132,8 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
     if (isNodeError(body)) return sendError(c, body);
     const meta = writeMeta(c, body.text);
     if (isNodeError(meta)) return sendError(c, meta);
+    const waited = await awaitCausalToken(c, o);
+    if (waited) return sendError(c, waited);
     return sendWrite(c, await s.kvPut(key, body.text, meta));
   });
 
@@ -132,13 +142,15 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
     if (isNodeError(key)) return sendError(c, key);
     const meta = writeMeta(c, "");
     if (isNodeError(meta)) return sendError(c, meta);
+    const waited = await awaitCausalToken(c, o);
+    if (waited) return sendError(c, waited);
     return sendWrite(c, await s.kvDelete(key, meta));
   });
 
   app.get("/counters/*", async (c) => {
     const key = keyFromPath(rawPath(c), "counters");
     if (isNodeError(key)) return sendError(c, key);
-    const waited = await awaitReadToken(c, o);
+    const waited = await awaitCausalToken(c, o);
     if (waited) return sendError(c, waited);
     return c.json({ key, value: s.counterGet(key) });
   });
@@ -155,13 +167,15 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
     }
     const meta = writeMeta(c, body.text);
     if (isNodeError(meta)) return sendError(c, meta);
+    const waited = await awaitCausalToken(c, o);
+    if (waited) return sendError(c, waited);
     return sendWrite(c, await s.counterAdd(key, delta, meta));
   });
 
   app.get("/sets/*", async (c) => {
     const key = keyFromPath(rawPath(c), "sets");
     if (isNodeError(key)) return sendError(c, key);
-    const waited = await awaitReadToken(c, o);
+    const waited = await awaitCausalToken(c, o);
     if (waited) return sendError(c, waited);
     return c.json({ key, members: s.setGet(key) });
   });
@@ -179,6 +193,8 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
     if (add.length === 0 && remove.length === 0) return sendError(c, nodeError("bad_request", "add or remove must name at least one member"));
     const meta = writeMeta(c, body.text);
     if (isNodeError(meta)) return sendError(c, meta);
+    const waited = await awaitCausalToken(c, o);
+    if (waited) return sendError(c, waited);
     return sendWrite(c, await s.setUpdate(key, add, remove, meta));
   });
 
@@ -192,6 +208,8 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
     if (bytes.byteLength === 0) return sendError(c, nodeError("bad_request", "body is empty; send a Yjs update"));
     const meta = writeMeta(c, bytes);
     if (isNodeError(meta)) return sendError(c, meta);
+    const waited = await awaitCausalToken(c, o);
+    if (waited) return sendError(c, waited);
     return sendWrite(c, await s.docUpdate(key, bytes, meta));
   });
 
@@ -204,7 +222,7 @@ export function mountDataRoutes(app: Hono, o: DataRouteOptions): void {
       if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(svParam)) return sendError(c, nodeError("bad_request", "sv must be a base64 state vector"));
       sv = new Uint8Array(Buffer.from(svParam, "base64"));
     }
-    const waited = await awaitReadToken(c, o);
+    const waited = await awaitCausalToken(c, o);
     if (waited) return sendError(c, waited);
     const update = s.docGet(key, sv);
     if (isNodeError(update)) return sendError(c, update);

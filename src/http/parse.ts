@@ -48,6 +48,33 @@ export function rawPath(c: Context): string {
   return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
+/**
+ * A query parameter decoded strictly ("+" is a space): hono's c.req.query
+ * keeps an undecodable escape such as %FF as literal text, which would turn a
+ * malformed prefix into a different, valid one. Undefined when absent.
+ */
+export function strictQuery(c: Context, name: string): string | undefined | NodeError {
+  const url = c.req.url;
+  const q = url.indexOf("?");
+  if (q < 0) return undefined;
+  const hash = url.indexOf("#", q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const decode = (x: string): string | null => {
+    try {
+      return decodeURIComponent(x.replace(/\+/g, " "));
+    } catch {
+      return null;
+    }
+  };
+  for (const part of query.split("&")) {
+    const eq = part.indexOf("=");
+    if (decode(eq < 0 ? part : part.slice(0, eq)) !== name) continue;
+    const value = eq < 0 ? "" : decode(part.slice(eq + 1));
+    return value ?? nodeError("bad_request", `${name} is not valid URL-encoded UTF-8`);
+  }
+  return undefined;
+}
+
 /** A non-negative integer query parameter with bounds, or its default. */
 export function intQuery(c: Context, name: string, dflt: number, min: number, max: number): number | NodeError {
   const s = c.req.query(name);
@@ -122,7 +149,14 @@ export function parseJson(bytes: Uint8Array): { value: unknown; text: string } |
   }
   if (src.trim().length === 0) return nodeError("bad_request", "body is empty; send a JSON value");
   try {
-    const value: unknown = JSON.parse(src);
+    // A number past the double range (1e400) parses as Infinity, which
+    // JSON.stringify writes as null: refuse it rather than store a null.
+    let nonFinite = false;
+    const value: unknown = JSON.parse(src, (_key, v: unknown) => {
+      if (typeof v === "number" && !Number.isFinite(v)) nonFinite = true;
+      return v;
+    });
+    if (nonFinite) return nodeError("bad_request", "body has a number outside the range of a 64-bit float");
     return { value, text: JSON.stringify(value) };
   } catch (e) {
     return nodeError("bad_request", `body is not valid JSON: ${(e as Error).message}`);

@@ -4,7 +4,7 @@
 // this file only sequences load, apply, persist, and acknowledge, and keeps
 // the small in-memory overlay that makes writes in one group see each other.
 
-import { applyCounter, counterValue } from "../core/crdt/pn-counter.js";
+import { applyCounter, counterTotals, counterValue } from "../core/crdt/pn-counter.js";
 import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
 import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
 import { applySet, setMembers } from "../core/crdt/or-set.js";
@@ -35,9 +35,20 @@ export interface LocalStoreOptions {
   /** Called after ops are committed (local or remote): replication streams them on. */
   readonly onCommitted?: (ops: readonly Op[]) => void;
   readonly onConflicts?: (conflicts: readonly Conflict[]) => void;
+  /** Called once per acknowledged client write (not for idempotent replays): the writes metric. */
+  readonly onWriteAcked?: (ns: Namespace) => void;
+  /** Called once per client read served: the reads metric. */
+  readonly onRead?: (ns: Namespace) => void;
 }
 
 type AnyState = KvRegister | CounterState | OrSetState | DocState;
+
+/** What a write builds from the key's current state: its op and answer, or why it is refused. */
+type BuildWrite = (
+  state: AnyState | undefined,
+  seq: number,
+  hlc: Hlc,
+) => { op: Op; body: (state: AnyState) => Record<string, unknown> } | NodeError;
 
 /** The token of a write: the dot of its op, "<origin>:<seq>". */
 export function tokenOf(op: { origin: string; seq: number }): string {
@@ -62,6 +73,8 @@ export class LocalStore implements DataService {
   private readonly writeGate: WriteGate;
   private readonly onCommitted: (ops: readonly Op[]) => void;
   private readonly onConflicts: (conflicts: readonly Conflict[]) => void;
+  private readonly onWriteAcked: (ns: Namespace) => void;
+  private readonly onRead: (ns: Namespace) => void;
 
   private hlc: Hlc;
   private seq: number;
@@ -82,6 +95,8 @@ export class LocalStore implements DataService {
     this.writeGate = o.writeGate ?? (() => null);
     this.onCommitted = o.onCommitted ?? (() => undefined);
     this.onConflicts = o.onConflicts ?? (() => undefined);
+    this.onWriteAcked = o.onWriteAcked ?? (() => undefined);
+    this.onRead = o.onRead ?? (() => undefined);
     const meta = readNodeMeta(this.storage);
     this.hlc = meta.lastHlc;
     // The op log is the truth for our own seq: never reuse a logged dot.
@@ -117,6 +132,14 @@ export class LocalStore implements DataService {
 
   counterAdd(key: string, delta: number, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
     return this.write(meta, "counters", key, (state, seq, hlc) => {
+      // Refused here, not thrown by makeCounterOp: a client's delta that would
+      // push this origin's totals or the value out of the safe integer range is
+      // bad input (400), not a node failure (500).
+      const totals = counterTotals(state as CounterState | undefined, this.nodeId);
+      const value = counterValue(state as CounterState | undefined) + delta;
+      if (!Number.isSafeInteger(totals.p + Math.max(delta, 0)) || !Number.isSafeInteger(totals.n + Math.max(-delta, 0)) || !Number.isSafeInteger(value)) {
+        return nodeError("bad_request", "this delta would take the counter's value or its running increment/decrement totals past ±(2^53-1)");
+      }
       const op = makeCounterOp(state as CounterState | undefined, key, delta, this.nodeId, seq, hlc);
       return { op, body: (s) => ({ key, value: counterValue(s as CounterState), token: tokenOf(op) }) };
     });
@@ -141,7 +164,7 @@ export class LocalStore implements DataService {
     meta: WriteMeta,
     ns: Namespace,
     key: string,
-    build: (state: AnyState | undefined, seq: number, hlc: Hlc) => { op: Op; body: (state: AnyState) => Record<string, unknown> },
+    build: BuildWrite,
   ): Promise<WriteAnswer | NodeError> {
     const idem = meta.idempotencyKey;
     if (idem === undefined) return this.writeOnce(meta, ns, key, build);
@@ -174,7 +197,7 @@ export class LocalStore implements DataService {
     meta: WriteMeta,
     ns: Namespace,
     key: string,
-    build: (state: AnyState | undefined, seq: number, hlc: Hlc) => { op: Op; body: (state: AnyState) => Record<string, unknown> },
+    build: BuildWrite,
   ): Promise<WriteAnswer | NodeError> {
     const refused = this.writeGate();
     if (refused) return refused;
@@ -183,7 +206,9 @@ export class LocalStore implements DataService {
     const hlc = tick(this.hlc, this.now());
     if (!isValidHlc(hlc)) return nodeError("clock_skew", "this node's clock is outside the range the HLC can encode");
     const seq = this.seq + 1;
-    const { op, body } = build(this.loadState(ns, key), seq, hlc);
+    const built = build(this.loadState(ns, key), seq, hlc);
+    if (isNodeError(built)) return built;
+    const { op, body } = built;
     const applied = this.applyToState(this.loadState(ns, key), op);
     this.hlc = hlc;
     this.seq = seq;
@@ -202,18 +227,16 @@ export class LocalStore implements DataService {
     const overlayKey = `${ns}\0${key}`;
     this.overlay.set(overlayKey, applied.state);
     try {
+      // A failed commit rejects: nothing was acknowledged, and the request
+      // fails with a 500 that the client may retry (with its Idempotency-Key).
       await this.committer.submit(batch);
-    } catch (err) {
-      // Nothing was acknowledged; the op's dot is burnt, which is harmless
-      // (seqs need not be gap-free across a failed commit on the origin
-      // because the op log is the truth; see opLogVv on restart).
-      throw err;
     } finally {
       if (this.overlay.get(overlayKey) === applied.state) this.overlay.delete(overlayKey);
     }
     this.committed([op], applied.conflicts);
     const acked = await this.ackGate(op, meta.ack);
     if (acked !== true) return acked;
+    this.onWriteAcked(ns);
     return { body: answerBody, token: tokenOf(op), replayed: false };
   }
 
@@ -225,14 +248,17 @@ export class LocalStore implements DataService {
     let vv = this.vv;
     let hlc = this.hlc;
     for (const op of ops) {
-      if (vvGet(vv, op.origin) >= op.seq || this.storage.hasOp(op.origin, op.seq)) continue;
+      // Only the next seq of each origin is taken: ops past a gap are dropped
+      // (the sender sees it in our ack and resends from the gap), so the node
+      // vector is always exact and nothing is applied twice or out of order.
+      if (op.seq !== vvGet(vv, op.origin) + 1) continue;
       const k = `${op.ns}\0${op.key}`;
       const cur = states.get(k)?.state ?? this.loadState(op.ns, op.key);
       const r = this.applyToState(cur, op);
       states.set(k, { ns: op.ns, key: op.key, state: r.state });
       conflicts.push(...r.conflicts);
       fresh.push(op);
-      if (op.seq === vvGet(vv, op.origin) + 1) vv = mergeVv(vv, { [op.origin]: op.seq });
+      vv = mergeVv(vv, { [op.origin]: op.seq });
       if (op.hlc.wallMs > hlc.wallMs || (op.hlc.wallMs === hlc.wallMs && op.hlc.logical > hlc.logical)) hlc = op.hlc;
     }
     if (fresh.length === 0) return fresh;
@@ -315,12 +341,14 @@ export class LocalStore implements DataService {
   // ---- reads -------------------------------------------------------------
 
   kvGet(key: string): KvRead | undefined {
+    this.onRead("kv");
     const w = readKv(this.storage.getKv(key));
     if (!w || w.valueJson === null) return undefined;
     return { key, valueJson: w.valueJson, version: versionOf(w) };
   }
 
   kvList(prefix: string, after: string | undefined, limit: number): { items: KvRead[]; next: string | null } {
+    this.onRead("kv");
     const rows = this.storage.listKv({ prefix, ...(after === undefined ? {} : { after }), limit: limit + 1 });
     const items: KvRead[] = [];
     for (const row of rows.slice(0, limit)) {
@@ -332,15 +360,18 @@ export class LocalStore implements DataService {
   }
 
   counterGet(key: string): number {
+    this.onRead("counters");
     return counterValue(this.storage.getCounter(key));
   }
 
   setGet(key: string): string[] {
+    this.onRead("sets");
     return setMembers(this.storage.getSet(key));
   }
 
   docGet(key: string, sv: Uint8Array | undefined): Uint8Array | NodeError {
     if (sv !== undefined && !validateStateVector(sv)) return nodeError("bad_request", "sv is not a valid Yjs state vector");
+    this.onRead("docs");
     const state = this.storage.getDoc(key) ?? emptyDoc();
     return docDiff(state, sv);
   }

@@ -4,6 +4,7 @@
 // holds handles and timers, not decisions.
 
 import { mkdirSync } from "node:fs";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { pino, type Logger } from "pino";
@@ -16,6 +17,9 @@ import type { ClusterConfig, ClusterNode, RegionConfig } from "./config.js";
 import { LocalStore } from "./local-store.js";
 import type { ClusterService, StatusView } from "./service.js";
 import type { Settings } from "./settings.js";
+
+/** How long a shutdown waits for in-flight requests before cutting their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface StartNodeOptions {
   readonly cluster: ClusterConfig;
@@ -63,6 +67,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     committer,
     now: Date.now,
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
+    onWriteAcked: (ns) => metrics.writes.inc({ ns }),
+    onRead: (ns) => metrics.reads.inc({ ns }),
   });
 
   const cluster: ClusterService = {
@@ -97,19 +103,49 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
 
   const host = o.listen?.host ?? me.host;
   const port = o.listen?.port ?? me.port;
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
-    s.once("error", reject);
-  });
+  let server: ServerType;
+  try {
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+      s.once("error", reject);
+    });
+  } catch (err) {
+    // Port taken or not ours to bind: release the database so the caller can
+    // retry or exit cleanly instead of holding the file open.
+    await committer.close();
+    storage.close();
+    throw err;
+  }
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
+
+  // serve() builds an HTTP/1 server (no createServer option is passed).
+  const http1 = server as HttpServer;
+  // Answers under way, so a shutdown can ask their keep-alive connections to
+  // close after the answer: a busy client would otherwise keep reusing its
+  // connection and server.close() would never finish.
+  const answering = new Set<ServerResponse>();
+  let draining = false;
+  // Prepended, so it runs before the app can send headers.
+  http1.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
+    if (draining) res.setHeader("Connection", "close");
+    answering.add(res);
+    res.once("close", () => answering.delete(res));
+  });
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        draining = true;
+        for (const res of answering) if (!res.headersSent) res.setHeader("Connection", "close");
+        // A connection that stays busy past the grace period is cut; its write may still commit.
+        const force = setTimeout(() => http1.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
         // Idle keep-alive sockets would hold close() open; in-flight requests still finish.
-        (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        http1.closeIdleConnections();
       });
       await committer.close();
       storage.close();

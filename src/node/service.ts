@@ -82,3 +82,22 @@ export interface ClusterService {
   /** Ready to serve: the region has a leader and this node is not too far behind it. */
   ready(): { ready: true } | { ready: false; reason: string };
 }
+
+/** Where a client write goes: taken here, forwarded to the leader, or nowhere yet. */
+export type WriteRoute =
+  | { readonly kind: "local" }
+  | { readonly kind: "forward"; readonly node: string; readonly url: string }
+  | { readonly kind: "none"; readonly reason: string };
+
+/** Decides the route of client writes on this node (the region's leadership). */
+export interface WriteRouter {
+  route(): WriteRoute;
+  /** Resolves when the route may have changed (a leader appeared), or after `ms`. */
+  changed(ms: number): Promise<void>;
+}
+
+/** Fault injection for demos and tests (POST /admin/faults). */
+export interface FaultService {
+  block(targets: readonly string[], direction: "both" | "in" | "out"): { blocked: string[] };
+  clear(): { blocked: string[] };
+}

@@ -1,0 +1,67 @@
+// Write forwarding: a follower passes client writes to its region's leader
+// and relays the answer, so region-local clients can talk to any node. While
+// the region has no leader, a write waits up to writeWaitMs for one and then
+// gets 503 no_leader with Retry-After. A forwarded request is never forwarded
+// again (X-Geokv-Forwarded), so two nodes with different views cannot bounce
+// a request between them.
+
+import type { Context, Next } from "hono";
+import { nodeError } from "../node/errors.js";
+import type { WriteRouter } from "../node/service.js";
+import { sendError } from "./errors.js";
+
+const FORWARDED_HEADER = "x-geokv-forwarded";
+const PASS_HEADERS = ["content-type", "idempotency-key", "authorization", "x-request-id"];
+const WRITE_METHODS = new Set(["PUT", "POST", "DELETE"]);
+const DATA_WRITE_PATH = /^\/(kv|counters|sets|docs)\//;
+
+export interface ForwardOptions {
+  readonly nodeId: string;
+  readonly router: WriteRouter;
+  readonly writeWaitMs: number;
+  readonly now: () => number;
+}
+
+/** Middleware: forwards data writes to the leader when this node is not it. */
+export function forwardWrites(o: ForwardOptions) {
+  return async (c: Context, next: Next): Promise<Response | void> => {
+    if (!WRITE_METHODS.has(c.req.method) || !DATA_WRITE_PATH.test(c.req.path)) return next();
+    const deadline = o.now() + o.writeWaitMs;
+    for (;;) {
+      const route = o.router.route();
+      if (route.kind === "local") return next();
+      if (route.kind === "forward" && c.req.header(FORWARDED_HEADER) === undefined) return relay(c, route.url, o.nodeId, deadline - o.now());
+      const left = deadline - o.now();
+      if (left <= 0) {
+        const why = route.kind === "none" ? route.reason : `the leader as ${o.nodeId} sees it is ${route.node}, and this request was already forwarded once`;
+        return sendError(c, nodeError("no_leader", `no leader to take this write: ${why}`, 1));
+      }
+      await o.router.changed(Math.min(left, 100));
+    }
+  };
+}
+
+async function relay(c: Context, leaderUrl: string, nodeId: string, budgetMs: number): Promise<Response> {
+  const url = new URL(c.req.url);
+  const target = `${leaderUrl}${url.pathname}${url.search}`;
+  const headers: Record<string, string> = { [FORWARDED_HEADER]: nodeId };
+  for (const h of PASS_HEADERS) {
+    const v = c.req.header(h);
+    if (v !== undefined) headers[h] = v;
+  }
+  const body = c.req.method === "DELETE" ? undefined : new Uint8Array(await c.req.arrayBuffer());
+  let res: Response;
+  try {
+    res = await fetch(target, { method: c.req.method, headers, body, signal: AbortSignal.timeout(Math.max(1000, budgetMs + 1000)) });
+  } catch (err) {
+    return sendError(c, nodeError("no_leader", `the leader at ${leaderUrl} did not answer: ${(err as Error).message}`, 1));
+  }
+  const out = new Headers();
+  for (const h of ["content-type", "x-geokv-token", "retry-after", "idempotent-replayed"]) {
+    const v = res.headers.get(h);
+    if (v !== null) out.set(h, v);
+  }
+  const leaderNode = res.headers.get("x-geokv-node");
+  if (leaderNode !== null) out.set("X-Geokv-Leader", leaderNode);
+  return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
+}

@@ -1,0 +1,107 @@
+// Test support: a real geokv cluster of child processes (the built CLI,
+// `node dist/cli/main.js node ...`), one per node of a temp cluster, with
+// helpers to call them, kill and restart nodes by pid, and wait for
+// conditions with deadlines. Only processes this harness started are ever
+// signalled.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { makeTempCluster, waitFor, type TempCluster, type TempRegionSpec } from "./cluster-files.js";
+
+const MAIN = resolve("dist/cli/main.js");
+
+export interface ProcCluster {
+  readonly files: TempCluster;
+  readonly urls: Map<string, string>;
+  readonly regions: Map<string, string[]>;
+  /** Starts (or restarts) a node; resolves when /health answers. */
+  start(node: string): Promise<void>;
+  /** SIGKILL (default) or SIGTERM a node this harness started; resolves when it exited. */
+  stop(node: string, signal?: NodeJS.Signals): Promise<void>;
+  running(node: string): boolean;
+  /** Stops every node and removes the temp folder. */
+  close(): Promise<void>;
+  /** The log file of a node (stdout and stderr). */
+  logFile(node: string): string;
+}
+
+export interface ProcClusterOptions {
+  readonly env?: Record<string, string>;
+  /** Per-node extra env (e.g. a wrong secret for one node). */
+  readonly nodeEnv?: Record<string, Record<string, string>>;
+  readonly args?: readonly string[];
+}
+
+/** Creates region files for `specs` and starts every node. */
+export async function startProcCluster(specs: readonly TempRegionSpec[], o: ProcClusterOptions = {}): Promise<ProcCluster> {
+  const files = await makeTempCluster(specs);
+  const procs = new Map<string, ChildProcess>();
+  const logsDir = join(files.root, "logs");
+  mkdirSync(logsDir, { recursive: true });
+
+  const start = async (node: string) => {
+    if (procs.has(node)) throw new Error(`${node} is already running`);
+    const log = createWriteStream(join(logsDir, `${node}.log`), { flags: "a" });
+    const child = spawn(process.execPath, [MAIN, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir, ...(o.args ?? [])], {
+      env: { ...process.env, GEOKV_LOG_LEVEL: "info", ...o.env, ...(o.nodeEnv?.[node] ?? {}) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    procs.set(node, child);
+    child.once("exit", () => {
+      if (procs.get(node) === child) procs.delete(node);
+    });
+    const url = files.urls.get(node) as string;
+    await waitFor(`${node} /health`, async () => {
+      if (child.exitCode !== null) throw new Error(`${node} exited with ${child.exitCode}`);
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      return r.ok;
+    }, 20_000);
+  };
+
+  const stop = async (node: string, signal: NodeJS.Signals = "SIGKILL") => {
+    const child = procs.get(node);
+    if (!child) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill(signal);
+    await exited;
+    procs.delete(node);
+  };
+
+  await Promise.all([...files.urls.keys()].map((n) => start(n)));
+  return {
+    files,
+    urls: files.urls,
+    regions: files.regions,
+    start,
+    stop,
+    running: (n) => procs.has(n),
+    logFile: (n) => join(logsDir, `${n}.log`),
+    async close() {
+      await Promise.all([...procs.keys()].map((n) => stop(n, "SIGKILL")));
+      files.cleanup();
+    },
+  };
+}
+
+/** fetch + JSON with a timeout; returns status and body. */
+export async function call(url: string, method = "GET", body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(15_000) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)["content-type"] = "application/json";
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON (e.g. a doc update): keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+export { waitFor };
