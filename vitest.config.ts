@@ -10,5 +10,7 @@ export default defineConfig({
     minWorkers: 1,
     reporters: ["default"],
     setupFiles: ["test/support/fast-check-setup.ts"],
+    // The process tests run dist/cli/main.js; compile src/ once before any suite.
+    globalSetup: ["test/support/build-once.ts"],
   },
 });

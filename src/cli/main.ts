@@ -53,7 +53,8 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${helpText(cmd.topic)}\n`);
       return;
     case "error":
-      fail(`${cmd.message}\nRun "geokv --help" for usage.`);
+      // One line: the message already points at help when it names a command's flag.
+      fail(/--help/.test(cmd.message) ? cmd.message : `${cmd.message} (see geokv --help)`);
       break;
     case "node":
       return runNode(cmd);

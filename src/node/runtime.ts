@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
+import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
 import type { NodeId } from "../core/ids.js";
 import { createApp } from "../http/app.js";
@@ -51,10 +52,12 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const logger = o.logger ?? pino({ level: o.settings.logLevel, base: { node: o.nodeId, region: me.region } });
   const dir = join(o.dataDir, o.nodeId);
   mkdirSync(dir, { recursive: true });
+  const releaseDir = lockDataDir(dir);
   const storage = openSqliteStorage({ path: join(dir, "geokv.db"), synchronous: o.settings.synchronous });
   const stored = storage.getMeta("nodeId");
   if (stored !== undefined && stored !== o.nodeId) {
     storage.close();
+    releaseDir();
     throw new Error(`${dir} holds the data of node ${stored}, not ${o.nodeId}; refusing to start`);
   }
   if (stored === undefined) storage.setMeta("nodeId", o.nodeId);
@@ -114,6 +117,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     // retry or exit cleanly instead of holding the file open.
     await committer.close();
     storage.close();
+    releaseDir();
     throw err;
   }
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
@@ -149,9 +153,38 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       });
       await committer.close();
       storage.close();
+      releaseDir();
       logger.info("node stopped");
     })();
     return closing;
   };
   return { nodeId: o.nodeId, url: me.url, store, storage, metrics, logger, close };
+}
+
+/**
+ * Takes an OS lock on <dir>/LOCK for as long as the node runs, so a second
+ * process on the same data directory is refused: two writers on one database
+ * would hand out the same dots (seq) and the op log would silently keep only
+ * one of each. SQLite's exclusive locking mode keeps its file lock until the
+ * connection closes, and the OS drops it when the process dies (SIGKILL
+ * included), so a crash never leaves a stale lock. Returns the release.
+ */
+function lockDataDir(dir: string): () => void {
+  const path = join(dir, "LOCK");
+  const db = new Database(path);
+  try {
+    db.pragma("busy_timeout = 0");
+    db.pragma("journal_mode = OFF");
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec("BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (x); COMMIT;");
+  } catch (err) {
+    db.close();
+    if ((err as { code?: unknown }).code === "SQLITE_BUSY") {
+      throw new Error(`${dir} is in use by another running geokv process (${path} is locked); refusing to start`);
+    }
+    throw err;
+  }
+  return () => {
+    if (db.open) db.close();
+  };
 }

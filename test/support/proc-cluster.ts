@@ -86,7 +86,8 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
   };
 }
 
-/** fetch + JSON with a timeout; returns status and body. */
+/** fetch + JSON with a timeout; returns status and body (any: tests read fields of many shapes). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function call(url: string, method = "GET", body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
   const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(15_000) };
   if (body !== undefined) {
