@@ -14,9 +14,14 @@ import { createApp } from "../http/app.js";
 import { createMetrics, type NodeMetrics } from "../http/metrics.js";
 import { createGroupCommitter, type GroupCommitter } from "../storage/group-commit.js";
 import { openSqliteStorage, type SqliteStorage } from "../storage/sqlite.js";
-import type { ClusterConfig, ClusterNode, RegionConfig } from "./config.js";
+import type { Duplex } from "node:stream";
+import type { MemberConfig } from "../core/cluster-view.js";
+import { createHub, PEER_PATH, type Hub } from "../net/hub.js";
+import { clusterId, type ClusterConfig, type ClusterNode, type RegionConfig } from "./config.js";
+import { nodeError } from "./errors.js";
 import { LocalStore } from "./local-store.js";
-import type { ClusterService, StatusView } from "./service.js";
+import { Replicator } from "./replicator.js";
+import type { ClusterService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 
 /** How long a shutdown waits for in-flight requests before cutting their connections. */
@@ -64,6 +69,33 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const committer: GroupCommitter = createGroupCommitter(storage);
   const metrics = createMetrics(() => storage.sizeBytes());
 
+  const members: MemberConfig[] = [...o.cluster.nodes.values()].map((n) => ({ node: n.id, region: n.region, priority: n.priority }));
+  const self = members.find((m) => m.node === o.nodeId) as MemberConfig;
+  const refusedBy = new Map<string, string>();
+  // The hub, the replicator and the store refer to each other through these
+  // late-bound closures; construction order is hub -> store -> replicator.
+  // eslint-disable-next-line prefer-const -- assigned once below, read by closures created before it
+  let replicator: Replicator | undefined;
+  const hub: Hub = createHub({
+    self: { node: o.nodeId, region: me.region, clusterId: clusterId(o.cluster) },
+    peers: [...o.cluster.nodes.values()].filter((n) => n.id !== o.nodeId).map((n) => ({ node: n.id, region: n.region, url: n.url })),
+    secret: o.settings.clusterSecret,
+    intro: () => ({ epoch: storage.getMeta("epoch") ?? 0, vv: storage.appliedVv() }),
+    onLinkUp: (peer, intro) => {
+      refusedBy.delete(peer);
+      replicator?.onLinkUp(peer, intro);
+    },
+    onLinkDown: (peer, reason) => replicator?.onLinkDown(peer, reason),
+    onFrame: (peer, frame) => replicator?.onFrame(peer, frame),
+    onRefused: (peer, reason) => {
+      // A fault injected on purpose is not a misconfiguration worth an alarm.
+      if (reason.includes("fault injection")) return;
+      refusedBy.set(peer, reason);
+      logger.error({ peer, reason }, `link with ${peer} refused: ${reason}`);
+    },
+    logger,
+  });
+
   const store = new LocalStore({
     nodeId: o.nodeId,
     storage,
@@ -72,24 +104,81 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
     onWriteAcked: (ns) => metrics.writes.inc({ ns }),
     onRead: (ns) => metrics.reads.inc({ ns }),
+    onCommitted: (ops) => replicator?.onCommitted(ops),
+    ackGate: (op, level) => (replicator as Replicator).awaitAck(op, level),
+    writeGate: () => {
+      const r = replicator as Replicator;
+      if (!r.isLeader()) return nodeError("no_leader", `${o.nodeId} is not the leader of ${me.region}`, 1);
+      if (r.clockSkewed()) return nodeError("clock_skew", `${o.nodeId}'s clock is more than ${o.settings.maxClockSkewMs} ms from its peers'; refusing writes so a wrong clock cannot win conflicts`, 1);
+      return null;
+    },
   });
+  replicator = new Replicator({
+    self,
+    members,
+    hub,
+    store,
+    storage,
+    heartbeatMs: o.settings.heartbeatMs,
+    electionTimeoutMs: o.settings.electionTimeoutMs,
+    writeWaitMs: o.settings.writeWaitMs,
+    maxClockSkewMs: o.settings.maxClockSkewMs,
+    now: Date.now,
+    logger,
+    metrics,
+  });
+  const repl = replicator;
+
+  const leaderWaiters = new Set<() => void>();
+  let lastLeader: string | null = repl.leader();
+  const router: WriteRouter = {
+    route() {
+      const leader = repl.leader();
+      if (leader !== lastLeader) {
+        lastLeader = leader;
+        for (const w of [...leaderWaiters]) w();
+      }
+      if (leader === o.nodeId) return { kind: "local" };
+      if (leader === null) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach` };
+      return { kind: "forward", node: leader, url: (o.cluster.nodes.get(leader) as ClusterNode).url };
+    },
+    changed(ms) {
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          leaderWaiters.delete(done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
+        leaderWaiters.add(done);
+      });
+    },
+  };
 
   const cluster: ClusterService = {
     status(): StatusView {
+      const epoch = storage.getMeta("epoch") ?? 0;
+      const leader = repl.leader();
       return {
         node: o.nodeId,
         region: me.region,
-        role: "leader",
-        leader: o.nodeId,
-        epoch: storage.getMeta("epoch") ?? 0,
-        fencingToken: `${me.region}:${storage.getMeta("epoch") ?? 0}`,
-        vv: store.versionVector(),
-        peers: [...o.cluster.nodes.values()]
-          .filter((n) => n.id !== o.nodeId)
-          .map((n) => ({ node: n.id, region: n.region, state: "down" as const, lagOps: 0, lastContactMs: null })),
+        role: leader === o.nodeId ? "leader" : "follower",
+        leader,
+        epoch,
+        fencingToken: `${me.region}:${epoch}`,
+        vv: storage.appliedVv(),
+        peers: repl.peerStatus(),
+        ...(refusedBy.size > 0 ? { refusedBy: [...refusedBy].map(([node, reason]) => ({ node, reason })) } : {}),
       };
     },
-    ready: () => ({ ready: true }),
+    ready: () => {
+      const leader = repl.leader();
+      if (leader === null) return { ready: false, reason: `region ${me.region} has no leader` };
+      if (leader === o.nodeId) return { ready: true };
+      const behind = repl.behindPeer(leader);
+      if (behind >= o.settings.readyLagOps) return { ready: false, reason: `${behind} ops behind leader ${leader} (limit ${o.settings.readyLagOps})` };
+      return { ready: true };
+    },
   };
 
   const app = createApp({
@@ -102,6 +191,12 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     tokenWaitMs: o.settings.writeWaitMs,
     clientToken: o.settings.clientToken,
     adminToken: o.settings.adminToken,
+    router,
+    writeWaitMs: o.settings.writeWaitMs,
+    faults: {
+      block: (targets, direction) => hub.block(targets, direction),
+      clear: () => hub.clearFaults(),
+    },
   });
 
   const host = o.listen?.host ?? me.host;
@@ -120,6 +215,13 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     releaseDir();
     throw err;
   }
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === PEER_PATH) hub.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+  hub.start();
+  repl.start();
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
 
   // serve() builds an HTTP/1 server (no createServer option is passed).
@@ -139,6 +241,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      repl.stop();
+      await hub.close();
       await new Promise<void>((resolve) => {
         draining = true;
         for (const res of answering) if (!res.headersSent) res.setHeader("Connection", "close");

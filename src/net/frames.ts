@@ -1,0 +1,310 @@
+// The peer protocol's frames and their binary codec. Every WebSocket message
+// between two nodes is one frame: a type byte, then fields written with the
+// core's ByteWriter (ops embed the op codec's bodies). Decoding validates all
+// of it and returns a CodecError value for garbage, so one bad frame closes
+// one link and never reaches the replica.
+
+import { ByteReader, ByteWriter, decodeWith, isCodecError, type CodecError } from "../core/codec/bytes.js";
+import { readOpBody, readVv, writeOpBody, writeVv } from "../core/codec/op-codec.js";
+import { isValidHlc, type Hlc } from "../core/hlc.js";
+import { isValidId } from "../core/ids.js";
+import type { Op } from "../core/op.js";
+import type { VersionVector } from "../core/version-vector.js";
+
+/** Bumped on any incompatible change; peers with another version are refused. */
+export const PROTOCOL_VERSION = 1;
+/** Nonces for the HMAC challenge-response. */
+export const NONCE_BYTES = 16;
+/** Ops per frame: bounds a frame's size and a receiver's single commit. */
+export const FRAME_OPS_MAX = 512;
+/** HMAC-SHA256 proofs; an empty proof means "no cluster secret here". */
+export const PROOF_BYTES = 32;
+const REASON_BYTES_MAX = 256;
+const FENCE_BYTES_MAX = 160;
+const WALL_MS_MAX = 2 ** 48;
+const ROLE_NAMES = ["follower", "candidate", "leader"] as const;
+export type PeerRole = (typeof ROLE_NAMES)[number];
+
+/** What each side says about itself when a link opens. */
+export interface Intro {
+  readonly proto: number;
+  readonly clusterId: string;
+  readonly node: string;
+  readonly region: string;
+  readonly epoch: number;
+  readonly vv: VersionVector;
+  readonly nonce: Uint8Array;
+}
+
+/** Dialer -> acceptor: who I am, and a challenge for you. */
+export interface HelloFrame extends Intro {
+  readonly t: "hello";
+}
+/** Acceptor -> dialer: who I am, my proof over your nonce, my challenge. */
+export interface WelcomeFrame extends Intro {
+  readonly t: "welcome";
+  readonly proof: Uint8Array;
+}
+/** Dialer -> acceptor: my proof over your nonce. */
+export interface AuthFrame {
+  readonly t: "auth";
+  readonly proof: Uint8Array;
+}
+/** A batch of ops, carrying the sender's fencing token ("" when it is not a leader). */
+export interface OpsFrame {
+  readonly t: "ops";
+  readonly batch: number;
+  readonly fence: string;
+  readonly ops: readonly Op[];
+}
+/** The receiver's node vector after it made a batch durable. */
+export interface AckFrame {
+  readonly t: "ack";
+  readonly batch: number;
+  readonly vv: VersionVector;
+}
+/** Heartbeat and gossip: who I think leads my region, my clock and what I have. */
+export interface PingFrame {
+  readonly t: "ping";
+  readonly wallMs: number;
+  readonly hlc: Hlc;
+  readonly role: PeerRole;
+  readonly leader: string;
+  readonly epoch: number;
+  readonly vv: VersionVector;
+}
+/** Answer to a ping: echoes its wall time so the sender can measure round trips and skew. */
+export interface PongFrame {
+  readonly t: "pong";
+  readonly echoWallMs: number;
+  readonly wallMs: number;
+  readonly vv: VersionVector;
+}
+/** An election-layer message, opaque here: the core's election machine defines its JSON. */
+export interface ControlFrame {
+  readonly t: "control";
+  readonly json: string;
+}
+
+export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | PingFrame | PongFrame | ControlFrame;
+
+const T_HELLO = 1;
+const T_WELCOME = 2;
+const T_AUTH = 3;
+const T_OPS = 4;
+const T_ACK = 5;
+const T_PING = 6;
+const T_PONG = 7;
+const T_CONTROL = 8;
+const CONTROL_JSON_BYTES_MAX = 64 * 1024;
+
+// The encoder refuses what the decoder would refuse, so a bug in this node
+// throws here, at its cause, instead of closing a healthy link at the peer.
+function checkIntro(f: Intro): void {
+  const clusterBytes = Buffer.byteLength(f.clusterId);
+  if (clusterBytes < 1 || clusterBytes > 64) throw new Error("cluster id must be 1 to 64 bytes");
+  if (!isValidId(f.node)) throw new Error(`intro node is not a valid id: ${JSON.stringify(f.node)}`);
+  if (!isValidId(f.region)) throw new Error(`intro region is not a valid id: ${JSON.stringify(f.region)}`);
+  if (f.nonce.length !== NONCE_BYTES) throw new Error(`nonce must be ${NONCE_BYTES} bytes`);
+}
+
+function checkProof(proof: Uint8Array): void {
+  if (proof.length !== 0 && proof.length !== PROOF_BYTES) throw new Error(`proof must be empty or ${PROOF_BYTES} bytes`);
+}
+
+function checkWallMs(v: number, what: string): void {
+  if (!Number.isFinite(v) || v < 0 || v > WALL_MS_MAX) throw new Error(`${what} out of range: ${v}`);
+}
+
+function writeIntro(w: ByteWriter, f: Intro): void {
+  checkIntro(f);
+  w.varint(f.proto);
+  w.string(f.clusterId);
+  w.string(f.node);
+  w.string(f.region);
+  w.varint(f.epoch);
+  writeVv(w, f.vv);
+  w.bytes(f.nonce);
+}
+
+function readId(r: ByteReader, what: string): string {
+  const at = r.pos;
+  const s = r.string(what, 1, 64);
+  if (!isValidId(s)) r.fail(`${what} is not a valid id`, at);
+  return s;
+}
+
+function readIntro(r: ByteReader): Intro {
+  const proto = r.varint("protocol version");
+  const clusterId = r.string("cluster id", 1, 64);
+  const node = readId(r, "node");
+  const region = readId(r, "region");
+  const epoch = r.varint("epoch");
+  const vv = readVv(r);
+  const at = r.pos;
+  const nonce = r.bytes("nonce");
+  if (nonce.length !== NONCE_BYTES) r.fail(`nonce must be ${NONCE_BYTES} bytes`, at);
+  return { proto, clusterId, node, region, epoch, vv, nonce };
+}
+
+function readProof(r: ByteReader): Uint8Array {
+  const at = r.pos;
+  const proof = r.bytes("proof");
+  if (proof.length !== 0 && proof.length !== PROOF_BYTES) r.fail(`proof must be empty or ${PROOF_BYTES} bytes`, at);
+  return proof;
+}
+
+/** Encodes a frame (trusted input: throws on values that break the protocol's rules). */
+export function encodeFrame(f: Frame): Uint8Array {
+  const w = new ByteWriter(f.t === "ops" ? 256 * f.ops.length + 64 : 128);
+  switch (f.t) {
+    case "hello":
+      w.u8(T_HELLO);
+      writeIntro(w, f);
+      break;
+    case "welcome":
+      w.u8(T_WELCOME);
+      checkProof(f.proof);
+      writeIntro(w, f);
+      w.bytes(f.proof);
+      break;
+    case "auth":
+      checkProof(f.proof);
+      w.u8(T_AUTH);
+      w.bytes(f.proof);
+      break;
+    case "ops":
+      if (f.ops.length > FRAME_OPS_MAX) throw new Error(`ops frame holds at most ${FRAME_OPS_MAX} ops`);
+      if (Buffer.byteLength(f.fence) > FENCE_BYTES_MAX) throw new Error(`fence longer than ${FENCE_BYTES_MAX} bytes`);
+      w.u8(T_OPS);
+      w.varint(f.batch);
+      w.string(f.fence);
+      w.varint(f.ops.length);
+      for (const op of f.ops) writeOpBody(w, op);
+      break;
+    case "ack":
+      w.u8(T_ACK);
+      w.varint(f.batch);
+      writeVv(w, f.vv);
+      break;
+    case "ping":
+      checkWallMs(f.wallMs, "ping wallMs");
+      if (f.leader !== "" && !isValidId(f.leader)) throw new Error(`ping leader is not a valid id: ${JSON.stringify(f.leader)}`);
+      if (!ROLE_NAMES.includes(f.role)) throw new Error(`unknown role ${JSON.stringify(f.role)}`);
+      w.u8(T_PING);
+      w.float64(f.wallMs);
+      w.hlc(f.hlc);
+      w.u8(ROLE_NAMES.indexOf(f.role));
+      w.string(f.leader);
+      w.varint(f.epoch);
+      writeVv(w, f.vv);
+      break;
+    case "pong":
+      checkWallMs(f.echoWallMs, "pong echoWallMs");
+      checkWallMs(f.wallMs, "pong wallMs");
+      w.u8(T_PONG);
+      w.float64(f.echoWallMs);
+      w.float64(f.wallMs);
+      writeVv(w, f.vv);
+      break;
+    case "control": {
+      const jsonBytes = Buffer.byteLength(f.json);
+      if (jsonBytes < 2 || jsonBytes > CONTROL_JSON_BYTES_MAX) throw new Error(`control json must be 2 to ${CONTROL_JSON_BYTES_MAX} bytes`);
+      w.u8(T_CONTROL);
+      w.string(f.json);
+      break;
+    }
+    default: {
+      const never: never = f;
+      throw new Error(`unknown frame ${JSON.stringify(never)}`);
+    }
+  }
+  return w.finish();
+}
+
+function readWallMs(r: ByteReader, what: string): number {
+  const at = r.pos;
+  const v = r.float64(what);
+  if (!Number.isFinite(v) || v < 0 || v > WALL_MS_MAX) r.fail(`${what} out of range`, at);
+  return v;
+}
+
+/** Decodes untrusted bytes into a frame, or a CodecError; never throws. */
+export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
+  return decodeWith(bytes, (r: ByteReader): Frame => {
+    const tAt = r.pos;
+    const t = r.u8("frame type");
+    switch (t) {
+      case T_HELLO:
+        return { t: "hello", ...readIntro(r) };
+      case T_WELCOME: {
+        const intro = readIntro(r);
+        return { t: "welcome", ...intro, proof: readProof(r) };
+      }
+      case T_AUTH:
+        return { t: "auth", proof: readProof(r) };
+      case T_OPS: {
+        const batch = r.varint("batch");
+        const fence = r.string("fence", 0, FENCE_BYTES_MAX);
+        const n = r.count("op count", 12);
+        if (n > FRAME_OPS_MAX) r.fail(`more than ${FRAME_OPS_MAX} ops in one frame`);
+        const ops: Op[] = [];
+        for (let i = 0; i < n; i++) ops.push(readOpBody(r));
+        return { t: "ops", batch, fence, ops };
+      }
+      case T_ACK:
+        return { t: "ack", batch: r.varint("batch"), vv: readVv(r) };
+      case T_PING: {
+        const wallMs = readWallMs(r, "wallMs");
+        const hlcAt = r.pos;
+        const hlc = r.hlc("hlc");
+        if (!isValidHlc(hlc)) r.fail("invalid hlc", hlcAt);
+        const roleAt = r.pos;
+        const role = ROLE_NAMES[r.u8("role")];
+        if (role === undefined) r.fail("unknown role", roleAt);
+        const leader = r.string("leader", 0, 64);
+        if (leader !== "" && !isValidId(leader)) r.fail("leader is not a valid id");
+        return { t: "ping", wallMs, hlc, role, leader, epoch: r.varint("epoch"), vv: readVv(r) };
+      }
+      case T_PONG:
+        return { t: "pong", echoWallMs: readWallMs(r, "echoWallMs"), wallMs: readWallMs(r, "wallMs"), vv: readVv(r) };
+      case T_CONTROL:
+        return { t: "control", json: r.string("control json", 2, CONTROL_JSON_BYTES_MAX) };
+      default:
+        return r.fail(`unknown frame type ${t}`, tAt);
+    }
+  });
+}
+
+/**
+ * The protocol version a hello claims, read before full decoding: a peer that
+ * speaks another version (whose hello may not parse as ours) gets a clear
+ * "version not supported" refusal rather than "bad frame". Undefined when the
+ * bytes do not start a hello.
+ */
+export function peekHelloProtocol(bytes: Uint8Array): number | undefined {
+  if (bytes[0] !== T_HELLO) return undefined;
+  const r = new ByteReader(bytes);
+  try {
+    r.u8("frame type");
+    return r.varint("protocol version");
+  } catch {
+    return undefined;
+  }
+}
+
+/** True for the frames that only the handshake may carry. */
+export function isHandshakeFrame(f: Frame): f is HelloFrame | WelcomeFrame | AuthFrame {
+  return f.t === "hello" || f.t === "welcome" || f.t === "auth";
+}
+
+/** A reason string safe for a WebSocket close frame (at most 123 bytes). */
+export function closeReason(reason: string): string {
+  let s = reason.slice(0, REASON_BYTES_MAX);
+  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
+  // Never end on half a surrogate pair: it would go out as U+FFFD.
+  if (/[\uD800-\uDBFF]$/.test(s)) s = s.slice(0, -1);
+  return s;
+}
+
+export { isCodecError };

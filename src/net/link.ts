@@ -1,0 +1,170 @@
+// One established peer link: a WebSocket that finished the handshake. It owns
+// what happens after the handshake: decoding untrusted frames (a bad one
+// closes this link and nothing else), bounded sends, and ws-level pings that
+// reap a connection whose TCP died silently. It makes no replication
+// decisions; it hands frames up and reports when it goes down, once.
+
+import type { Logger } from "pino";
+import { WebSocket, type RawData } from "ws";
+import type { NodeId } from "../core/ids.js";
+import { CloseCode } from "./handshake.js";
+import { closeReason, decodeFrame, encodeFrame, isCodecError, isHandshakeFrame, type Frame } from "./frames.js";
+
+/** Pings that may go unanswered before the socket is presumed dead. */
+export const PONGS_MISSED_MAX = 2;
+/** How long a closing socket may take to finish the close handshake before it is cut. */
+export const CLOSE_GRACE_MS = 1000;
+
+/** A ws message as one byte array (ws hands out Buffers, ArrayBuffers or fragment lists). */
+export function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+/**
+ * Closes a socket with a code and reason, and cuts it if the peer does not
+ * finish the close handshake within CLOSE_GRACE_MS (ws would wait 30 s).
+ * A socket still connecting is cut at once: it cannot carry a close frame.
+ */
+export function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  if (ws.readyState === WebSocket.CONNECTING) {
+    ws.terminate();
+    return;
+  }
+  if (ws.readyState !== WebSocket.OPEN) return;
+  ws.close(code, closeReason(reason));
+  const cut = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  cut.unref();
+  ws.once("close", () => clearTimeout(cut));
+}
+
+/** How a close the peer sent (or a lost connection) reads in onLinkDown. */
+export function peerCloseReason(code: number, reason: Buffer): string {
+  if (code === 1006) return "connection lost";
+  const text = reason.toString("utf8");
+  return text === "" ? `closed by peer (${code})` : `closed by peer (${code}): ${text}`;
+}
+
+export interface LinkOptions {
+  readonly peer: NodeId;
+  readonly pingIntervalMs: number;
+  readonly sendQueueBytesMax: number;
+  readonly logger: Logger;
+  /** A decoded, non-handshake frame. */
+  readonly onFrame: (frame: Frame) => void;
+  /** Called exactly once, when the link stops being usable. */
+  readonly onDown: (reason: string) => void;
+}
+
+/** An up link to one peer. */
+export class Link {
+  private down = false;
+  private missedPongs = 0;
+  /** A pong or a message arrived since the last tick. */
+  private heard = false;
+  private lastQueuedBytes = 0;
+  private lastTickMs = performance.now();
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(private readonly ws: WebSocket, private readonly o: LinkOptions) {
+    ws.on("message", (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on("pong", () => {
+      this.heard = true;
+    });
+    ws.on("close", (code: number, reason: Buffer) => this.markDown(peerCloseReason(code, reason)));
+    this.pinger = setInterval(() => this.tick(), o.pingIntervalMs);
+    this.pinger.unref();
+  }
+
+  get isUp(): boolean {
+    return !this.down;
+  }
+
+  /** Bytes written to the socket but not yet handed to the kernel. */
+  get queuedBytes(): number {
+    return this.down ? 0 : this.ws.bufferedAmount;
+  }
+
+  /**
+   * Queues a frame; false when the link is down or the queue is over
+   * sendQueueBytesMax. An empty queue always takes one frame, even a frame
+   * larger than the bound, so a big frame cannot wedge the link; the queue is
+   * therefore bounded by sendQueueBytesMax plus one frame (and ws framing).
+   */
+  send(frame: Frame): boolean {
+    if (this.down || this.ws.readyState !== WebSocket.OPEN) return false;
+    const queuedBytes = this.ws.bufferedAmount;
+    if (queuedBytes >= this.o.sendQueueBytesMax && queuedBytes > 0) return false;
+    const bytes = encodeFrame(frame);
+    if (queuedBytes > 0 && queuedBytes + bytes.length > this.o.sendQueueBytesMax) return false;
+    this.ws.send(bytes, { binary: true });
+    return true;
+  }
+
+  /** Closes the link with a peer-protocol code; onDown fires now with `reason`. */
+  close(code: number, reason: string): void {
+    if (this.down) return;
+    this.markDown(reason);
+    closeSocket(this.ws, code, reason);
+  }
+
+  private terminate(reason: string): void {
+    if (this.down) return;
+    this.markDown(reason);
+    this.ws.terminate();
+  }
+
+  private markDown(reason: string): void {
+    if (this.down) return;
+    this.down = true;
+    clearInterval(this.pinger);
+    this.o.onDown(reason);
+  }
+
+  private tick(): void {
+    if (this.down || this.ws.readyState !== WebSocket.OPEN) return;
+    const nowMs = performance.now();
+    const sinceLastTickMs = nowMs - this.lastTickMs;
+    this.lastTickMs = nowMs;
+    const queuedBytes = this.ws.bufferedAmount;
+    // Evidence the connection lives: the peer spoke, or our queue drained
+    // (the kernel only takes more once the peer acknowledged earlier bytes,
+    // so a ping stuck behind a big backlog on a slow link is not a death).
+    const drained = queuedBytes < this.lastQueuedBytes;
+    this.lastQueuedBytes = queuedBytes;
+    if (this.heard || drained) this.missedPongs = 0;
+    this.heard = false;
+    // A tick this late means our own event loop stalled: the pongs may be
+    // sitting unread in our socket, so the silence is ours, not the peer's.
+    if (sinceLastTickMs > 2 * this.o.pingIntervalMs) this.missedPongs = 0;
+    if (this.missedPongs >= PONGS_MISSED_MAX) {
+      this.o.logger.warn({ peer: this.o.peer, missedPongs: this.missedPongs }, "peer link missed pongs; terminating it");
+      this.terminate(`no pong for ${PONGS_MISSED_MAX} pings: connection presumed dead`);
+      return;
+    }
+    this.missedPongs++;
+    this.ws.ping();
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.down) return;
+    this.heard = true;
+    if (!isBinary) return this.badFrame("text message");
+    const frame = decodeFrame(toBytes(data));
+    if (isCodecError(frame)) return this.badFrame(`${frame.reason} (at byte ${frame.offset})`);
+    if (isHandshakeFrame(frame)) return this.badFrame(`unexpected ${frame.t} after the handshake`);
+    try {
+      this.o.onFrame(frame);
+    } catch (err) {
+      // A bug in the runtime, not the peer's fault: keep the link.
+      this.o.logger.error({ err, peer: this.o.peer, frame: frame.t }, "onFrame threw");
+    }
+  }
+
+  private badFrame(detail: string): void {
+    const reason = `bad frame: ${detail}`;
+    this.o.logger.warn({ peer: this.o.peer, reason }, "closing peer link: bad frame");
+    this.close(CloseCode.badFrame, reason);
+  }
+}
