@@ -19,6 +19,7 @@ export interface NodeMetrics {
   readonly replicationLagOps: Gauge<"peer">;
   readonly linkUp: Gauge<"peer">;
   readonly sendQueueDepth: Gauge<"peer">;
+  readonly peerBytesSent: Gauge<"kind">;
 }
 
 /** Creates a registry with geokv's metrics; `storageBytes` is read at scrape time. */
@@ -52,6 +53,7 @@ export function createMetrics(readStorageBytes: () => number, withDefaults = tru
     leaderChanges: new Counter({ name: "geokv_leader_changes_total", help: "Times this node saw its region's leader change", registers }),
     replicationLagOps: new Gauge({ name: "geokv_replication_lag_ops", help: "Ops a peer lacks that this node has", labelNames: ["peer"], registers }),
     linkUp: new Gauge({ name: "geokv_link_up", help: "1 when the link to a peer is up", labelNames: ["peer"], registers }),
-    sendQueueDepth: new Gauge({ name: "geokv_send_queue_depth", help: "Ops queued for a peer", labelNames: ["peer"], registers }),
+    sendQueueDepth: new Gauge({ name: "geokv_send_queue_bytes", help: "Bytes queued in the socket to a peer", labelNames: ["peer"], registers }),
+    peerBytesSent: new Gauge({ name: "geokv_peer_bytes_sent", help: "Bytes of frames sent to peers since start, by kind (ops, other)", labelNames: ["kind"], registers }),
   };
 }

@@ -103,6 +103,8 @@ export interface Hub {
   /** Removes every fault; dialing resumes at once. */
   clearFaults(): { blocked: string[] };
   faults(): FaultsView;
+  /** Bytes of frames sent since start: ops frames and everything else (heartbeats, acks, control). */
+  sentBytes(): { ops: number; other: number };
   /** Stops dialing, closes every link and socket; no callback fires once it is called. */
   close(): Promise<void>;
 }
@@ -175,6 +177,7 @@ export function createHub(o: HubOptions): Hub {
   const secret = o.secret === "" ? undefined : o.secret;
   const { self } = o;
   const log = o.logger.child({ component: "peer-links" });
+  const sent = { ops: 0, other: 0 };
 
   // Checked here so bad configuration fails at startup, not inside a socket event on the first dial.
   const clusterIdBytes = Buffer.byteLength(self.clusterId);
@@ -495,7 +498,14 @@ export function createHub(o: HubOptions): Hub {
       const p = peers.get(peer);
       if (p?.link === undefined) return false;
       if (faults.blocksOut(peer)) return false;
-      return p.link.send(frame);
+      const before = p.link.sentBytes;
+      const ok = p.link.send(frame);
+      sent[frame.t === "ops" ? "ops" : "other"] += p.link.sentBytes - before;
+      return ok;
+    },
+
+    sentBytes() {
+      return { ...sent };
     },
 
     isUp(peer) {

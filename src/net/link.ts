@@ -99,8 +99,12 @@ export class Link {
     const bytes = encodeFrame(frame);
     if (queuedBytes > 0 && queuedBytes + bytes.length > this.o.sendQueueBytesMax) return false;
     this.ws.send(bytes, { binary: true });
+    this.sentBytes += bytes.length;
     return true;
   }
+
+  /** Bytes of frames this link has queued for sending (for the bandwidth figures). */
+  sentBytes = 0;
 
   /** Closes the link with a peer-protocol code; onDown fires now with `reason`. */
   close(code: number, reason: string): void {

@@ -339,7 +339,10 @@ export class Replicator {
     };
     for (const [id, p] of this.peers) if (p.linkUp) this.o.hub.send(id, ping);
     this.pumpAll();
-    for (const [id, p] of this.peers) this.o.metrics.sendQueueDepth.set({ peer: id }, this.o.hub.queuedBytes(id) + (p.linkUp ? 0 : 0));
+    for (const id of this.peers.keys()) this.o.metrics.sendQueueDepth.set({ peer: id }, this.o.hub.queuedBytes(id));
+    const bytes = this.o.hub.sentBytes();
+    this.o.metrics.peerBytesSent.set({ kind: "ops" }, bytes.ops);
+    this.o.metrics.peerBytesSent.set({ kind: "other" }, bytes.other);
   }
 
   private refreshLeader(reason: string): void {
