@@ -7,7 +7,8 @@ import { randomUUID } from "node:crypto";
 import { Hono, type Context } from "hono";
 import type { Logger } from "pino";
 import { nodeError } from "../node/errors.js";
-import type { ClusterService, DataService, FaultService, WriteRouter } from "../node/service.js";
+import type { ClusterService, DataService, FaultService, LeadershipService, WriteRouter } from "../node/service.js";
+import { mountClusterRoutes } from "./cluster-routes.js";
 import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody } from "./parse.js";
 import { forwardWrites } from "./forward.js";
@@ -32,6 +33,7 @@ export interface AppOptions {
   readonly router?: WriteRouter;
   readonly writeWaitMs?: number;
   readonly faults?: FaultService;
+  readonly leadership?: LeadershipService;
 }
 
 const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts"];
@@ -108,6 +110,8 @@ export function createApp(o: AppOptions): Hono {
     const text = await o.metrics.registry.metrics();
     return c.body(text, 200, { "Content-Type": o.metrics.registry.contentType });
   });
+
+  if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
 
   app.post("/admin/faults", async (c) => {
     if (!o.faults) return sendError(c, nodeError("not_found", "fault injection is not available on this node"));

@@ -16,6 +16,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   no_leader: 503,
   stale_replica: 503,
   clock_skew: 503,
+  refused: 409,
   internal: 500,
 };
 

@@ -20,6 +20,7 @@ export interface NodeMetrics {
   readonly linkUp: Gauge<"peer">;
   readonly sendQueueDepth: Gauge<"peer">;
   readonly peerBytesSent: Gauge<"kind">;
+  readonly staleBatches: Counter;
 }
 
 /** Creates a registry with geokv's metrics; `storageBytes` is read at scrape time. */
@@ -54,6 +55,7 @@ export function createMetrics(readStorageBytes: () => number, withDefaults = tru
     replicationLagOps: new Gauge({ name: "geokv_replication_lag_ops", help: "Ops a peer lacks that this node has", labelNames: ["peer"], registers }),
     linkUp: new Gauge({ name: "geokv_link_up", help: "1 when the link to a peer is up", labelNames: ["peer"], registers }),
     sendQueueDepth: new Gauge({ name: "geokv_send_queue_bytes", help: "Bytes queued in the socket to a peer", labelNames: ["peer"], registers }),
+    staleBatches: new Counter({ name: "geokv_stale_batches_rejected_total", help: "Replicated batches refused for a stale fencing token", registers }),
     peerBytesSent: new Gauge({ name: "geokv_peer_bytes_sent", help: "Bytes of frames sent to peers since start, by kind (ops, other)", labelNames: ["kind"], registers }),
   };
 }

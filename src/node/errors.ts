@@ -14,6 +14,7 @@ export type ErrorCode =
   | "no_leader"
   | "stale_replica"
   | "clock_skew"
+  | "refused"
   | "internal";
 
 /** An expected failure with a human-readable message. */

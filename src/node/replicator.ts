@@ -33,6 +33,15 @@ import type { AckLevel, PeerStatus } from "./service.js";
 /** Unacked ops per peer before the sender waits: the bound on what a slow peer costs in memory. */
 export const SEND_WINDOW_OPS = 4096;
 
+/** The region's leadership as the election knows it (ElectionDriver implements it). */
+export interface RegionLeadership {
+  leader(): NodeId | null;
+  isActiveLeader(): boolean;
+  role(): "leader" | "follower" | "candidate";
+  epoch(): number;
+  onControl(peer: NodeId, json: string): void;
+}
+
 export interface ReplicatorOptions {
   readonly self: MemberConfig;
   readonly members: readonly MemberConfig[];
@@ -46,6 +55,8 @@ export interface ReplicatorOptions {
   readonly now: () => number;
   readonly logger: Logger;
   readonly metrics: NodeMetrics;
+  /** The election; absent, the best-ranked reachable node leads (no elections). */
+  readonly leadership?: RegionLeadership;
 }
 
 interface PeerRuntime {
@@ -115,8 +126,12 @@ export class Replicator {
     return { self: this.o.self, members: this.o.members, peers };
   }
 
+  /** Highest epoch seen per other region (pings, fences): batches under older ones are stale. */
+  private readonly regionEpochs = new Map<string, number>();
+
   /** Who leads `region`, as this node believes now. */
   leaderOf(region: string): NodeId | null {
+    if (region === this.o.self.region && this.o.leadership) return this.o.leadership.leader();
     return highestRankedLeader(this.view(), region);
   }
 
@@ -125,8 +140,21 @@ export class Replicator {
     return this.leaderOf(this.o.self.region);
   }
 
+  /** True when this node takes client writes: the active leader of its region. */
   isLeader(): boolean {
+    if (this.o.leadership) return this.o.leadership.isActiveLeader();
     return this.leader() === this.o.self.node;
+  }
+
+  /** The epoch this node knows for `region` (its own from the election). */
+  knownEpoch(region: string): number {
+    if (region === this.o.self.region) return this.o.leadership?.epoch() ?? (this.o.storage.getMeta("epoch") ?? 0);
+    return this.regionEpochs.get(region) ?? 0;
+  }
+
+  private noteEpoch(region: string, epoch: number): void {
+    if (region === this.o.self.region) return;
+    if (epoch > (this.regionEpochs.get(region) ?? 0)) this.regionEpochs.set(region, epoch);
   }
 
   /** True when this node's clock is too far from its peers' to take writes. */
@@ -139,6 +167,11 @@ export class Replicator {
   behindPeer(peer: NodeId): number {
     const p = this.peers.get(peer);
     return p ? vvLag(p.view.vv, this.committedVv) : 0;
+  }
+
+  /** What this node last heard from each peer. */
+  peerViews(): PeerView[] {
+    return [...this.peers.values()].map((p) => p.view);
   }
 
   /** Per-peer rows for /status. */
@@ -187,7 +220,7 @@ export class Replicator {
     }
     switch (f.t) {
       case "ops":
-        this.receiveOps(peer, f.batch, f.ops);
+        this.receiveOps(p, f.batch, f.fence, f.ops);
         return;
       case "ack":
         p.send = onAck(p.send, f.batch, f.vv);
@@ -196,6 +229,7 @@ export class Replicator {
         return;
       case "ping":
         p.view = { ...p.view, role: f.role, leader: f.leader, epoch: f.epoch };
+        this.noteEpoch(p.view.region, f.epoch);
         this.peerVv(p, f.vv);
         this.o.hub.send(peer, { t: "pong", echoWallMs: f.wallMs, wallMs: this.o.now(), vv: this.committedVv });
         this.refreshLeader(`ping from ${peer}`);
@@ -208,6 +242,8 @@ export class Replicator {
         return;
       }
       case "control":
+        this.o.leadership?.onControl(peer, f.json);
+        return;
       case "hello":
       case "welcome":
       case "auth":
@@ -226,7 +262,28 @@ export class Replicator {
     this.checkWaiters();
   }
 
-  private receiveOps(peer: NodeId, batch: number, ops: readonly Op[]): void {
+  private receiveOps(p: PeerRuntime, batch: number, fence: string, ops: readonly Op[]): void {
+    const peer = p.view.node;
+    if (fence !== "") {
+      // Fencing: a batch stamped by a leader of an epoch older than one we
+      // know for its region comes from a deposed leader; nothing under it is
+      // accepted. (It will merge its writes as a follower, unstamped.)
+      const m = /^(.+):(\d+)$/.exec(fence);
+      const region = m?.[1] ?? "";
+      const epoch = Number(m?.[2] ?? -1);
+      if (!m || region !== p.view.region) {
+        this.o.logger.warn({ peer, fence }, "ops batch with a malformed fencing token; dropped");
+        return;
+      }
+      const known = this.knownEpoch(region);
+      if (epoch < known) {
+        this.o.metrics.staleBatches.inc();
+        this.o.logger.info({ peer, fence, known: `${region}:${known}` }, "rejected a batch under a stale fencing token");
+        this.o.hub.send(peer, { t: "ack", batch, vv: this.committedVv });
+        return;
+      }
+      this.noteEpoch(region, epoch);
+    }
     this.o.store.applyRemote(ops).then(
       () => {
         // The persisted vector, not the store's in-memory one: an ack promises durability.
@@ -254,7 +311,7 @@ export class Replicator {
     const p = this.peers.get(peer);
     if (!p || !p.linkUp) return;
     if (!pushTargets(this.view(), (r) => this.leaderOf(r)).includes(peer)) return;
-    const fence = this.isLeader() ? `${this.o.self.region}:${this.o.storage.getMeta("epoch") ?? 0}` : "";
+    const fence = this.isLeader() ? `${this.o.self.region}:${this.knownEpoch(this.o.self.region)}` : "";
     for (;;) {
       const ranges = planSend(p.send, this.committedVv, SEND_WINDOW_OPS);
       if (ranges.length === 0) return;
@@ -332,9 +389,9 @@ export class Replicator {
       t: "ping",
       wallMs: now,
       hlc: this.o.store.clock(),
-      role: leader === this.o.self.node ? "leader" : "follower",
+      role: this.o.leadership ? this.o.leadership.role() : leader === this.o.self.node ? "leader" : "follower",
       leader: leader ?? "",
-      epoch: this.o.storage.getMeta("epoch") ?? 0,
+      epoch: this.knownEpoch(this.o.self.region),
       vv: this.committedVv,
     };
     for (const [id, p] of this.peers) if (p.linkUp) this.o.hub.send(id, ping);
@@ -345,14 +402,23 @@ export class Replicator {
     this.o.metrics.peerBytesSent.set({ kind: "other" }, bytes.other);
   }
 
+  /** The election changed role, leader or epoch: re-route and push. */
+  leadershipChanged(reason: string): void {
+    this.refreshLeader(reason);
+    this.pumpAll();
+  }
+
   private refreshLeader(reason: string): void {
     const leader = this.leader();
     if (leader === this.currentLeader) return;
     const was = this.currentLeader;
     this.currentLeader = leader;
-    this.o.metrics.leaderChanges.inc();
-    const role = leader === this.o.self.node ? "leader" : "follower";
-    this.o.logger.info({ role, leader, was, reason }, `role ${role}: leader of ${this.o.self.region} is ${leader ?? "nobody"}`);
+    // With an election, the driver logs and counts role changes itself.
+    if (!this.o.leadership) {
+      this.o.metrics.leaderChanges.inc();
+      const role = leader === this.o.self.node ? "leader" : "follower";
+      this.o.logger.info({ role, leader, was, reason }, `role ${role}: leader of ${this.o.self.region} is ${leader ?? "nobody"}`);
+    }
     this.pumpAll();
   }
 }

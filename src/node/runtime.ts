@@ -21,6 +21,8 @@ import { clusterId, type ClusterConfig, type ClusterNode, type RegionConfig } fr
 import { nodeError } from "./errors.js";
 import { LocalStore } from "./local-store.js";
 import { Replicator } from "./replicator.js";
+import { ElectionDriver } from "./election-driver.js";
+import { mergeVv, vvLag } from "../core/version-vector.js";
 import type { ClusterService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 
@@ -74,6 +76,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const refusedBy = new Map<string, string>();
   // The hub, the replicator and the store refer to each other through these
   // late-bound closures; construction order is hub -> store -> replicator.
+  const leaderWaiters = new Set<() => void>();
   // eslint-disable-next-line prefer-const -- assigned once below, read by closures created before it
   let replicator: Replicator | undefined;
   const hub: Hub = createHub({
@@ -104,7 +107,10 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
     onWriteAcked: (ns) => metrics.writes.inc({ ns }),
     onRead: (ns) => metrics.reads.inc({ ns }),
-    onCommitted: (ops) => replicator?.onCommitted(ops),
+    onCommitted: (ops) => {
+      replicator?.onCommitted(ops);
+      election?.onLocalVv(storage.appliedVv());
+    },
     ackGate: (op, level) => (replicator as Replicator).awaitAck(op, level),
     writeGate: () => {
       const r = replicator as Replicator;
@@ -113,7 +119,24 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       return null;
     },
   });
+  const election: ElectionDriver = new ElectionDriver({
+    self,
+    members: members.filter((m) => m.region === me.region),
+    failover: region.failover,
+    preempt: region.preempt,
+    heartbeatMs: o.settings.heartbeatMs,
+    electionTimeoutMs: o.settings.electionTimeoutMs,
+    storage,
+    hub,
+    logger,
+    metrics,
+    onChange: (e) => {
+      replicator?.leadershipChanged(e.reason);
+      for (const w of [...leaderWaiters]) w();
+    },
+  });
   replicator = new Replicator({
+    leadership: election,
     self,
     members,
     hub,
@@ -129,7 +152,6 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   });
   const repl = replicator;
 
-  const leaderWaiters = new Set<() => void>();
   let lastLeader: string | null = repl.leader();
   const router: WriteRouter = {
     route() {
@@ -138,8 +160,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
         lastLeader = leader;
         for (const w of [...leaderWaiters]) w();
       }
-      if (leader === o.nodeId) return { kind: "local" };
-      if (leader === null) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach` };
+      if (leader === o.nodeId && repl.isLeader()) return { kind: "local" };
+      if (leader === null || leader === o.nodeId) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach (this node: ${election.phase()})` };
       return { kind: "forward", node: leader, url: (o.cluster.nodes.get(leader) as ClusterNode).url };
     },
     changed(ms) {
@@ -157,15 +179,14 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
 
   const cluster: ClusterService = {
     status(): StatusView {
-      const epoch = storage.getMeta("epoch") ?? 0;
-      const leader = repl.leader();
       return {
         node: o.nodeId,
         region: me.region,
-        role: leader === o.nodeId ? "leader" : "follower",
-        leader,
-        epoch,
-        fencingToken: `${me.region}:${epoch}`,
+        role: election.role(),
+        leader: repl.leader(),
+        epoch: election.epoch(),
+        fencingToken: election.fencingToken(),
+        phase: election.phase(),
         vv: storage.appliedVv(),
         peers: repl.peerStatus(),
         ...(refusedBy.size > 0 ? { refusedBy: [...refusedBy].map(([node, reason]) => ({ node, reason })) } : {}),
@@ -197,6 +218,34 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       block: (targets, direction) => hub.block(targets, direction),
       clear: () => hub.clearFaults(),
     },
+    leadership: {
+      async stepdown() {
+        if (election.isActiveLeader()) {
+          const refused = election.stepdown();
+          return refused === null ? { ok: true, leader: null } : { ok: false, status: 409, reason: refused };
+        }
+        const leader = repl.leader();
+        if (leader === null || leader === o.nodeId) return { ok: false, status: 503, reason: `region ${me.region} has no leader to step down` };
+        return { ok: false, status: 409, reason: `${o.nodeId} is not the leader`, forwardTo: (o.cluster.nodes.get(leader) as ClusterNode).url };
+      },
+      promote() {
+        // The most up-to-date reachable node of the region: promote is refused when this one is behind it.
+        let best = storage.appliedVv();
+        for (const p of repl.peerViews()) if (p.region === me.region && p.up) best = mergeVv(best, p.vv);
+        const refused = election.promote(best);
+        if (refused === null) return { ok: true };
+        const behind = vvLag(best, storage.appliedVv());
+        return { ok: false, reason: behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused };
+      },
+      validateFence(token) {
+        const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):(\d{1,15})$/.exec(token);
+        if (!m) return null;
+        const region = m[1] as string;
+        if (!o.cluster.regions.some((r) => r.region === region)) return null;
+        const current = `${region}:${repl.knownEpoch(region)}`;
+        return { valid: token === current, current };
+      },
+    },
   });
 
   const host = o.listen?.host ?? me.host;
@@ -222,6 +271,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   });
   hub.start();
   repl.start();
+  election.start();
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
 
   // serve() builds an HTTP/1 server (no createServer option is passed).
@@ -241,6 +291,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      election.stop();
       repl.stop();
       await hub.close();
       await new Promise<void>((resolve) => {

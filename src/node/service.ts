@@ -72,6 +72,8 @@ export interface StatusView {
   readonly fencingToken: string | null;
   readonly vv: Readonly<Record<string, number>>;
   readonly peers: readonly PeerStatus[];
+  /** The election phase: follower, electing, awaiting_coordinator, leader_pending, leader. */
+  readonly phase?: string;
   /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
   readonly refusedBy?: readonly { node: string; reason: string }[];
 }
@@ -100,4 +102,14 @@ export interface WriteRouter {
 export interface FaultService {
   block(targets: readonly string[], direction: "both" | "in" | "out"): { blocked: string[] };
   clear(): { blocked: string[] };
+}
+
+/** Operator actions on a region's leadership (DESIGN.md cluster API). */
+export interface LeadershipService {
+  /** Leader: step down (null) or refuse (reason). Not leader: forward to the leader. */
+  stepdown(): Promise<{ ok: true; leader: string | null } | { ok: false; status: 409 | 503; reason: string; forwardTo?: string }>;
+  /** Manual failover: proclaim this node, or refuse with the reason. */
+  promote(): { ok: true } | { ok: false; reason: string };
+  /** Whether a fencing token is current, and the current one for its region. */
+  validateFence(token: string): { valid: boolean; current: string } | null;
 }

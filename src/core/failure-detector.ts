@@ -1,0 +1,89 @@
+// The failure detector of the in-region election, as pure data: when a node
+// may call its leader dead, and how it avoids calling it dead for a silence it
+// slept through itself. Time is an input; nothing here reads a clock.
+//
+// Stall guard (DESIGN.md: "A node never suspects a peer for a silence that it
+// slept through itself"): the runtime feeds an input at least every
+// heartbeatMs (a tick when nothing else happens). When two consecutive inputs
+// are further apart than STALL_FACTOR * heartbeatMs, this node was not running
+// (event-loop stall, GC pause, SIGSTOP, VM freeze) and the gap beyond one
+// nominal tick is a stall. Instead of pushing every "last heard" time forward
+// by the stall length, the machine keeps all its timers on an *awake clock*:
+// wall time minus the total stall time. Shifting the clock back is the same as
+// shifting every recorded time forward, and cannot forget a timer.
+
+/** A node's own clock with the time it was stalled taken out. */
+export interface AwakeClock {
+  /** `now` of the last input (monotonic runtime clock, ms). */
+  readonly lastInputMs: number;
+  /** Total time this node was detected stalled since it started. */
+  readonly stalledMs: number;
+}
+
+/** Gaps between inputs longer than this many heartbeats are stalls of this node. */
+export const STALL_FACTOR = 2;
+
+/** A clock that starts at `now`, with no stall yet. */
+export function startClock(now: number): AwakeClock {
+  assertTime(now);
+  return { lastInputMs: now, stalledMs: 0 };
+}
+
+/** The clock after an input at `now`; `stallMs` is the stall detected just before it (0 if none). */
+export function observeInput(clock: AwakeClock, now: number, heartbeatMs: number): { clock: AwakeClock; stallMs: number } {
+  assertTime(now);
+  // The runtime must use a monotonic clock (performance.now()): a wall clock
+  // stepped back by NTP would make every timer fire late or never.
+  if (now < clock.lastInputMs) throw new Error(`time went back: ${now} < ${clock.lastInputMs} (use a monotonic clock)`);
+  const gapMs = now - clock.lastInputMs;
+  // One nominal tick interval of every gap counts as awake time, so that even a
+  // node that stalls on every tick still moves its clock forward and its
+  // leases still expire.
+  const stallMs = gapMs > STALL_FACTOR * heartbeatMs ? gapMs - heartbeatMs : 0;
+  return { clock: { lastInputMs: now, stalledMs: clock.stalledMs + stallMs }, stallMs };
+}
+
+/** `now` on the awake clock: what every timer of the election is measured in. */
+export function awakeNow(clock: AwakeClock, now: number): number {
+  return now - clock.stalledMs;
+}
+
+/** A follower's suspicion timer: armed whenever it hears its leader. */
+export interface SilenceTimer {
+  /** Awake time at which the leader was last heard (or the timer was armed). */
+  readonly heardMs: number;
+  /** Awake time from which the leader is suspected. */
+  readonly suspectAtMs: number;
+}
+
+/**
+ * Arms the timer at `nowMs` (awake time): suspicion after electionTimeoutMs plus a
+ * jitter of up to half of it, drawn now, so that followers do not all suspect at once.
+ */
+export function armSilenceTimer(nowMs: number, electionTimeoutMs: number, random: number): SilenceTimer {
+  assertRandom(random);
+  const jitterMs = Math.floor(random * (electionTimeoutMs / 2));
+  return { heardMs: nowMs, suspectAtMs: nowMs + electionTimeoutMs + jitterMs };
+}
+
+/** True once the silence has lasted past the armed timeout. */
+export function isSuspected(timer: SilenceTimer, nowMs: number): boolean {
+  return nowMs >= timer.suspectAtMs;
+}
+
+/**
+ * True when a peer last heard at `heardMs` counts as live: heard within
+ * electionTimeoutMs (no jitter, so every node applies the same pre-vote rule).
+ */
+export function isLive(heardMs: number, nowMs: number, electionTimeoutMs: number): boolean {
+  return nowMs - heardMs < electionTimeoutMs;
+}
+
+function assertTime(now: number): void {
+  if (!Number.isFinite(now)) throw new Error(`time must be a finite number of ms, got ${now}`);
+}
+
+/** Random inputs come from the runtime (Math.random) or the simulator's PRNG. */
+export function assertRandom(random: number): void {
+  if (!(random >= 0 && random < 1)) throw new Error(`random must be in [0, 1), got ${random}`);
+}

@@ -1,0 +1,539 @@
+// The in-region election, scripted: first single machines fed exact inputs
+// (what each rule does with one message or one tick), then whole 3-node
+// regions on the simulator with a clean network (initial election, failover,
+// no preemption unless configured, stepdown, minority leases, manual
+// failover), then the wire parser. The simulator also checks the safety
+// invariants at every step of those runs.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { MemberConfig } from "../../src/core/cluster-view.js";
+import {
+  epochOf,
+  fencingToken,
+  initElection,
+  isActiveLeader,
+  leaderOf,
+  parseElectionMsg,
+  phaseOf,
+  roleOf,
+  step,
+  type Durable,
+  type ElectionBody,
+  type ElectionConfig,
+  type ElectionInput,
+  type ElectionMsg,
+  type ElectionOutput,
+  type ElectionState,
+} from "../../src/core/election.js";
+import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
+import type { VersionVector } from "../../src/core/version-vector.js";
+import { ClusterSim, type SimConfig } from "../sim/cluster-sim.js";
+import { HEALTHY, TIMING } from "../sim/scenario.js";
+
+const REGION = asRegionId("us-east");
+const N1 = asNodeId("us-east-1");
+const N2 = asNodeId("us-east-2");
+const N3 = asNodeId("us-east-3");
+const MEMBERS: MemberConfig[] = [
+  { node: N1, region: REGION, priority: 3 },
+  { node: N2, region: REGION, priority: 2 },
+  { node: N3, region: REGION, priority: 1 },
+];
+const HB = 100;
+const ET = 500;
+
+function config(self: NodeId, over: Partial<ElectionConfig> = {}): ElectionConfig {
+  const me = MEMBERS.find((m) => m.node === self) as MemberConfig;
+  return { self: me, members: MEMBERS, failover: "auto", preempt: false, heartbeatMs: HB, electionTimeoutMs: ET, ...over };
+}
+
+const msg = (from: NodeId, epoch: number, body: ElectionBody): ElectionMsg => ({ ...body, from, epoch }) as ElectionMsg;
+
+/**
+ * One machine fed by hand. Jitter is 0 unless a test says otherwise, so
+ * timeouts are exact. Like the runtime, tests tick at least every heartbeat:
+ * a longer gap between inputs is taken for a stall of this node.
+ */
+class Machine {
+  s: ElectionState;
+  constructor(self: NodeId, over: Partial<ElectionConfig> = {}, persisted: Durable = { epoch: 0, vote: null }, vv: VersionVector = {}) {
+    this.s = initElection(config(self, over), persisted, vv, 0, 0);
+  }
+  feed(now: number, input: ElectionInput, random = 0): ElectionOutput {
+    const out = step(this.s, input, now, random);
+    this.s = out.state;
+    return out;
+  }
+  tick(now: number): ElectionOutput {
+    return this.feed(now, { type: "tick" });
+  }
+  recv(now: number, m: ElectionMsg): ElectionOutput {
+    return this.feed(now, { type: "message", msg: m });
+  }
+  /** Ticks every 50 ms from `from` to `to` inclusive; returns every output. */
+  ticks(from: number, to: number): ElectionOutput[] {
+    const outs: ElectionOutput[] = [];
+    for (let t = from; t <= to; t += 50) outs.push(this.tick(t));
+    return outs;
+  }
+}
+
+const sent = (out: ElectionOutput): string[] => out.send.map(({ to, msg: m }) => `${m.type}@${m.epoch}->${to}`);
+
+/** A machine that is the active leader of epoch 1 (proclaimed at 500, accepted by us-east-2 at 510). */
+function activeLeader(over: Partial<ElectionConfig> = {}): Machine {
+  const n1 = new Machine(N1, over);
+  n1.ticks(50, 500);
+  n1.recv(510, msg(N2, 1, { type: "accept", vv: {}, round: 500 }));
+  expect(isActiveLeader(n1.s)).toBe(true);
+  return n1;
+}
+
+describe("election: one machine, rule by rule", () => {
+  it("a follower suspects after the election timeout, asks the higher-ranked, then proclaims epoch 1, persisting before it sends", () => {
+    const n3 = new Machine(N3);
+    const quiet = n3.ticks(50, 450);
+    expect(quiet.every((o) => o.send.length === 0 && o.events.length === 0)).toBe(true);
+    const suspect = n3.tick(500);
+    expect(sent(suspect)).toEqual([`election@0->${N1}`, `election@0->${N2}`]);
+    expect(suspect.events).toEqual([{ type: "role", role: "candidate", leader: null, epoch: 0, reason: "no leader for 500 ms" }]);
+    expect(n3.tick(700).send).toEqual([]); // still waiting for an answer
+    const proclaim = n3.tick(750);
+    // The output carries the durable vote together with the messages that rely on it.
+    expect(proclaim.persist).toEqual({ epoch: 1, vote: { epoch: 1, node: N3 } });
+    expect(sent(proclaim)).toEqual([`coordinator@1->${N1}`, `coordinator@1->${N2}`]);
+    expect(phaseOf(n3.s)).toBe("leader_pending");
+    expect(roleOf(n3.s)).toBe("candidate");
+  });
+
+  it("jitter (drawn when the timer is armed) delays suspicion by up to half a timeout", () => {
+    const n3 = new Machine(N3);
+    n3.feed(100, { type: "message", msg: msg(N1, 1, { type: "heartbeat", round: 100 }) }, 0.999);
+    expect(n3.ticks(150, 100 + ET + 249).every((o) => o.send.length === 0)).toBe(true);
+    expect(sent(n3.tick(100 + ET + 250))).toContain(`election@1->${N1}`);
+  });
+
+  it("a higher-ranked node answers an ELECTION and runs its own; the top-ranked proclaims at once", () => {
+    const n2 = new Machine(N2);
+    const out = n2.recv(100, msg(N3, 0, { type: "election" }));
+    expect(sent(out)).toEqual([`answer@0->${N3}`, `election@0->${N1}`]);
+    const n1 = new Machine(N1);
+    expect(sent(n1.recv(100, msg(N2, 0, { type: "election" })))).toEqual([`answer@0->${N2}`, `coordinator@1->${N2}`, `coordinator@1->${N3}`]);
+  });
+
+  it("a candidate that got an ANSWER waits for the coordinator, then starts over", () => {
+    const n3 = new Machine(N3);
+    n3.ticks(50, 500);
+    n3.recv(510, msg(N2, 0, { type: "answer" }));
+    expect(phaseOf(n3.s)).toBe("awaiting_coordinator");
+    expect(n3.ticks(550, 1000).every((o) => o.send.length === 0)).toBe(true);
+    expect(sent(n3.tick(1010))).toEqual([`election@0->${N1}`, `election@0->${N2}`]);
+  });
+
+  it("pre-vote: a node that hears a live leader answers ALIVE and refuses other coordinators; the candidate backs off", () => {
+    const n2 = new Machine(N2);
+    n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    expect(sent(n2.recv(150, msg(N3, 1, { type: "election" })))).toEqual([`alive@1->${N3}`]);
+    const refused = n2.recv(200, msg(N3, 2, { type: "coordinator", vv: {}, round: 200 }));
+    expect(refused.send).toEqual([{ to: N3, msg: { from: N2, epoch: 1, type: "reject", code: "leader_alive", reason: "leader us-east-1 is alive" } }]);
+    expect(refused.persist).toBeNull();
+    expect(epochOf(n2.s)).toBe(1);
+
+    const n3 = new Machine(N3);
+    n3.ticks(50, 500);
+    n3.recv(510, msg(N2, 1, { type: "alive", leader: N1 }));
+    expect(roleOf(n3.s)).toBe("follower");
+  });
+
+  it("without preempt nobody joins a higher-ranked coordinator against a live leader; with preempt they do", () => {
+    for (const preempt of [false, true]) {
+      const n3 = new Machine(N3, { preempt });
+      n3.recv(100, msg(N2, 1, { type: "heartbeat", round: 100 }));
+      const out = n3.recv(200, msg(N1, 2, { type: "coordinator", vv: {}, round: 200 }));
+      if (preempt) {
+        expect(out.persist).toEqual({ epoch: 2, vote: { epoch: 2, node: N1 } });
+        expect(sent(out)).toEqual([`accept@2->${N1}`]);
+        expect(leaderOf(n3.s)).toBe(N1);
+      } else {
+        expect(sent(out)).toEqual([`reject@1->${N1}`]);
+        expect(leaderOf(n3.s)).toBe(N2);
+      }
+    }
+  });
+
+  it("accepts at most one coordinator per epoch; a duplicate is accepted again without a new vote", () => {
+    const n3 = new Machine(N3);
+    const first = n3.recv(100, msg(N2, 1, { type: "coordinator", vv: {}, round: 100 }));
+    expect(first.persist).toEqual({ epoch: 1, vote: { epoch: 1, node: N2 } });
+    expect(first.send[0]?.msg).toEqual({ from: N3, epoch: 1, type: "accept", vv: {}, round: 100 });
+    const other = n3.recv(110, msg(N1, 1, { type: "coordinator", vv: {}, round: 110 }));
+    expect(other.send[0]?.msg).toMatchObject({ type: "reject", code: "voted_other", reason: "already accepted us-east-2 for epoch 1" });
+    const dup = n3.recv(120, msg(N2, 1, { type: "coordinator", vv: {}, round: 100 }));
+    expect(dup.persist).toBeNull();
+    expect(sent(dup)).toEqual([`accept@1->${N2}`]);
+    const stale = n3.recv(130, msg(N1, 0, { type: "coordinator", vv: {}, round: 130 }));
+    expect(stale.send[0]?.msg).toMatchObject({ type: "reject", code: "superseded", epoch: 1 });
+    // us-east-1 won epoch 1 without this vote; a late resend from us-east-2 is answered, but not followed.
+    n3.recv(140, msg(N1, 1, { type: "heartbeat", round: 140 }));
+    expect(sent(n3.recv(150, msg(N2, 1, { type: "coordinator", vv: {}, round: 150 })))).toEqual([`accept@1->${N2}`]);
+    expect(leaderOf(n3.s)).toBe(N1);
+  });
+
+  it("a coordinator takes office only once its vv covers what the accepting majority reported", () => {
+    const n1 = new Machine(N1);
+    n1.ticks(50, 500);
+    const acc = n1.recv(510, msg(N2, 1, { type: "accept", vv: { [N2]: 3 }, round: 500 }));
+    expect(acc.events).toEqual([]);
+    expect(phaseOf(n1.s)).toBe("leader_pending");
+    expect(isActiveLeader(n1.s)).toBe(false);
+    const caughtUp = n1.feed(520, { type: "local_vv", vv: { [N2]: 3 } });
+    expect(isActiveLeader(n1.s)).toBe(true);
+    expect(caughtUp.events[0]).toMatchObject({ role: "leader", leader: N1, epoch: 1 });
+    expect(sent(caughtUp)).toEqual([`heartbeat@1->${N2}`, `heartbeat@1->${N3}`]);
+    expect(fencingToken(REGION, n1.s)).toBe("us-east:1");
+  });
+
+  it("an acceptance older than the lease does not count (a slow catch-up needs fresh ones)", () => {
+    const n1 = new Machine(N1);
+    n1.ticks(50, 500);
+    n1.recv(510, msg(N2, 1, { type: "accept", vv: { [N2]: 3 }, round: 500 }));
+    n1.ticks(550, 1100); // us-east-2 goes quiet; its ops arrive only now
+    n1.feed(1100, { type: "local_vv", vv: { [N2]: 3 } });
+    expect(phaseOf(n1.s)).toBe("leader_pending");
+    n1.recv(1110, msg(N2, 1, { type: "accept", vv: { [N2]: 3 }, round: 1100 }));
+    expect(isActiveLeader(n1.s)).toBe(true);
+  });
+
+  it("a pending coordinator gives up after the bound and retries later at a higher epoch", () => {
+    const n1 = new Machine(N1);
+    n1.ticks(50, 500);
+    const resends = n1.ticks(550, 950);
+    expect(resends.flatMap(sent)).toContain(`coordinator@1->${N2}`);
+    const giveUp = n1.tick(1000);
+    expect(giveUp.events[0]).toMatchObject({ role: "follower", leader: null, reason: "candidacy for epoch 1 timed out: 1 of 3 accepted" });
+    n1.ticks(1050, 1450);
+    expect(sent(n1.tick(1500))).toEqual([`coordinator@2->${N2}`, `coordinator@2->${N3}`]);
+  });
+
+  it("the next epoch is above every epoch seen, and an outdated candidacy stops", () => {
+    const n1 = new Machine(N1);
+    n1.ticks(50, 500);
+    const outdated = n1.recv(510, msg(N2, 9, { type: "reject", code: "superseded", reason: "" }));
+    expect(outdated.events[0]).toMatchObject({ role: "follower", reason: "candidacy for epoch 1 is outdated: us-east-2 is at epoch 9" });
+    n1.ticks(550, 950);
+    expect(n1.tick(1010).persist).toEqual({ epoch: 10, vote: { epoch: 10, node: N1 } });
+  });
+
+  it("a leader heartbeats every heartbeatMs and steps down when no majority confirmed within the lease", () => {
+    const n1 = activeLeader();
+    const outs = n1.ticks(550, 950);
+    expect(outs.filter((o) => o.send.length > 0).length).toBe(4); // 600, 700, 800, 900
+    n1.recv(960, msg(N3, 1, { type: "heartbeat_ack", vv: {}, round: 900 }));
+    // N3 confirmed round 900: the lease holds until 1400.
+    expect(n1.ticks(1000, 1350).every((o) => o.events.length === 0)).toBe(true);
+    const down = n1.tick(1400);
+    expect(down.events[0]).toMatchObject({ role: "follower", leader: null, reason: "lost the majority: 1 of 3 confirmed within 500 ms" });
+    expect(isActiveLeader(n1.s)).toBe(false);
+  });
+
+  it("a higher epoch from a leader demotes at once, and is persisted", () => {
+    const n1 = activeLeader();
+    const out = n1.recv(600, msg(N2, 4, { type: "heartbeat", round: 600 }));
+    expect(out.persist).toEqual({ epoch: 4, vote: { epoch: 4, node: N2 } });
+    expect(roleOf(n1.s)).toBe("follower");
+    expect(leaderOf(n1.s)).toBe(N2);
+    expect(sent(out)).toEqual([`heartbeat_ack@4->${N2}`]);
+  });
+
+  it("a leader that a member rejects as stale (no leader at a higher epoch) renews above that epoch", () => {
+    const n1 = activeLeader();
+    const out = n1.recv(600, msg(N3, 7, { type: "reject", code: "stale_epoch", reason: "" }));
+    expect(out.persist).toEqual({ epoch: 8, vote: { epoch: 8, node: N1 } });
+    expect(sent(out)).toEqual([`coordinator@8->${N2}`, `coordinator@8->${N3}`]);
+    // Its own follower accepts: the coordinator is the leader it hears.
+    const n2 = new Machine(N2);
+    n2.recv(500, msg(N1, 1, { type: "heartbeat", round: 500 }));
+    expect(sent(n2.recv(610, msg(N1, 8, { type: "coordinator", vv: {}, round: 600 })))).toEqual([`accept@8->${N1}`]);
+  });
+
+  it("restarted with a persisted epoch 5 it never goes back: older coordinators and heartbeats are refused", () => {
+    const n2 = new Machine(N2, {}, { epoch: 5, vote: { epoch: 5, node: N1 } });
+    expect(epochOf(n2.s)).toBe(5);
+    expect(n2.recv(10, msg(N1, 4, { type: "heartbeat", round: 10 })).send[0]?.msg).toEqual({
+      from: N2,
+      epoch: 5,
+      type: "reject",
+      code: "stale_epoch",
+      reason: "epoch 4 is stale: us-east-2 is at epoch 5",
+    });
+    expect(n2.recv(20, msg(N3, 3, { type: "coordinator", vv: {}, round: 20 })).send[0]?.msg).toMatchObject({ type: "reject", code: "stale_epoch" });
+    expect(n2.recv(30, msg(N3, 5, { type: "coordinator", vv: {}, round: 30 })).send[0]?.msg).toMatchObject({ type: "reject", code: "voted_other" });
+    n2.ticks(50, 700); // suspects at 500, asks us-east-1, which does not answer
+    expect(n2.tick(750).persist).toEqual({ epoch: 6, vote: { epoch: 6, node: N2 } });
+    expect(epochOf(n2.s)).toBe(6);
+  });
+
+  it("stall guard: a big gap between ticks is this node's own stall, not the leader's silence", () => {
+    const n3 = new Machine(N3);
+    for (let t = 100; t <= 300; t += 100) n3.recv(t, msg(N1, 1, { type: "heartbeat", round: t }));
+    // The process sleeps 3 s; the first input after it is a tick.
+    expect(n3.tick(3300).send).toEqual([]);
+    expect(leaderOf(n3.s)).toBe(N1);
+    // Silence from here on counts: last heard at 300, the stall (3000 ms minus one nominal tick) is not counted.
+    const before = n3.ticks(3350, 3650);
+    expect(before.every((o) => o.send.length === 0)).toBe(true);
+    expect(sent(n3.tick(3700))).toEqual([`election@1->${N1}`, `election@1->${N2}`]);
+  });
+
+  it("without a stall, the same silence is suspected on time", () => {
+    const n3 = new Machine(N3);
+    n3.recv(300, msg(N1, 1, { type: "heartbeat", round: 300 }));
+    n3.ticks(350, 750);
+    expect(sent(n3.tick(800))).toEqual([`election@1->${N1}`, `election@1->${N2}`]);
+  });
+
+  it("operator stepdown: refused unless leading; the leader tells the region and stays out of the next election", () => {
+    expect(new Machine(N2).feed(100, { type: "stepdown" }).refused).toBe("not the leader");
+    const f = new Machine(N2);
+    f.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    expect(f.feed(150, { type: "stepdown" }).refused).toBe("not the leader: us-east-1 is");
+
+    const n1 = activeLeader();
+    const out = n1.feed(600, { type: "stepdown" });
+    expect(out.refused).toBeUndefined();
+    expect(sent(out)).toEqual([`stepdown@1->${N2}`, `stepdown@1->${N3}`]);
+    expect(out.events[0]).toMatchObject({ role: "follower", leader: null, reason: "stepped down on operator request" });
+    // Abstains for 2 election timeouts: no ANSWER, no election of its own.
+    expect(n1.recv(700, msg(N3, 1, { type: "election" })).send).toEqual([]);
+    expect(n1.ticks(750, 1550).every((o) => o.send.length === 0)).toBe(true);
+    expect(sent(n1.recv(1650, msg(N3, 1, { type: "election" })))).toContain(`answer@1->${N3}`);
+  });
+
+  it("members that receive STEPDOWN start an election at once (not after the timeout)", () => {
+    const n2 = new Machine(N2);
+    n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    expect(sent(n2.recv(150, msg(N1, 1, { type: "stepdown" })))).toEqual([`election@1->${N1}`]);
+    // A stepdown from a newer epoch than this node knows: adopt it, drop the old leader, elect.
+    const n3 = new Machine(N3);
+    n3.recv(100, msg(N2, 1, { type: "heartbeat", round: 100 }));
+    const newer = n3.recv(150, msg(N1, 3, { type: "stepdown" }));
+    expect(newer.persist).toEqual({ epoch: 3, vote: { epoch: 1, node: N2 } });
+    expect(sent(newer)).toEqual([`election@3->${N1}`, `election@3->${N2}`]);
+    const manual = new Machine(N2, { failover: "manual" });
+    manual.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    expect(manual.recv(150, msg(N1, 1, { type: "stepdown" })).send).toEqual([]);
+    expect(leaderOf(manual.s)).toBeNull();
+  });
+
+  it("manual failover: nothing is elected automatically", () => {
+    const n1 = new Machine(N1, { failover: "manual" });
+    expect(n1.ticks(50, 10_000).every((o) => o.send.length === 0 && o.persist === null)).toBe(true);
+    expect(n1.recv(10_010, msg(N3, 0, { type: "election" })).send).toEqual([]);
+    expect(roleOf(n1.s)).toBe("follower");
+    expect(epochOf(n1.s)).toBe(0);
+  });
+
+  it("promote is refused while a leader is alive or when behind, and proclaims otherwise", () => {
+    const n2 = new Machine(N2, { failover: "manual" }, { epoch: 0, vote: null }, { [N1]: 2 });
+    n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    expect(n2.feed(200, { type: "promote", bestReachableVv: { [N1]: 2 } }).refused).toBe("leader us-east-1 is alive");
+    // After the leader's silence it is no longer alive, but this node lacks 3 of its ops.
+    n2.ticks(250, 700);
+    expect(n2.feed(700, { type: "promote", bestReachableVv: { [N1]: 5 } }).refused).toBe("behind the region's most up-to-date reachable node by 3 ops");
+    n2.feed(710, { type: "local_vv", vv: { [N1]: 5 } });
+    const ok = n2.feed(720, { type: "promote", bestReachableVv: { [N1]: 5 } });
+    expect(ok.refused).toBeUndefined();
+    expect(ok.persist).toEqual({ epoch: 2, vote: { epoch: 2, node: N2 } });
+    expect(sent(ok)).toEqual([`coordinator@2->${N1}`, `coordinator@2->${N3}`]);
+    expect(n2.feed(730, { type: "promote", bestReachableVv: {} }).refused).toBe("a candidacy for epoch 2 is already pending");
+    n2.recv(740, msg(N3, 2, { type: "accept", vv: {}, round: 720 }));
+    expect(n2.feed(750, { type: "promote", bestReachableVv: {} }).refused).toBe("already the leader of epoch 2");
+  });
+
+  it("ignores messages from outside the region and from itself", () => {
+    const n2 = new Machine(N2);
+    const before = n2.s;
+    expect(n2.recv(100, msg(asNodeId("eu-west-1"), 9, { type: "heartbeat", round: 1 })).send).toEqual([]);
+    expect(n2.recv(110, msg(N2, 9, { type: "heartbeat", round: 1 })).send).toEqual([]);
+    expect(epochOf(n2.s)).toBe(epochOf(before));
+    expect(n2.s.seenEpoch).toBe(0);
+  });
+
+  it("programmer errors throw: bad config, time going back, random out of range, vv going back", () => {
+    expect(() => initElection(config(N1, { electionTimeoutMs: HB }), { epoch: 0, vote: null }, {}, 0, 0)).toThrow(/above heartbeatMs/);
+    expect(() => initElection({ ...config(N1), members: MEMBERS.slice(1) }, { epoch: 0, vote: null }, {}, 0, 0)).toThrow(/must be one of the members/);
+    expect(() => initElection(config(N1), { epoch: 1, vote: { epoch: 2, node: N2 } }, {}, 0, 0)).toThrow(/does not fit/);
+    const m = new Machine(N1, {}, { epoch: 0, vote: null }, { [N1]: 3 });
+    expect(() => step(m.s, { type: "tick" }, 10, 1)).toThrow(/random/);
+    m.tick(100);
+    expect(() => m.tick(50)).toThrow(/time went back/);
+    expect(() => m.feed(200, { type: "local_vv", vv: { [N1]: 2 } })).toThrow(/local_vv went back/);
+    expect(() => fencingToken("eu-west", m.s)).toThrow(/fencing token/);
+  });
+});
+
+/** A 3-node region on the simulator over a clean network (n1 ranks first). */
+function region(over: Partial<SimConfig> = {}): ClusterSim {
+  return new ClusterSim({ priorities: [3, 2, 1], failover: "auto", preempt: false, ...TIMING, seed: 11, writeRate: 0.3, quality: HEALTHY, ...over });
+}
+
+/** Each node as id:role:leader:epoch. */
+function view(sim: ClusterSim): string[] {
+  return sim.nodes.map((n) => (n.state === null ? `${n.id}:down` : `${n.id}:${roleOf(n.state)}:${leaderOf(n.state) ?? "-"}:${epochOf(n.state)}`));
+}
+
+describe("election: scripted runs of a 3-node region", () => {
+  it("the initial election elects the highest-ranked node", () => {
+    const sim = region();
+    sim.runUntil(2000);
+    expect(view(sim)).toEqual(["n1:leader:n1:1", "n2:follower:n1:1", "n3:follower:n1:1"]);
+    expect(fencingToken("sim", sim.node(0).state!)).toBe("sim:1");
+  });
+
+  it("with equal priorities the higher id ranks first", () => {
+    const sim = region({ priorities: [1, 1, 1] });
+    sim.runUntil(2000);
+    expect(view(sim)).toEqual(["n1:follower:n3:1", "n2:follower:n3:1", "n3:leader:n3:1"]);
+  });
+
+  it("leader crash: the next-ranked is elected with a higher epoch; the recovered node does not take over", () => {
+    const sim = region();
+    sim.runUntil(2000);
+    sim.crash(0);
+    sim.runUntil(4000);
+    expect(view(sim)).toEqual(["n1:down", "n2:leader:n2:2", "n3:follower:n2:2"]);
+    sim.restart(0);
+    sim.runUntil(8000);
+    expect(view(sim)).toEqual(["n1:follower:n2:2", "n2:leader:n2:2", "n3:follower:n2:2"]);
+  });
+
+  it("with preempt, the recovered higher-ranked node takes over in a new epoch", () => {
+    const sim = region({ preempt: true });
+    sim.runUntil(2000);
+    sim.crash(0);
+    sim.runUntil(4000);
+    sim.restart(0);
+    sim.runUntil(8000);
+    expect(view(sim)).toEqual(["n1:leader:n1:3", "n2:follower:n1:3", "n3:follower:n1:3"]);
+  });
+
+  it("stepdown elects a different node, promptly", () => {
+    const sim = region();
+    sim.runUntil(2000);
+    expect(sim.stepdown(2)).toBe("not the leader: n1 is");
+    expect(sim.stepdown(0)).toBeUndefined();
+    // Faster than a silence timeout: members start the election at once.
+    sim.runUntil(2000 + TIMING.electionTimeoutMs);
+    expect(sim.activeLeaders().map((n) => n.id)).toEqual(["n2"]);
+    sim.runUntil(6000);
+    expect(view(sim)).toEqual(["n1:follower:n2:2", "n2:leader:n2:2", "n3:follower:n2:2"]);
+  });
+
+  it("a leader cut off in a minority steps down within the lease; the majority elects; after the heal all follow it", () => {
+    const sim = region();
+    sim.runUntil(2000);
+    sim.partition([0, 1, 1]);
+    sim.runUntil(2000 + sim.leaseBoundMs);
+    expect(isActiveLeader(sim.node(0).state!)).toBe(false);
+    sim.runUntil(4000);
+    expect(sim.activeLeaders().map((n) => n.id)).toEqual(["n2"]);
+    sim.heal(HEALTHY);
+    sim.runUntil(7000);
+    const epoch = epochOf(sim.node(1).state!);
+    expect(view(sim)).toEqual([`n1:follower:n2:${epoch}`, `n2:leader:n2:${epoch}`, `n3:follower:n2:${epoch}`]);
+  });
+
+  it("a node isolated long enough to inflate its epoch rejoins: the leader renews above it and stays leader", () => {
+    const sim = region();
+    sim.runUntil(2000);
+    sim.partition([0, 0, 1]);
+    sim.runUntil(5000);
+    const isolated = epochOf(sim.node(2).state!);
+    expect(isolated).toBeGreaterThan(1);
+    sim.heal(HEALTHY);
+    sim.runUntil(7000);
+    const epoch = epochOf(sim.node(0).state!);
+    expect(epoch).toBeGreaterThan(isolated);
+    expect(view(sim)).toEqual([`n1:leader:n1:${epoch}`, `n2:follower:n1:${epoch}`, `n3:follower:n1:${epoch}`]);
+  });
+
+  it("manual failover: nobody is elected; promote works once, and is refused while that leader lives", () => {
+    const sim = region({ failover: "manual" });
+    sim.runUntil(5000);
+    expect(view(sim)).toEqual(["n1:follower:-:0", "n2:follower:-:0", "n3:follower:-:0"]);
+    expect(sim.promote(1, true)).toBeUndefined();
+    sim.runUntil(5500);
+    expect(view(sim)).toEqual(["n1:follower:n2:1", "n2:leader:n2:1", "n3:follower:n2:1"]);
+    expect(sim.promote(0, true)).toBe("leader n2 is alive");
+    sim.crash(1);
+    sim.runUntil(8000);
+    expect(view(sim)).toEqual(["n1:follower:-:1", "n2:down", "n3:follower:-:1"]);
+  });
+});
+
+describe("election: wire format", () => {
+  const idArb = fc.constantFrom(N1, N2, N3);
+  const vvArb: fc.Arbitrary<VersionVector> = fc.dictionary(fc.constantFrom("us-east-1", "eu-west-2"), fc.integer({ min: 1, max: 2 ** 40 }), { maxKeys: 2 });
+  const roundArb = fc.integer({ min: -(2 ** 40), max: 2 ** 40 });
+  const msgArb: fc.Arbitrary<ElectionMsg> = fc
+    .tuple(
+      idArb,
+      fc.nat(),
+      fc.oneof(
+        fc.constantFrom({ type: "election" as const }, { type: "answer" as const }, { type: "stepdown" as const }),
+        fc.record({ type: fc.constant("alive" as const), leader: idArb }),
+        fc.record({ type: fc.constantFrom("coordinator" as const, "accept" as const, "heartbeat_ack" as const), vv: vvArb, round: roundArb }),
+        fc.record({ type: fc.constant("heartbeat" as const), round: roundArb }),
+        fc.record({
+          type: fc.constant("reject" as const),
+          code: fc.constantFrom("stale_epoch" as const, "superseded" as const, "voted_other" as const, "leader_alive" as const),
+          reason: fc.string({ maxLength: 300 }),
+        }),
+      ),
+    )
+    .map(([from, epoch, body]) => ({ from, epoch, ...body }) as ElectionMsg);
+
+  it("every message survives JSON and the parser unchanged", () => {
+    fc.assert(
+      fc.property(msgArb, (m) => {
+        const parsed = parseElectionMsg(JSON.parse(JSON.stringify(m)));
+        expect(parsed).toEqual({ ok: true, msg: m });
+      }),
+    );
+  });
+
+  it("refuses malformed messages with a reason, and never throws", () => {
+    const bad: unknown[] = [
+      null,
+      [],
+      "x",
+      { epoch: 1, type: "election" },
+      { from: "a b", epoch: 1, type: "election" },
+      { from: "n1", epoch: -1, type: "election" },
+      { from: "n1", epoch: 1.5, type: "election" },
+      { from: "n1", epoch: 1, type: "nope" },
+      { from: "n1", epoch: 1, type: "alive" },
+      { from: "n1", epoch: 1, type: "heartbeat" },
+      { from: "n1", epoch: 1, type: "heartbeat", round: "1" },
+      { from: "n1", epoch: 1, type: "accept", vv: { n1: -1 }, round: 1 },
+      { from: "n1", epoch: 1, type: "accept", vv: JSON.parse('{"__proto__": 1}'), round: 1 },
+      { from: "n1", epoch: 1, type: "reject", code: "because", reason: "" },
+      { from: "n1", epoch: 1, type: "reject", code: "superseded" },
+    ];
+    for (const b of bad) {
+      const parsed = parseElectionMsg(b);
+      expect(parsed.ok, JSON.stringify(b)).toBe(false);
+      if (!parsed.ok) expect(parsed.error).toMatch(/^election message: /);
+    }
+    fc.assert(
+      fc.property(fc.jsonValue(), (j) => {
+        expect(typeof parseElectionMsg(j).ok).toBe("boolean");
+      }),
+    );
+  });
+
+  it("keeps only known fields and cuts long reasons", () => {
+    const parsed = parseElectionMsg({ from: "n1", epoch: 2, type: "reject", code: "superseded", reason: "x".repeat(1000), extra: true });
+    expect(parsed.ok && parsed.msg).toEqual({ from: "n1", epoch: 2, type: "reject", code: "superseded", reason: "x".repeat(300) });
+  });
+});
