@@ -5,6 +5,7 @@
 
 import type { Hlc } from "./hlc.js";
 import type { NodeId } from "./ids.js";
+import { utf8ByteLength } from "./key.js";
 import type { VersionVector } from "./version-vector.js";
 
 /** The four namespaces; each key lives in one and each has one type. */
@@ -17,6 +18,33 @@ export interface Dot {
   readonly seq: number;
 }
 
+/** The longest Idempotency-Key an op carries, in UTF-8 bytes (the HTTP edge allows the same). */
+export const IDEM_KEY_BYTES_MAX = 256;
+/** The longest request digest an op carries, in UTF-8 bytes (a SHA-256 in base64url is 43). */
+export const IDEM_HASH_BYTES_MAX = 128;
+
+/**
+ * The client's Idempotency-Key and the digest of its request, carried inside
+ * the op so that every replica that applies the op can record the answer: a
+ * retry that reaches another node after a failover then replays instead of
+ * writing a second time.
+ */
+export interface OpIdem {
+  /** The client's Idempotency-Key: 1 to IDEM_KEY_BYTES_MAX bytes of UTF-8. */
+  readonly key: string;
+  /** The digest of the request (method, path, body): 1 to IDEM_HASH_BYTES_MAX bytes of UTF-8. */
+  readonly requestHash: string;
+}
+
+/** Null when `idem` fits the bounds every replica enforces, else why not. */
+export function idemProblem(idem: OpIdem): string | null {
+  const keyBytes = utf8ByteLength(idem.key);
+  if (keyBytes < 1 || keyBytes > IDEM_KEY_BYTES_MAX) return `idempotency key must be 1 to ${IDEM_KEY_BYTES_MAX} bytes of UTF-8`;
+  const hashBytes = utf8ByteLength(idem.requestHash);
+  if (hashBytes < 1 || hashBytes > IDEM_HASH_BYTES_MAX) return `idempotency request hash must be 1 to ${IDEM_HASH_BYTES_MAX} bytes of UTF-8`;
+  return null;
+}
+
 interface OpBase {
   /** The node that took the client write. */
   readonly origin: NodeId;
@@ -26,6 +54,8 @@ interface OpBase {
   readonly hlc: Hlc;
   /** The key, 1 to 1024 bytes of UTF-8. */
   readonly key: string;
+  /** Present when the client sent an Idempotency-Key: the key and the digest of its request. */
+  readonly idem?: OpIdem;
 }
 
 /**

@@ -37,7 +37,8 @@ export interface AppOptions {
 }
 
 const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts"];
-const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown"];
+// promote is an operator action like stepdown, so the admin token guards it too.
+const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown", "/leadership/promote"];
 
 function bearer(c: Context): string | undefined {
   const h = c.req.header("authorization");
@@ -96,7 +97,10 @@ export function createApp(o: AppOptions): Hono {
     return next();
   });
 
-  if (o.router) app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now }));
+  if (o.router) {
+    const knows = o.service.knowsIdempotencyKey?.bind(o.service);
+    app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
+  }
 
   mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
 

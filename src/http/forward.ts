@@ -11,7 +11,7 @@ import type { WriteRouter } from "../node/service.js";
 import { sendError } from "./errors.js";
 
 const FORWARDED_HEADER = "x-geokv-forwarded";
-const PASS_HEADERS = ["content-type", "idempotency-key", "authorization", "x-request-id"];
+const PASS_HEADERS = ["content-type", "idempotency-key", "authorization", "x-request-id", "x-geokv-token"];
 const WRITE_METHODS = new Set(["PUT", "POST", "DELETE"]);
 const DATA_WRITE_PATH = /^\/(kv|counters|sets|docs)\//;
 
@@ -20,12 +20,20 @@ export interface ForwardOptions {
   readonly router: WriteRouter;
   readonly writeWaitMs: number;
   readonly now: () => number;
+  /**
+   * True when this node already holds the answer for an Idempotency-Key. Such
+   * a retry is answered here, not forwarded: the leader may not have the
+   * original op yet and would apply it a second time.
+   */
+  readonly knowsIdempotencyKey?: (key: string) => boolean;
 }
 
 /** Middleware: forwards data writes to the leader when this node is not it. */
 export function forwardWrites(o: ForwardOptions) {
   return async (c: Context, next: Next): Promise<Response | void> => {
     if (!WRITE_METHODS.has(c.req.method) || !DATA_WRITE_PATH.test(c.req.path)) return next();
+    const idem = c.req.header("idempotency-key");
+    if (idem !== undefined && o.knowsIdempotencyKey?.(idem)) return next();
     const deadline = o.now() + o.writeWaitMs;
     for (;;) {
       const route = o.router.route();

@@ -3,6 +3,9 @@
 // to storage. It decides nothing itself: ops are built and merged by src/core;
 // this file only sequences load, apply, persist, and acknowledge, and keeps
 // the small in-memory overlay that makes writes in one group see each other.
+// Idempotency: a write with an Idempotency-Key carries the key in its op, and
+// every replica that applies the op records the answer, so a retry that lands
+// on another node (after a failover, say) replays instead of writing again.
 
 import { applyCounter, counterTotals, counterValue } from "../core/crdt/pn-counter.js";
 import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
@@ -10,7 +13,7 @@ import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
 import { applySet, setMembers } from "../core/crdt/or-set.js";
 import { encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
-import type { Conflict, CounterState, DocState, KvRegister, Namespace, Op, OrSetState } from "../core/op.js";
+import { idemProblem, type Conflict, type Dot, type CounterState, type DocState, type KvRegister, type Namespace, type Op, type OrSetState } from "../core/op.js";
 import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../core/write.js";
 import { mergeVv, vvGet, type VersionVector } from "../core/version-vector.js";
 import type { GroupCommitter } from "../storage/group-commit.js";
@@ -19,7 +22,7 @@ import { isNodeError, nodeError, type NodeError } from "./errors.js";
 import type { AckLevel, DataService, KvRead, WriteAnswer, WriteMeta } from "./service.js";
 
 /** Waits until a committed op is durable at the level the client asked for. */
-export type AckGate = (op: Op, level: AckLevel) => Promise<true | NodeError>;
+export type AckGate = (dot: Dot, level: AckLevel) => Promise<true | NodeError>;
 
 /** Decides whether this node may take a client write now (leadership, clock skew). */
 export type WriteGate = () => NodeError | null;
@@ -43,16 +46,35 @@ export interface LocalStoreOptions {
 
 type AnyState = KvRegister | CounterState | OrSetState | DocState;
 
-/** What a write builds from the key's current state: its op and answer, or why it is refused. */
-type BuildWrite = (
-  state: AnyState | undefined,
-  seq: number,
-  hlc: Hlc,
-) => { op: Op; body: (state: AnyState) => Record<string, unknown> } | NodeError;
+/** What a write builds from the key's current state: its op, or why it is refused. */
+type BuildWrite = (state: AnyState | undefined, seq: number, hlc: Hlc) => Op | NodeError;
 
 /** The token of a write: the dot of its op, "<origin>:<seq>". */
 export function tokenOf(op: { origin: string; seq: number }): string {
   return `${op.origin}:${op.seq}`;
+}
+
+/**
+ * The answer to the write `op`, given the key's state right after applying
+ * it. The origin sends this to its client; every other replica records the
+ * same shape for the op's Idempotency-Key (counter values and set members as
+ * that replica has them), so a retry gets the same token wherever it lands.
+ */
+function answerOf(op: Op, after: AnyState): Record<string, unknown> {
+  const key = op.key;
+  const token = tokenOf(op);
+  switch (op.ns) {
+    case "kv":
+      return op.valueJson === null ? { key, token } : { key, token, version: { hlc: encodeHlc(op.hlc), node: op.origin } };
+    case "counters":
+      return { key, value: counterValue(after as CounterState), token };
+    case "sets":
+      return { key, members: setMembers(after as OrSetState), token };
+    case "docs":
+      return { key, token };
+    default:
+      return assertNever(op);
+  }
 }
 
 /** Parses a causal token; null when it is not one. */
@@ -82,6 +104,8 @@ export class LocalStore implements DataService {
   private readonly overlay = new Map<string, AnyState>();
   /** Writes under way per Idempotency-Key, so a concurrent retry waits for the first answer. */
   private readonly inflight = new Map<string, Promise<WriteAnswer | NodeError>>();
+  /** Idempotency records of remote ops submitted but not yet committed, so a retry sees them already. */
+  private readonly pendingRemoteIdem = new Map<string, IdempotencyRecord>();
   /** Readers waiting for a token (read-your-writes), woken after each commit. */
   private readonly tokenWaiters = new Set<() => void>();
   private vv: VersionVector;
@@ -117,17 +141,11 @@ export class LocalStore implements DataService {
   // ---- writes ------------------------------------------------------------
 
   kvPut(key: string, valueJson: string, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
-    return this.write(meta, "kv", key, (state, seq, hlc) => {
-      const op = makeKvOp(state as KvRegister | undefined, key, valueJson, this.nodeId, seq, hlc);
-      return { op, body: (_s) => ({ key, token: tokenOf(op), version: { hlc: encodeHlc(op.hlc), node: op.origin } }) };
-    });
+    return this.write(meta, "kv", key, (state, seq, hlc) => makeKvOp(state as KvRegister | undefined, key, valueJson, this.nodeId, seq, hlc));
   }
 
   kvDelete(key: string, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
-    return this.write(meta, "kv", key, (state, seq, hlc) => {
-      const op = makeKvOp(state as KvRegister | undefined, key, null, this.nodeId, seq, hlc);
-      return { op, body: () => ({ key, token: tokenOf(op) }) };
-    });
+    return this.write(meta, "kv", key, (state, seq, hlc) => makeKvOp(state as KvRegister | undefined, key, null, this.nodeId, seq, hlc));
   }
 
   counterAdd(key: string, delta: number, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
@@ -140,24 +158,17 @@ export class LocalStore implements DataService {
       if (!Number.isSafeInteger(totals.p + Math.max(delta, 0)) || !Number.isSafeInteger(totals.n + Math.max(-delta, 0)) || !Number.isSafeInteger(value)) {
         return nodeError("bad_request", "this delta would take the counter's value or its running increment/decrement totals past ±(2^53-1)");
       }
-      const op = makeCounterOp(state as CounterState | undefined, key, delta, this.nodeId, seq, hlc);
-      return { op, body: (s) => ({ key, value: counterValue(s as CounterState), token: tokenOf(op) }) };
+      return makeCounterOp(state as CounterState | undefined, key, delta, this.nodeId, seq, hlc);
     });
   }
 
   setUpdate(key: string, add: readonly string[], remove: readonly string[], meta: WriteMeta): Promise<WriteAnswer | NodeError> {
-    return this.write(meta, "sets", key, (state, seq, hlc) => {
-      const op = makeSetOp(state as OrSetState | undefined, key, [...add], [...remove], this.nodeId, seq, hlc);
-      return { op, body: (s) => ({ key, members: setMembers(s as OrSetState), token: tokenOf(op) }) };
-    });
+    return this.write(meta, "sets", key, (state, seq, hlc) => makeSetOp(state as OrSetState | undefined, key, [...add], [...remove], this.nodeId, seq, hlc));
   }
 
   docUpdate(key: string, update: Uint8Array, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
     if (!validateDocUpdate(update)) return Promise.resolve(nodeError("bad_request", "body is not a valid Yjs update"));
-    return this.write(meta, "docs", key, (_state, seq, hlc) => {
-      const op = makeDocOp(key, update, this.nodeId, seq, hlc);
-      return { op, body: () => ({ key, token: tokenOf(op) }) };
-    });
+    return this.write(meta, "docs", key, (_state, seq, hlc) => makeDocOp(key, update, this.nodeId, seq, hlc));
   }
 
   private write(
@@ -168,18 +179,47 @@ export class LocalStore implements DataService {
   ): Promise<WriteAnswer | NodeError> {
     const idem = meta.idempotencyKey;
     if (idem === undefined) return this.writeOnce(meta, ns, key, build);
+    // The key travels in the op to every replica, so it must fit the codec's bounds.
+    const tooBig = idemProblem({ key: idem, requestHash: meta.requestHash });
+    if (tooBig !== null) return Promise.resolve(nodeError("bad_request", tooBig));
     const running = this.inflight.get(idem);
     if (running) return running.then((a) => this.replayFor(idem, meta, a));
-    const stored = this.storage.getIdempotency(idem);
-    if (stored) return Promise.resolve(this.replay(stored, meta));
+    const stored = this.idempotencyRecord(idem);
+    if (stored) return this.replayAcked(stored, meta);
     const p = this.writeOnce(meta, ns, key, build).finally(() => this.inflight.delete(idem));
     this.inflight.set(idem, p);
     return p;
   }
 
+  /** The record for an Idempotency-Key: committed, or from a remote batch still committing. */
+  private idempotencyRecord(idem: string): IdempotencyRecord | undefined {
+    return this.pendingRemoteIdem.get(idem) ?? this.storage.getIdempotency(idem);
+  }
+
+  /** True when this node holds the answer for an Idempotency-Key (committed, committing or in flight). */
+  knowsIdempotencyKey(key: string): boolean {
+    return this.inflight.has(key) || this.idempotencyRecord(key) !== undefined;
+  }
+
+  /**
+   * A retry of a recorded write: the first answer, but only once the write is
+   * durable at the level this retry asks for. The record is stored with the
+   * op, before the acknowledgement; if the first attempt timed out waiting for
+   * its region, replaying success at once would acknowledge a write that no
+   * majority confirmed.
+   */
+  private async replayAcked(rec: IdempotencyRecord, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
+    const answer = this.replay(rec, meta);
+    if (isNodeError(answer)) return answer;
+    const dot = parseToken(answer.token);
+    if (dot === null) return answer;
+    const acked = await this.ackGate({ origin: dot.origin as NodeId, seq: dot.seq }, meta.ack);
+    return acked === true ? answer : acked;
+  }
+
   /** A concurrent duplicate of an in-flight write: same answer, or a mismatch. */
   private replayFor(idem: string, meta: WriteMeta, first: WriteAnswer | NodeError): WriteAnswer | NodeError {
-    const stored = this.storage.getIdempotency(idem);
+    const stored = this.idempotencyRecord(idem);
     if (stored) return this.replay(stored, meta);
     // The first attempt failed before it was recorded; the retry may try again.
     return isNodeError(first) ? first : nodeError("internal", "idempotent write finished without a record");
@@ -208,12 +248,13 @@ export class LocalStore implements DataService {
     const seq = this.seq + 1;
     const built = build(this.loadState(ns, key), seq, hlc);
     if (isNodeError(built)) return built;
-    const { op, body } = built;
+    // The key rides in the op, so every replica that applies it can answer a retry.
+    const op: Op = meta.idempotencyKey === undefined ? built : { ...built, idem: { key: meta.idempotencyKey, requestHash: meta.requestHash } };
     const applied = this.applyToState(this.loadState(ns, key), op);
     this.hlc = hlc;
     this.seq = seq;
     this.vv = mergeVv(this.vv, { [this.nodeId]: seq });
-    const answerBody = body(applied.state);
+    const answerBody = answerOf(op, applied.state);
     const idem: IdempotencyRecord[] = meta.idempotencyKey === undefined ? [] : [
       { key: meta.idempotencyKey, requestHash: meta.requestHash, status: 200, body: JSON.stringify(answerBody), createdAtMs: this.now() },
     ];
@@ -244,6 +285,7 @@ export class LocalStore implements DataService {
   async applyRemote(ops: readonly Op[]): Promise<Op[]> {
     const fresh: Op[] = [];
     const conflicts: Conflict[] = [];
+    const idempotency = new Map<string, IdempotencyRecord>();
     const states = new Map<string, { ns: Namespace; key: string; state: AnyState }>();
     let vv = this.vv;
     let hlc = this.hlc;
@@ -258,15 +300,18 @@ export class LocalStore implements DataService {
       states.set(k, { ns: op.ns, key: op.key, state: r.state });
       conflicts.push(...r.conflicts);
       fresh.push(op);
+      const rec = this.remoteIdempotencyRecord(op, r.state, idempotency);
+      if (rec) idempotency.set(rec.key, rec);
       vv = mergeVv(vv, { [op.origin]: op.seq });
       if (op.hlc.wallMs > hlc.wallMs || (op.hlc.wallMs === hlc.wallMs && op.hlc.logical > hlc.logical)) hlc = op.hlc;
     }
     if (fresh.length === 0) return fresh;
-    let batch: Batch = { ops: fresh, conflicts, appliedVv: vv, meta: { lastHlc: hlc } };
+    let batch: Batch = { ops: fresh, conflicts, idempotency: [...idempotency.values()], appliedVv: vv, meta: { lastHlc: hlc } };
     for (const s of states.values()) {
       this.overlay.set(`${s.ns}\0${s.key}`, s.state);
       batch = this.stateBatch(s.ns, s.key, s.state, batch);
     }
+    for (const rec of idempotency.values()) this.pendingRemoteIdem.set(rec.key, rec);
     this.vv = vv;
     this.hlc = hlc;
     try {
@@ -276,9 +321,31 @@ export class LocalStore implements DataService {
         const k = `${s.ns}\0${s.key}`;
         if (this.overlay.get(k) === s.state) this.overlay.delete(k);
       }
+      for (const rec of idempotency.values()) if (this.pendingRemoteIdem.get(rec.key) === rec) this.pendingRemoteIdem.delete(rec.key);
     }
     this.committed(fresh, conflicts);
     return fresh;
+  }
+
+  /**
+   * The idempotency record a replica keeps for a remote op that carries an
+   * Idempotency-Key, or undefined when it carries none or the key already has
+   * a record (stored, committing, taken by a local write under way, or earlier
+   * in this batch): the first answer for a key is the one every retry gets.
+   */
+  private remoteIdempotencyRecord(op: Op, after: AnyState, batch: ReadonlyMap<string, IdempotencyRecord>): IdempotencyRecord | undefined {
+    if (op.idem === undefined) return undefined;
+    const key = op.idem.key;
+    if (batch.has(key) || this.inflight.has(key) || this.idempotencyRecord(key) !== undefined) return undefined;
+    return {
+      key,
+      requestHash: op.idem.requestHash,
+      status: 200,
+      body: JSON.stringify(answerOf(op, after)),
+      // The origin's clock when it took the write: every replica then prunes
+      // the record at about the same time, however late the op reached it.
+      createdAtMs: op.hlc.wallMs,
+    };
   }
 
   private committed(ops: readonly Op[], conflicts: readonly Conflict[]): void {

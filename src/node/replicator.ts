@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
-import type { Op } from "../core/op.js";
+import type { Dot, Op } from "../core/op.js";
 import {
   allAcked,
   clockSkewed,
@@ -69,7 +69,7 @@ interface PeerRuntime {
 }
 
 interface AckWaiter {
-  readonly op: Op;
+  readonly op: Dot;
   readonly level: AckLevel;
   readonly resolve: (r: true | NodeError) => void;
   readonly timer: NodeJS.Timeout;
@@ -333,7 +333,7 @@ export class Replicator {
   // ---- acknowledgement -------------------------------------------------------
 
   /** Resolves once `op` is durable at `level`, or with an error after writeWaitMs. */
-  awaitAck(op: Op, level: AckLevel): Promise<true | NodeError> {
+  awaitAck(op: Dot, level: AckLevel): Promise<true | NodeError> {
     if (level === "local" || this.acked(op, level)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiter: AckWaiter = {
@@ -350,7 +350,7 @@ export class Replicator {
     });
   }
 
-  private acked(op: Op, level: AckLevel): boolean {
+  private acked(op: Dot, level: AckLevel): boolean {
     const view = this.view();
     const region = regionAcked(view, op.origin, op.seq, this.committedVv);
     if (level === "region") return region;

@@ -49,6 +49,9 @@ export interface DataService {
   docGet(key: string, sv: Uint8Array | undefined): Uint8Array | NodeError;
   conflicts(limit: number): Conflict[];
 
+  /** True when this node holds the answer for an Idempotency-Key (so a retry is answered here). */
+  knowsIdempotencyKey?(key: string): boolean;
+
   /** Resolves once this node has applied the write named by `token`, or with an error at the deadline. */
   awaitToken(token: string, deadlineMs: number): Promise<true | NodeError>;
 }

@@ -324,7 +324,10 @@ class MemoryStore implements MemoryStorage {
     for (const m of [disk.counters, disk.sets]) for (const [k, v] of m) n += k.length + v.length;
     for (const [k, v] of disk.docs) n += k.length + v.byteLength;
     for (const log of disk.ops.values()) {
-      for (const r of log.rows.values()) n += r.origin.length + 8 + r.hlc.length + r.key.length + r.body.length + (r.payload?.byteLength ?? 0);
+      for (const r of log.rows.values()) {
+        n += r.origin.length + 8 + r.hlc.length + r.key.length + r.body.length + (r.payload?.byteLength ?? 0);
+        n += (r.idemKey?.length ?? 0) + (r.idemHash?.length ?? 0);
+      }
     }
     for (const c of disk.conflicts) n += c.key.length + c.winner.length + c.loser.length + c.at.length;
     for (const r of disk.idempotency.values()) n += r.key.length + r.requestHash.length + r.body.length + 16;

@@ -80,6 +80,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX idempotency_created ON idempotency (created_at_ms);
     `,
   },
+  {
+    version: 2,
+    description: "ops keep the client's Idempotency-Key and request hash, so every replica can record the answer",
+    // Both or neither: an op carries the key and the hash of its request together.
+    sql: `
+      ALTER TABLE ops ADD COLUMN idem_key TEXT;
+      ALTER TABLE ops ADD COLUMN idem_hash TEXT CHECK ((idem_key IS NULL) = (idem_hash IS NULL));
+    `,
+  },
 ];
 
 /** Throws unless the versions are 1, 2, 3, ... in order (a programmer error). */

@@ -1,13 +1,15 @@
 // How an op is laid out in the op log: the columns every op has, a JSON body
-// with the fields of its namespace, and a binary payload for Yjs updates (so
-// they are stored as bytes, not inflated to base64). The binary wire codec
-// (src/core/codec) is a separate concern; the log only needs to round-trip Op
-// values. Both storage implementations use this layout, so they agree exactly
-// on what survives a round trip.
+// with the fields of its namespace, a binary payload for Yjs updates (so
+// they are stored as bytes, not inflated to base64), and the client's
+// Idempotency-Key with its request hash when the write had one (columns of
+// their own, so a replica can tell which logged op answered which key). The
+// binary wire codec (src/core/codec) is a separate concern; the log only
+// needs to round-trip Op values. Both storage implementations use this
+// layout, so they agree exactly on what survives a round trip.
 
 import { decodeHlc, encodeHlc } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
-import type { Namespace, Op, SetRemove } from "../core/op.js";
+import type { Namespace, Op, OpIdem, SetRemove } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
 
 /** One row of the ops table. */
@@ -22,6 +24,10 @@ export interface OpRow {
   readonly body: string;
   /** A docs op's update; null for the other namespaces. */
   readonly payload: Uint8Array | null;
+  /** op.idem.key, or null when the op has no idem (then idemHash is null too). */
+  readonly idemKey: string | null;
+  /** op.idem.requestHash, or null when the op has no idem. */
+  readonly idemHash: string | null;
 }
 
 interface KvBody { readonly valueJson: string | null; readonly vv: VersionVector }
@@ -34,7 +40,10 @@ function unreachable(x: never): never {
 
 /** The row an op is stored as. The payload is copied, so later changes to the op's bytes do not reach the log. */
 export function opToRow(op: Op): OpRow {
-  const base = { origin: op.origin, seq: op.seq, hlc: encodeHlc(op.hlc), ns: op.ns, key: op.key };
+  const base = {
+    origin: op.origin, seq: op.seq, hlc: encodeHlc(op.hlc), ns: op.ns, key: op.key,
+    idemKey: op.idem?.key ?? null, idemHash: op.idem?.requestHash ?? null,
+  };
   switch (op.ns) {
     case "kv": {
       const body: KvBody = { valueJson: op.valueJson, vv: op.vv };
@@ -55,11 +64,18 @@ export function opToRow(op: Op): OpRow {
   }
 }
 
+/** `{ idem }` when the row has one, else nothing: an op without idem has no such field at all. */
+function idemFromRow(row: OpRow): { idem?: OpIdem } {
+  if (row.idemKey === null && row.idemHash === null) return {};
+  if (row.idemKey === null || row.idemHash === null) throw new Error(`op log: half an idempotency key at ${row.origin}:${row.seq}`);
+  return { idem: { key: row.idemKey, requestHash: row.idemHash } };
+}
+
 /** The op a row holds. Throws on a row this code did not write (a corrupt log). */
 export function opFromRow(row: OpRow): Op {
   const hlc = decodeHlc(row.hlc);
   if (hlc === null) throw new Error(`op log: bad hlc ${JSON.stringify(row.hlc)} at ${row.origin}:${row.seq}`);
-  const base = { origin: row.origin as NodeId, seq: row.seq, hlc, key: row.key };
+  const base = { origin: row.origin as NodeId, seq: row.seq, hlc, key: row.key, ...idemFromRow(row) };
   switch (row.ns) {
     case "kv": {
       const body = JSON.parse(row.body) as KvBody;

@@ -63,7 +63,7 @@ interface SqlIdempotencyRow {
 }
 interface SqlVvRow { readonly origin: string; readonly seq: number }
 
-const OP_COLUMNS = "origin, seq, hlc, ns, key, body, payload";
+const OP_SELECT_COLUMNS = "origin, seq, hlc, ns, key, body, payload, idem_key AS idemKey, idem_hash AS idemHash";
 
 function vvFromRows(rows: readonly SqlVvRow[]): VersionVector {
   const out: Record<string, number> = {};
@@ -99,7 +99,8 @@ function prepareStatements(db: Database.Database) {
     putDoc: db.prepare<[string, Uint8Array]>("INSERT INTO docs (key, state) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state"),
     // A dot at or below the compaction floor was logged before: ignore it like a present one.
     insertOp: db.prepare<[OpRow]>(
-      `INSERT OR IGNORE INTO ops (${OP_COLUMNS}) SELECT @origin, @seq, @hlc, @ns, @key, @body, @payload
+      `INSERT OR IGNORE INTO ops (origin, seq, hlc, ns, key, body, payload, idem_key, idem_hash)
+       SELECT @origin, @seq, @hlc, @ns, @key, @body, @payload, @idemKey, @idemHash
        WHERE @seq > COALESCE((SELECT seq FROM op_floor WHERE origin = @origin), 0)`,
     ),
     hasOp: db.prepare<{ origin: string; seq: number }, number>(
@@ -107,7 +108,7 @@ function prepareStatements(db: Database.Database) {
          OR @seq <= COALESCE((SELECT seq FROM op_floor WHERE origin = @origin), 0)`,
     ).pluck(),
     getOps: db.prepare<[string, number, number, number], SqlOpRow>(
-      `SELECT ${OP_COLUMNS} FROM ops WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?`,
+      `SELECT ${OP_SELECT_COLUMNS} FROM ops WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?`,
     ),
     // Walks the distinct origins through the primary key, one seek each, instead of scanning the log.
     nextOrigin: db.prepare<[string], string>("SELECT origin FROM ops WHERE origin > ? ORDER BY origin LIMIT 1").pluck(),

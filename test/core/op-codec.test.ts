@@ -18,7 +18,7 @@ import {
 import { HLC_LOGICAL_MAX, HLC_WALL_MAX, type Hlc } from "../../src/core/hlc.js";
 import type { NodeId } from "../../src/core/ids.js";
 import { isWellFormedString, utf8ByteLength, validateKey } from "../../src/core/key.js";
-import type { CounterOp, DocOp, KvOp, Op, SetOp } from "../../src/core/op.js";
+import { IDEM_HASH_BYTES_MAX, IDEM_KEY_BYTES_MAX, type CounterOp, type DocOp, type KvOp, type Op, type OpIdem, type SetOp } from "../../src/core/op.js";
 import type { VersionVector } from "../../src/core/version-vector.js";
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -48,7 +48,20 @@ const keyArb: fc.Arbitrary<string> = fc.oneof(
 
 const memberArb = fc.oneof(fc.string({ unit: "binary", maxLength: 12 }), fc.constantFrom("", "\uFEFF", "x"));
 
-const headArb = fc.record({ origin: nodeIdArb, seq: seqArb, hlc: hlcArb, key: keyArb });
+// Idempotency keys and request hashes: any code points, and ones at the byte limits.
+const idemArb: fc.Arbitrary<OpIdem> = fc.record({
+  key: fc.oneof(
+    fc.string({ unit: "binary", minLength: 1, maxLength: 20 }),
+    fc.constantFrom("a".repeat(IDEM_KEY_BYTES_MAX), "é".repeat(IDEM_KEY_BYTES_MAX / 2), "😀".repeat(IDEM_KEY_BYTES_MAX / 4), "\uFEFF", "\u0000"),
+  ),
+  requestHash: fc.oneof(
+    fc.constantFrom("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "h".repeat(IDEM_HASH_BYTES_MAX), "😀".repeat(IDEM_HASH_BYTES_MAX / 4)),
+    fc.string({ unit: "binary", minLength: 1, maxLength: 20 }),
+  ),
+});
+
+// The idem field is left out (not undefined) when absent, as decoded ops have it.
+const headArb = fc.record({ origin: nodeIdArb, seq: seqArb, hlc: hlcArb, key: keyArb, idem: idemArb }, { requiredKeys: ["origin", "seq", "hlc", "key"] });
 
 const kvArb: fc.Arbitrary<KvOp> = fc
   .record({
@@ -106,7 +119,8 @@ const compactHeadArb = fc.record({
   seq: seqArb,
   hlc: hlcArb,
   key: fc.string({ unit: "binary", minLength: 1, maxLength: 8 }),
-});
+  idem: fc.record({ key: fc.string({ unit: "binary", minLength: 1, maxLength: 6 }), requestHash: fc.string({ unit: "binary", minLength: 1, maxLength: 6 }) }),
+}, { requiredKeys: ["origin", "seq", "hlc", "key"] });
 const compactOpArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ head: compactHeadArb, valueJson: fc.option(fc.json({ maxDepth: 1 }), { nil: null }), other: fc.option(nodeIdArb.filter((s) => s.length <= 8)) }).map(
     ({ head, valueJson, other }): KvOp => ({ ns: "kv", ...head, valueJson, vv: { ...(other === null ? {} : { [other]: 7 }), [head.origin]: head.seq } }),
@@ -174,6 +188,8 @@ interface HeadFields {
   origin?: Uint8Array;
   seq?: number;
   key?: Uint8Array;
+  /** Idempotency key and request hash bytes, written after the key (set the 0x80 tag bit yourself). */
+  idem?: [Uint8Array, Uint8Array];
 }
 
 const HLC_BYTES: Hlc = { wallMs: 1_763_812_345_678, logical: 3 };
@@ -187,6 +203,10 @@ function head(w: ByteWriter, f: HeadFields = {}): void {
   w.varint(f.seq ?? 1);
   w.hlc(HLC_BYTES);
   w.bytes(f.key ?? utf8("k"));
+  if (f.idem) {
+    w.bytes(f.idem[0]);
+    w.bytes(f.idem[1]);
+  }
 }
 
 /** A kv body after the head: value flag, value, vv entries as given. */
@@ -251,6 +271,38 @@ describe("op codec: round trip", () => {
     expect(decodeOps(encodeOps([]))).toEqual([]);
   });
 
+  it("ops with an idempotency key, in every namespace, alone and in batches", () => {
+    const withIdem = smallOpArb.chain((op) => idemArb.map((idem): Op => ({ ...op, idem })));
+    fc.assert(fc.property(withIdem, (op) => {
+      const back = decodeOp(encodeOp(op));
+      expect(back).toEqual(op);
+      expect((back as Op).idem).toEqual(op.idem);
+    }));
+    fc.assert(fc.property(fc.array(fc.oneof(withIdem, smallOpArb), { maxLength: 6 }), (ops) => {
+      expect(decodeOps(encodeOps(ops))).toEqual(ops);
+    }));
+  });
+
+  it("an op without an idempotency key has no idem field after decoding", () => {
+    const op: CounterOp = { ns: "counters", origin: "n1" as NodeId, seq: 1, hlc: HLC_BYTES, key: "c", delta: 5, pTotal: 5, nTotal: 0 };
+    const back = decodeOp(encodeOp(op)) as CounterOp;
+    expect("idem" in back).toBe(false);
+    // An explicit undefined encodes like an absent field.
+    expect(sameBytes(encodeOp({ ...op, idem: undefined }), encodeOp(op))).toBe(true);
+  });
+
+  it("keeps the version-1 layout for ops without an idempotency key, and flags ops with one in the tag byte", () => {
+    const op: KvOp = { ns: "kv", origin: "n1" as NodeId, seq: 1, hlc: HLC_BYTES, key: "k", valueJson: "1", vv: { n1: 1 } };
+    // Bytes written by hand exactly as before the flag existed.
+    const v1 = build((w) => { head(w); kvTail(w, utf8("1")); });
+    expect(sameBytes(encodeOp(op), v1)).toBe(true);
+    expect(decodeOp(v1)).toEqual(op);
+    const flagged = build((w) => { head(w, { ns: 0x81, idem: [utf8("retry-1"), utf8("h")] }); kvTail(w, utf8("1")); });
+    const withIdem: KvOp = { ...op, idem: { key: "retry-1", requestHash: "h" } };
+    expect(sameBytes(encodeOp(withIdem), flagged)).toBe(true);
+    expect(decodeOp(flagged)).toEqual(withIdem);
+  });
+
   it("a leading BOM is data, not stripped", () => {
     const op: SetOp = { ns: "sets", origin: "n1" as NodeId, seq: 2, hlc: HLC_BYTES, key: "\uFEFF", add: ["\uFEFFm"], remove: [] };
     expect(decodeOp(encodeOp(op))).toEqual(op);
@@ -289,7 +341,7 @@ describe("op codec: untrusted bytes", () => {
   it("random bytes never throw: a valid op or a codec_error", () => {
     const prefixed = (prefix: number[]) => fc.uint8Array({ maxLength: 120 }).map((b) => new Uint8Array([...prefix, ...b]));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), prefixed([1, 1]), prefixed([1, 1, 1]), prefixed([1, 1, 2]), prefixed([1, 1, 3, 1, 0x61]), prefixed([1, 2])), (bytes) => {
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), prefixed([1, 1]), prefixed([1, 1, 1]), prefixed([1, 1, 2]), prefixed([1, 1, 3, 1, 0x61]), prefixed([1, 1, 0x82, 2, 0x6e, 0x31]), prefixed([1, 2])), (bytes) => {
         decodeChecked(bytes);
         decodeBatchChecked(bytes);
       }),
@@ -346,6 +398,7 @@ describe("op codec: untrusted bytes", () => {
       { ns: "counters", origin: "n1" as NodeId, seq: 2, hlc: HLC_BYTES, key: "c", delta: -5, pTotal: 10, nTotal: 5 },
       { ns: "sets", origin: "n1" as NodeId, seq: 2, hlc: HLC_BYTES, key: "s", add: ["x", "😀"], remove: [{ member: "y", tags: ["n1:1:0"] }] },
       { ns: "docs", origin: "n1" as NodeId, seq: 2, hlc: HLC_BYTES, key: "d", update: new Uint8Array([1, 2, 3]) },
+      { ns: "counters", origin: "n1" as NodeId, seq: 3, hlc: HLC_BYTES, key: "c", delta: 5, pTotal: 15, nTotal: 5, idem: { key: "ré", requestHash: "h1" } },
     ];
     const problems: string[] = [];
     for (const op of ops) {
@@ -424,6 +477,25 @@ describe("op codec: untrusted bytes", () => {
     expect(isCodecError(ok)).toBe(false);
   });
 
+  it("refuses idempotency keys and request hashes out of bounds or not UTF-8, and a flag on no namespace", () => {
+    const withIdem = (key: Uint8Array, hash: Uint8Array) => build((w) => { head(w, { ns: 0x82, idem: [key, hash] }); w.float64(1); w.varint(1); w.varint(0); });
+    expectError(withIdem(new Uint8Array(0), utf8("h")), /idempotency key shorter than 1/);
+    expectError(withIdem(utf8("k".repeat(IDEM_KEY_BYTES_MAX + 1)), utf8("h")), /idempotency key longer than 256/);
+    expectError(withIdem(utf8("k"), new Uint8Array(0)), /idempotency request hash shorter than 1/);
+    expectError(withIdem(utf8("k"), utf8("h".repeat(IDEM_HASH_BYTES_MAX + 1))), /idempotency request hash longer than 128/);
+    for (const bad of [new Uint8Array([0xff]), new Uint8Array([0xc0, 0x80]), new Uint8Array([0xed, 0xa0, 0x80])]) {
+      expectError(withIdem(bad, utf8("h")), /idempotency key is not valid UTF-8/);
+      expectError(withIdem(utf8("k"), bad), /idempotency request hash is not valid UTF-8/);
+    }
+    // Exactly at the limits is fine.
+    const atLimits = decodeOp(withIdem(utf8("é".repeat(IDEM_KEY_BYTES_MAX / 2)), utf8("h".repeat(IDEM_HASH_BYTES_MAX))));
+    expect(atLimits).toMatchObject({ ns: "counters", idem: { key: "é".repeat(IDEM_KEY_BYTES_MAX / 2), requestHash: "h".repeat(IDEM_HASH_BYTES_MAX) } });
+    // The flag without a namespace, or on an unknown one, is a bad tag.
+    for (const ns of [0x80, 0x85, 0xff]) expect(expectError(build((w) => { head(w, { ns, idem: [utf8("k"), utf8("h")] }); }), /bad namespace tag/).offset).toBe(2);
+    // The flag promises the two fields: without them the rest is misread and refused.
+    expectError(build((w) => { head(w, { ns: 0x84 }); w.bytes(new Uint8Array(0)); }), /idempotency key shorter than 1/);
+  });
+
   it("refuses kv values that are not JSON and broken version vectors", () => {
     for (const v of ["", "{", "undefined", "NaN", "'x'", "[1,]", "01"]) {
       expectError(build((w) => { head(w); kvTail(w, utf8(v)); }), /not valid JSON/);
@@ -480,6 +552,11 @@ describe("op codec: the encoder refuses ops that break op.ts's invariants", () =
     ["fractional delta", { ns: "counters", origin: "n1", seq: 1, hlc: HLC_BYTES, key: "c", delta: 0.5, pTotal: 1, nTotal: 0 }],
     ["pTotal below delta", { ns: "counters", origin: "n1", seq: 1, hlc: HLC_BYTES, key: "c", delta: 3, pTotal: 1, nTotal: 0 }],
     ["invalid hlc", { ...base, hlc: { wallMs: -1, logical: 0 } }],
+    ["empty idempotency key", { ...base, idem: { key: "", requestHash: "h" } }],
+    ["idempotency key over 256 bytes", { ...base, idem: { key: "é".repeat(129), requestHash: "h" } }],
+    ["lone surrogate idempotency key", { ...base, idem: { key: "\ud800", requestHash: "h" } }],
+    ["empty request hash", { ...base, idem: { key: "k", requestHash: "" } }],
+    ["request hash over 128 bytes", { ...base, idem: { key: "k", requestHash: "h".repeat(129) } }],
   ] as Array<[string, Op]>)("%s", (_name, op) => {
     expect(() => encodeOp(op)).toThrow();
   });

@@ -24,7 +24,10 @@ let n: TestNode;
 let url: string;
 
 beforeAll(async () => {
-  n = await startTestNode({ flags: { "max-value-bytes": String(MAX_VALUE_BYTES), "write-wait-ms": String(TOKEN_WAIT_MS) } });
+  // With an admin token the fuzzer's /leadership/stepdown and /admin/faults
+  // calls are refused (401/403) instead of making the one-node region
+  // leaderless for a while, which would rightly answer writes 503 no_leader.
+  n = await startTestNode({ flags: { "max-value-bytes": String(MAX_VALUE_BYTES), "write-wait-ms": String(TOKEN_WAIT_MS) }, env: { GEOKV_ADMIN_TOKEN: "fuzz-admin-token-not-guessable" } });
   url = n.url;
 });
 
@@ -193,7 +196,7 @@ function bodyInit(b: unknown): string | Uint8Array | undefined {
   return JSON.stringify(b);
 }
 
-const KNOWN_CODES = new Set<string>(["bad_request", "invalid_key", "unauthorized", "forbidden", "not_found", "idempotency_mismatch", "value_too_large", "no_leader", "stale_replica", "clock_skew"]);
+const KNOWN_CODES = new Set<string>(["bad_request", "invalid_key", "unauthorized", "forbidden", "not_found", "idempotency_mismatch", "value_too_large", "no_leader", "stale_replica", "clock_skew", "refused"]);
 
 // ---- the run -------------------------------------------------------------
 

@@ -46,6 +46,8 @@ export async function startTestNode(o: TestNodeOptions = {}): Promise<TestNode> 
       const node = await startNode({ cluster, nodeId: nodeId as NodeId, dataDir: tmp.dataDir, settings });
       const url = tmp.urls.get(nodeId) as string;
       await waitFor("the node to answer /health", async () => (await fetch(`${url}/health`)).status === 200, 10_000);
+      // A one-node region elects itself after one election timeout; writes before that would wait for a leader.
+      await waitFor("the node to lead its region (/ready)", async () => (await fetch(`${url}/ready`)).status === 200, 10_000);
       return {
         url,
         nodeId,

@@ -35,7 +35,9 @@ const vvArb: fc.Arbitrary<VersionVector> = fc.dictionary(idArb, seqArb, { maxKey
 const hlcArb: fc.Arbitrary<Hlc> = fc.record({ wallMs: fc.integer({ min: 0, max: HLC_WALL_MAX }), logical: fc.integer({ min: 0, max: HLC_LOGICAL_MAX }) });
 const wallMsArb = fc.oneof(fc.integer({ min: 0, max: 2 ** 48 }), fc.double({ min: 0, max: 2 ** 48, noNaN: true }));
 const keyArb = fc.string({ unit: "binary", minLength: 1, maxLength: 30 });
-const headArb = fc.record({ origin: nodeIdArb, seq: seqArb, hlc: hlcArb, key: keyArb });
+// Ops carry an Idempotency-Key when the client sent one; the field is absent otherwise.
+const idemArb = fc.record({ key: fc.string({ unit: "binary", minLength: 1, maxLength: 30 }), requestHash: fc.string({ unit: "binary", minLength: 1, maxLength: 43 }) });
+const headArb = fc.record({ origin: nodeIdArb, seq: seqArb, hlc: hlcArb, key: keyArb, idem: idemArb }, { requiredKeys: ["origin", "seq", "hlc", "key"] });
 
 const kvArb: fc.Arbitrary<KvOp> = fc
   .record({ head: headArb, valueJson: fc.option(fc.json({ maxDepth: 2 }), { nil: null }), others: vvArb })

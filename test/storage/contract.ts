@@ -235,6 +235,27 @@ export function runStorageContract(name: string, harness: StorageHarness): void 
       });
     });
 
+    it("keeps an op's idempotency key and request hash through commit, getOps and a reopen", () => {
+      const idem = (key: string) => ({ key, requestHash: `sha256:${key}` });
+      const ops: Op[] = [
+        { ...kvOp(A, 1, "k", "\"v\""), idem: idem("retry-é😀") },
+        kvOp(A, 2, "k", null),
+        { ...counterOp(A, 3, "c", -4), idem: idem("c-1") },
+        { ...setOp(A, 4), idem: idem("s-1") },
+        { ...docOp(A, 5), idem: idem("d-1") },
+      ];
+      expect(s.commit({ ops })).toEqual({ opsInserted: 5 });
+      expect(s.getOps(A, 1, 5, 10)).toEqual(ops);
+      // An op logged without one reads back without the field at all, not as undefined.
+      expect("idem" in (s.getOps(A, 2, 2, 1)[0] as Op)).toBe(false);
+      // A dot already logged keeps what it was logged with.
+      expect(s.commit({ ops: [{ ...kvOp(A, 1, "k", "\"v\""), idem: idem("other") }] })).toEqual({ opsInserted: 0 });
+      s = harness.reopen(s);
+      expect(s.getOps(A, 1, 5, 10)).toEqual(ops);
+      expect(s.getOps(A, 1, 1, 1)[0]?.idem).toEqual(idem("retry-é😀"));
+      expect(s.integrityCheck()).toBe("ok");
+    });
+
     it("merges the node vector entrywise by max: it never goes back", () => {
       s.commit({ appliedVv: { [A]: 5, [B]: 2 } });
       s.commit({ appliedVv: { [A]: 3, [C]: 1 } });

@@ -2,9 +2,9 @@
 // checks what only SQLite has: pragmas, migrations, and rollback of a failure
 // raised inside the database engine itself.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { MIGRATIONS, SCHEMA_VERSION, SchemaTooNewError, migrate } from "../../src/storage/migrations.js";
@@ -74,6 +74,38 @@ describe("sqlite storage", () => {
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION + 1);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'y'").pluck().get()).toBeUndefined();
     db.close();
+  });
+
+  it("migrates a version-1 op log: old ops read back without an idempotency key, new ones keep theirs", () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    migrate(raw, path, MIGRATIONS.slice(0, 1));
+    raw.prepare("INSERT INTO ops (origin, seq, hlc, ns, key, body, payload) VALUES (?, ?, ?, ?, ?, ?, NULL)")
+      .run(A, 1, "001700000000001-00001", "kv", "k", JSON.stringify({ valueJson: "1", vv: { [A]: 1 } }));
+    raw.close();
+    const s = openSqliteStorage({ path });
+    expect(s.pragmas().schemaVersion).toBe(SCHEMA_VERSION);
+    expect(s.getOps(A, 1, 1, 1)).toEqual([kvOp(A, 1)]);
+    const withIdem = { ...kvOp(A, 2), idem: { key: "retry-1", requestHash: "h" } };
+    s.commit({ ops: [withIdem] });
+    expect(s.getOps(A, 1, 2, 10)).toEqual([kvOp(A, 1), withIdem]);
+    s.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare("SELECT seq, idem_key, idem_hash FROM ops ORDER BY seq").all()).toEqual([
+      { seq: 1, idem_key: null, idem_hash: null },
+      { seq: 2, idem_key: "retry-1", idem_hash: "h" },
+    ]);
+    check.close();
+  });
+
+  it("refuses half an idempotency key in the op log", () => {
+    const path = freshPath();
+    openSqliteStorage({ path }).close();
+    const raw = new Database(path);
+    expect(() => raw.prepare("INSERT INTO ops (origin, seq, hlc, ns, key, body, idem_key) VALUES (?, 1, ?, 'kv', 'k', '{}', 'x')")
+      .run(A, "001700000000001-00001")).toThrow(/CHECK constraint failed/);
+    raw.close();
   });
 
   it("keeps data across reopen with NORMAL too, and after a checkpointed close", () => {

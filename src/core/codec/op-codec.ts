@@ -9,8 +9,13 @@
 //   frame   = version:u8 (1)  kind:u8 (1 op, 2 batch)  payload
 //   op      = body
 //   batch   = count:varint  body*
-//   body    = ns:u8 (1 kv, 2 counters, 3 sets, 4 docs)  origin:string  seq:varint
-//             hlc:8 bytes (hlcToBytes)  key:string  variant
+//   body    = tag:u8  origin:string  seq:varint  hlc:8 bytes (hlcToBytes)  key:string
+//             [idemKey:string  idemHash:string]  variant
+//   tag     = ns (1 kv, 2 counters, 3 sets, 4 docs), plus 0x80 when the op carries
+//             an Idempotency-Key (op.idem): then idemKey (1..256 bytes) and
+//             idemHash (1..128 bytes) follow the key. An op without one encodes
+//             exactly as before the flag existed, so older version-1 bytes still
+//             decode; a decoder that predates the flag refuses the tag.
 //   kv      = hasValue:u8 (0 tombstone, 1 value)  [valueJson:string]  vv
 //   vv      = count:varint  (node:string  seq:varint)*   nodes strictly ascending, seqs >= 1
 //   counters= delta:float64  pTotal:varint  nTotal:varint
@@ -19,7 +24,7 @@
 
 import { isValidId, type NodeId } from "../ids.js";
 import { MAX_KEY_BYTES, validateKey } from "../key.js";
-import type { CounterOp, DocOp, KvOp, Op, SetOp, SetRemove } from "../op.js";
+import { IDEM_HASH_BYTES_MAX, IDEM_KEY_BYTES_MAX, idemProblem, type CounterOp, type DocOp, type KvOp, type Op, type OpIdem, type SetOp, type SetRemove } from "../op.js";
 import { vvGet, type VersionVector } from "../version-vector.js";
 import { ByteReader, ByteWriter, decodeWith, type CodecError } from "./bytes.js";
 
@@ -35,6 +40,8 @@ const NS_KV = 1;
 const NS_COUNTERS = 2;
 const NS_SETS = 3;
 const NS_DOCS = 4;
+/** Set in the tag byte when the head carries an idempotency key and request hash. */
+const TAG_IDEM = 0x80;
 
 /** Node ids are at most 64 ASCII characters (ids.ts). */
 const MAX_ID_BYTES = 64;
@@ -93,10 +100,14 @@ function readFrameHeader(r: ByteReader, kind: number): void {
 // Sizing the writer up front avoids regrowing it for large values.
 function opPayloadHint(op: Op): number {
   switch (op.ns) {
-    case "kv": return op.key.length * 3 + (op.valueJson?.length ?? 0) * 3;
-    case "docs": return op.key.length * 3 + op.update.length;
-    default: return op.key.length * 3;
+    case "kv": return idemHint(op) + op.key.length * 3 + (op.valueJson?.length ?? 0) * 3;
+    case "docs": return idemHint(op) + op.key.length * 3 + op.update.length;
+    default: return idemHint(op) + op.key.length * 3;
   }
+}
+
+function idemHint(op: Op): number {
+  return op.idem === undefined ? 0 : 4 + (op.idem.key.length + op.idem.requestHash.length) * 3;
 }
 
 /** Writes one op's body (no frame header), for codecs that embed ops in larger frames. */
@@ -105,6 +116,10 @@ export function writeOpBody(w: ByteWriter, op: Op): void {
   if (!Number.isSafeInteger(op.seq) || op.seq < 1) throw new Error(`op seq must be an integer >= 1, got ${op.seq}`);
   const keyError = validateKey(op.key);
   if (keyError) throw new Error(`op key: ${keyError.reason}`);
+  if (op.idem !== undefined) {
+    const idemError = idemProblem(op.idem);
+    if (idemError !== null) throw new Error(`op idem: ${idemError}`);
+  }
   switch (op.ns) {
     case "kv": return writeKv(w, op);
     case "counters": return writeCounter(w, op);
@@ -117,12 +132,16 @@ export function writeOpBody(w: ByteWriter, op: Op): void {
   }
 }
 
-function writeHead(w: ByteWriter, tag: number, op: Op): void {
-  w.u8(tag);
+function writeHead(w: ByteWriter, ns: number, op: Op): void {
+  w.u8(op.idem === undefined ? ns : ns | TAG_IDEM);
   w.string(op.origin);
   w.varint(op.seq);
   w.hlc(op.hlc);
   w.string(op.key);
+  if (op.idem !== undefined) {
+    w.string(op.idem.key);
+    w.string(op.idem.requestHash);
+  }
 }
 
 function writeKv(w: ByteWriter, op: KvOp): void {
@@ -206,8 +225,9 @@ function readNodeId(r: ByteReader, what: string): NodeId {
 /** Reads one op body (no frame header), validating every field. Throws ReadFailure. */
 export function readOpBody(r: ByteReader): Op {
   const tagAt = r.pos;
-  const tag = r.u8("namespace");
-  if (tag < NS_KV || tag > NS_DOCS) r.fail(`bad namespace tag ${tag}`, tagAt);
+  const rawTag = r.u8("namespace");
+  const tag = rawTag & ~TAG_IDEM;
+  if (tag < NS_KV || tag > NS_DOCS) r.fail(`bad namespace tag ${rawTag}`, tagAt);
   const origin = readNodeId(r, "origin");
   const seqAt = r.pos;
   const seq = r.varint("seq");
@@ -215,7 +235,9 @@ export function readOpBody(r: ByteReader): Op {
   const hlc = r.hlc("hlc");
   // Strict UTF-8 decoding already rules out lone surrogates; only length is left.
   const key = r.string("key", 1, MAX_KEY_BYTES);
-  const head = { origin, seq, hlc, key };
+  // The field is left out, not set to undefined, when absent: decoded ops
+  // then look exactly like ops made without one.
+  const head = (rawTag & TAG_IDEM) === 0 ? { origin, seq, hlc, key } : { origin, seq, hlc, key, idem: readIdem(r) };
 
   if (tag === NS_KV) {
     const flagAt = r.pos;
@@ -264,6 +286,12 @@ export function readOpBody(r: ByteReader): Op {
 
   const update = r.bytes("docs update");
   return { ns: "docs", ...head, update } satisfies DocOp;
+}
+
+function readIdem(r: ByteReader): OpIdem {
+  const key = r.string("idempotency key", 1, IDEM_KEY_BYTES_MAX);
+  const requestHash = r.string("idempotency request hash", 1, IDEM_HASH_BYTES_MAX);
+  return { key, requestHash };
 }
 
 function isJson(s: string): boolean {

@@ -1,0 +1,216 @@
+// Idempotency across replicas, at the LocalStore level on real SQLite files:
+// the Idempotency-Key travels inside the op, and a replica that applies the op
+// records the answer in the same batch, so a retry that reaches it (after the
+// origin died, say) replays the origin's token instead of writing again.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import * as Y from "yjs";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { asNodeId, type NodeId } from "../../src/core/ids.js";
+import { encodeHlc } from "../../src/core/hlc.js";
+import type { Op } from "../../src/core/op.js";
+import { isNodeError, type NodeError } from "../../src/node/errors.js";
+import { LocalStore } from "../../src/node/local-store.js";
+import type { WriteAnswer, WriteMeta } from "../../src/node/service.js";
+import { createGroupCommitter, type GroupCommitter } from "../../src/storage/group-commit.js";
+import { openSqliteStorage, type SqliteStorage } from "../../src/storage/sqlite.js";
+
+const A = asNodeId("r-1");
+const B = asNodeId("r-2");
+const HASH = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
+
+interface Replica {
+  readonly id: NodeId;
+  readonly path: string;
+  storage: SqliteStorage;
+  committer: GroupCommitter;
+  store: LocalStore;
+}
+
+let root: string;
+let replicas: Replica[];
+let wallMs: number;
+
+/** A replica on its own SQLite file; the clock advances 1 ms per reading. */
+function open(id: NodeId, path = join(root, id, "geokv.sqlite")): Replica {
+  const storage = openSqliteStorage({ path });
+  const committer = createGroupCommitter(storage);
+  const store = new LocalStore({ nodeId: id, storage, committer, now: () => wallMs++ });
+  const r: Replica = { id, path, storage, committer, store };
+  replicas.push(r);
+  return r;
+}
+
+async function close(r: Replica): Promise<void> {
+  await r.committer.close();
+  r.storage.close();
+  replicas = replicas.filter((x) => x !== r);
+}
+
+function meta(idempotencyKey: string | undefined, requestHash = HASH): WriteMeta {
+  return idempotencyKey === undefined ? { ack: "local", requestHash } : { ack: "local", idempotencyKey, requestHash };
+}
+
+function answer(a: WriteAnswer | NodeError): WriteAnswer {
+  if (isNodeError(a)) throw new Error(`expected an answer, got ${a.code}: ${a.message}`);
+  return a;
+}
+
+/** Every op `from` logged of its own, read back from its storage as replication would. */
+function ownOps(from: Replica): Op[] {
+  return from.storage.getOps(from.id, 1, Number.MAX_SAFE_INTEGER, 1000);
+}
+
+function docUpdate(text: string): Uint8Array {
+  const doc = new Y.Doc();
+  doc.clientID = 7;
+  doc.getText("t").insert(0, text);
+  return Y.encodeStateAsUpdate(doc);
+}
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "geokv-idem-"));
+  replicas = [];
+  wallMs = 1_763_000_000_000;
+});
+
+afterEach(async () => {
+  for (const r of [...replicas]) await close(r);
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("idempotency across replicas", () => {
+  it("a retry on a replica that applied the origin's op replays the origin's answer and writes nothing", async () => {
+    const a = open(A);
+    const b = open(B);
+    const first = answer(await a.store.counterAdd("c", 5, meta("K")));
+    expect(first).toMatchObject({ replayed: false, token: "r-1:1", body: { key: "c", value: 5, token: "r-1:1" } });
+
+    const ops = ownOps(a);
+    expect(ops).toHaveLength(1);
+    expect(ops[0]?.idem).toEqual({ key: "K", requestHash: HASH });
+    expect(await b.store.applyRemote(ops)).toEqual(ops);
+
+    expect(b.storage.getIdempotency("K")).toEqual({
+      key: "K", requestHash: HASH, status: 200, body: JSON.stringify({ key: "c", value: 5, token: "r-1:1" }), createdAtMs: (ops[0] as Op).hlc.wallMs,
+    });
+    const retry = answer(await b.store.counterAdd("c", 5, meta("K")));
+    expect(retry).toEqual({ body: first.body, token: first.token, replayed: true });
+    expect(b.store.counterGet("c")).toBe(5);
+    // B made no op of its own.
+    expect(b.storage.opLogVv()).toEqual({ [A]: 1 });
+    expect(b.store.versionVector()).toEqual({ [A]: 1 });
+
+    const other = await b.store.counterAdd("c", 5, meta("K", "a-different-request"));
+    expect(isNodeError(other) && other.code).toBe("idempotency_mismatch");
+    expect(b.store.counterGet("c")).toBe(5);
+    expect(b.storage.opLogVv()).toEqual({ [A]: 1 });
+  });
+
+  it("the record survives a restart of the replica", async () => {
+    const a = open(A);
+    let b = open(B);
+    const first = answer(await a.store.counterAdd("c", 5, meta("K")));
+    await b.store.applyRemote(ownOps(a));
+    await close(b);
+    b = open(B, b.path);
+    expect(answer(await b.store.counterAdd("c", 5, meta("K")))).toEqual({ body: first.body, token: first.token, replayed: true });
+    expect(b.store.counterGet("c")).toBe(5);
+  });
+
+  it("records an answer of the same shape for every namespace", async () => {
+    const a = open(A);
+    const b = open(B);
+    const update = docUpdate("hello");
+    const firsts = [
+      answer(await a.store.kvPut("k", "{\"v\":1}", meta("put"))),
+      answer(await a.store.kvDelete("gone", meta("del"))),
+      answer(await a.store.setUpdate("s", ["x", "y"], [], meta("set"))),
+      answer(await a.store.docUpdate("d", update, meta("doc"))),
+    ];
+    const ops = ownOps(a);
+    expect(ops.map((o) => o.idem?.key)).toEqual(["put", "del", "set", "doc"]);
+    await b.store.applyRemote(ops);
+
+    const retries = [
+      answer(await b.store.kvPut("k", "{\"v\":1}", meta("put"))),
+      answer(await b.store.kvDelete("gone", meta("del"))),
+      answer(await b.store.setUpdate("s", ["x", "y"], [], meta("set"))),
+      answer(await b.store.docUpdate("d", update, meta("doc"))),
+    ];
+    for (const [i, first] of firsts.entries()) {
+      expect(retries[i]).toEqual({ body: first.body, token: first.token, replayed: true });
+    }
+    const put = ops[0] as Op;
+    expect(retries[0]?.body).toEqual({ key: "k", token: "r-1:1", version: { hlc: encodeHlc(put.hlc), node: A } });
+    expect(retries[1]?.body).toEqual({ key: "gone", token: "r-1:2" });
+    expect(retries[2]?.body).toEqual({ key: "s", members: ["x", "y"], token: "r-1:3" });
+    expect(retries[3]?.body).toEqual({ key: "d", token: "r-1:4" });
+    expect(b.storage.opLogVv()).toEqual({ [A]: 4 });
+  });
+
+  it("keeps a replica's own earlier record for a key, and records nothing for ops without a key", async () => {
+    const a = open(A);
+    const b = open(B);
+    await a.store.counterAdd("c", 1, meta(undefined));
+    // B took its own write under "K" before A's op with the same key arrived.
+    const mine = answer(await b.store.counterAdd("c", 2, meta("K")));
+    const theirs = answer(await a.store.counterAdd("c", 3, meta("K")));
+    expect(theirs.token).toBe("r-1:2");
+    await b.store.applyRemote(ownOps(a));
+    expect(b.store.counterGet("c")).toBe(6);
+    expect("idem" in (b.storage.getOps(A, 1, 1, 1)[0] as Op)).toBe(false);
+    expect(answer(await b.store.counterAdd("c", 2, meta("K")))).toEqual({ body: mine.body, token: mine.token, replayed: true });
+    expect(JSON.parse(b.storage.getIdempotency("K")?.body ?? "null")).toEqual({ key: "c", value: 2, token: "r-2:1" });
+  });
+
+  it("keeps the first record when one batch holds two ops with the same key", async () => {
+    const a = open(A);
+    const b = open(B);
+    const c = open(asNodeId("r-3"));
+    // C never saw A's op, so it took the same retry as a new write (a partition, or no replication yet).
+    const fromA = answer(await a.store.counterAdd("c", 5, meta("K")));
+    const fromC = answer(await c.store.counterAdd("c", 5, meta("K")));
+    expect(fromC.token).toBe("r-3:1");
+    await b.store.applyRemote([...ownOps(a), ...ownOps(c)]);
+    expect(answer(await b.store.counterAdd("c", 5, meta("K")))).toEqual({ body: fromA.body, token: fromA.token, replayed: true });
+  });
+
+  it("a retry while the replica's batch is still committing already replays", async () => {
+    const a = open(A);
+    const b = open(B);
+    const first = answer(await a.store.counterAdd("c", 5, meta("K")));
+    const applying = b.store.applyRemote(ownOps(a));
+    // The group commit runs on a later turn: nothing is on disk yet.
+    expect(b.storage.getIdempotency("K")).toBeUndefined();
+    const retry = b.store.counterAdd("c", 5, meta("K"));
+    await applying;
+    expect(answer(await retry)).toEqual({ body: first.body, token: first.token, replayed: true });
+    expect(b.storage.opLogVv()).toEqual({ [A]: 1 });
+  });
+
+  it("commits the record in the op's batch: when that fails, neither is stored", async () => {
+    const a = open(A);
+    const b = open(B);
+    await a.store.counterAdd("c", 5, meta("K"));
+    const raw = new Database(b.path);
+    raw.exec("CREATE TRIGGER fail_idem BEFORE INSERT ON idempotency BEGIN SELECT RAISE(ABORT, 'forced failure'); END;");
+    raw.close();
+    await expect(b.store.applyRemote(ownOps(a))).rejects.toThrow(/forced failure/);
+    expect(b.storage.getOps(A, 1, 1, 1)).toEqual([]);
+    expect(b.storage.getIdempotency("K")).toBeUndefined();
+  });
+
+  it("refuses an Idempotency-Key that could not travel in an op, and writes nothing", async () => {
+    const a = open(A);
+    for (const m of [meta("k".repeat(257)), meta("", HASH), meta("K", ""), meta("K", "h".repeat(129))]) {
+      const r = await a.store.counterAdd("c", 1, m);
+      expect(isNodeError(r) && r.code).toBe("bad_request");
+    }
+    expect(a.storage.opLogVv()).toEqual({});
+    expect(answer(await a.store.counterAdd("c", 1, meta("k".repeat(256))))).toMatchObject({ replayed: false });
+  });
+});
