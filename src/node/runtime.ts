@@ -26,6 +26,10 @@ import { mergeVv, vvLag } from "../core/version-vector.js";
 import type { ClusterService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 
+/** Idempotency records are kept this long: a client retrying later than this is not a retry. */
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
+
 /** How long a shutdown waits for in-flight requests before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -272,6 +276,11 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   hub.start();
   repl.start();
   election.start();
+  const pruner = setInterval(() => {
+    const n = storage.pruneIdempotency(Date.now() - IDEMPOTENCY_TTL_MS);
+    if (n > 0) logger.info({ pruned: n }, "pruned expired idempotency records");
+  }, IDEMPOTENCY_PRUNE_EVERY_MS);
+  pruner.unref();
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
 
   // serve() builds an HTTP/1 server (no createServer option is passed).
@@ -291,6 +300,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      clearInterval(pruner);
       election.stop();
       repl.stop();
       await hub.close();
