@@ -4,22 +4,29 @@
 // the runtime drives it:
 //
 // - initElection(cfg, persisted, localVv, now, random) at start, with the
-//   durable {epoch, vote} from storage (zeros and null the first time).
-// - step(state, input, now, random) for every input, `now` from a monotonic
-//   clock (performance.now()), `random` from Math.random():
-//   - {type: "tick"} at least every heartbeatMs (heartbeatMs / 2 recommended);
-//   - {type: "message"} for each election control frame from a region peer,
-//     parsed with parseElectionMsg;
-//   - {type: "local_vv"} whenever the node's version vector grows;
-//   - {type: "stepdown"} / {type: "promote"} for the operator endpoints.
-// - For each output: write `persist` (epoch and vote) durably FIRST, then send
-//   `send` as JSON control frames (best effort: loss, duplication and
-//   reordering are tolerated), then act on `events`.
+//   durable {epoch, vote} from storage ({epoch: 0, vote: null} the first time)
+//   and the node's version vector.
+// - step(state, input, now, random) for every input; `now` from a monotonic
+//   clock (performance.now(), never Date.now()), `random` from Math.random():
+//   - {type: "tick"} at least every heartbeatMs (heartbeatMs / 2 recommended).
+//     A longer gap between inputs is taken for a pause of this node: beyond
+//     2 heartbeats it is a stall that no timer counts, and the first tick after
+//     any pause fires nothing, so read the sockets before the next tick;
+//   - {type: "message"} for each election control frame from a peer of this
+//     region, parsed once with parseElectionMsg (drop what does not parse);
+//   - {type: "local_vv"} whenever the node's version vector grows (a pending
+//     coordinator takes office only once it holds what its acceptors reported);
+//   - {type: "stepdown"} / {type: "promote"} for the operator endpoints; a
+//     refusal comes back in `refused`, with the reason to show.
+// - For each output: make `persist` (epoch and vote) durable FIRST, then send
+//   `send` as JSON control frames, then log `events`. Sending is best effort:
+//   loss, duplication, delay and reordering are tolerated.
 // - Take writes only while isActiveLeader(state); stamp replicated batches
-//   with fencingToken(region, state).
+//   with fencingToken(region, state) and refuse batches with an older epoch.
 // - Acceptors push ops: when this node sends an `accept` to a coordinator, the
-//   runtime streams it the ops the coordinator's `coordinator.vv` lacks; the
-//   coordinator only becomes active once local_vv shows it holds them.
+//   runtime streams it the ops that the coordinator's `coordinator.vv` lacks
+//   (or the coordinator pulls what each `accept.vv` has beyond its own).
+//   heartbeat_ack carries the follower's vv: the runtime may use it for lag.
 
 export * from "./election/types.js";
 export { REJECT_REASON_CHARS_MAX, parseElectionMsg, type ParsedElectionMsg } from "./election/wire.js";

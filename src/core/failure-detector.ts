@@ -11,6 +11,14 @@
 // by the stall length, the machine keeps all its timers on an *awake clock*:
 // wall time minus the total stall time. Shifting the clock back is the same as
 // shifting every recorded time forward, and cannot forget a timer.
+//
+// Drain before judging: after any pause longer than a heartbeat (a stall, or
+// a shorter hiccup below the stall threshold), the runtime's timer usually
+// fires before it reads the sockets (Node runs due timers first), while the
+// leader's heartbeat already waits in the buffer. So the first tick after such
+// a pause only moves the clock; timers fire on the next input, once whatever
+// arrived meanwhile has been read. Only one tick in a row is held back, so a
+// runtime that ticks too slowly still makes progress.
 
 /** A node's own clock with the time it was stalled taken out. */
 export interface AwakeClock {
@@ -18,6 +26,8 @@ export interface AwakeClock {
   readonly lastInputMs: number;
   /** Total time this node was detected stalled since it started. */
   readonly stalledMs: number;
+  /** The last tick ended a pause and fired no timer. */
+  readonly heldTick: boolean;
 }
 
 /** Gaps between inputs longer than this many heartbeats are stalls of this node. */
@@ -26,11 +36,20 @@ export const STALL_FACTOR = 2;
 /** A clock that starts at `now`, with no stall yet. */
 export function startClock(now: number): AwakeClock {
   assertTime(now);
-  return { lastInputMs: now, stalledMs: 0 };
+  return { lastInputMs: now, stalledMs: 0, heldTick: false };
 }
 
-/** The clock after an input at `now`; `stallMs` is the stall detected just before it (0 if none). */
-export function observeInput(clock: AwakeClock, now: number, heartbeatMs: number): { clock: AwakeClock; stallMs: number } {
+/** What one input at `now` tells about this node's own scheduling. */
+export interface Observed {
+  readonly clock: AwakeClock;
+  /** Stall detected just before this input (0 if none). */
+  readonly stallMs: number;
+  /** For a tick: whether timers may fire now (false right after a pause). */
+  readonly fireTimers: boolean;
+}
+
+/** The clock after an input (a tick when `isTick`) at `now`. */
+export function observeInput(clock: AwakeClock, now: number, heartbeatMs: number, isTick: boolean): Observed {
   assertTime(now);
   // The runtime must use a monotonic clock (performance.now()): a wall clock
   // stepped back by NTP would make every timer fire late or never.
@@ -40,7 +59,9 @@ export function observeInput(clock: AwakeClock, now: number, heartbeatMs: number
   // node that stalls on every tick still moves its clock forward and its
   // leases still expire.
   const stallMs = gapMs > STALL_FACTOR * heartbeatMs ? gapMs - heartbeatMs : 0;
-  return { clock: { lastInputMs: now, stalledMs: clock.stalledMs + stallMs }, stallMs };
+  const fireTimers = !isTick || !(gapMs > heartbeatMs && !clock.heldTick);
+  const heldTick = isTick ? !fireTimers : clock.heldTick;
+  return { clock: { lastInputMs: now, stalledMs: clock.stalledMs + stallMs, heldTick }, stallMs, fireTimers };
 }
 
 /** `now` on the awake clock: what every timer of the election is measured in. */

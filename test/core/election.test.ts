@@ -285,6 +285,18 @@ describe("election: one machine, rule by rule", () => {
     expect(sent(n3.tick(3700))).toEqual([`election@1->${N1}`, `election@1->${N2}`]);
   });
 
+  it("after a hiccup (a pause under the stall threshold) it reads what arrived before judging the silence", () => {
+    for (const buffered of [true, false]) {
+      const n3 = new Machine(N3);
+      n3.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+      n3.ticks(150, 450);
+      // 150 ms without running: the overdue tick comes first, the leader's heartbeat waits in the socket.
+      expect(n3.tick(600).send).toEqual([]);
+      if (buffered) n3.recv(600, msg(N1, 1, { type: "heartbeat", round: 500 }));
+      expect(sent(n3.tick(650))).toEqual(buffered ? [] : [`election@1->${N1}`, `election@1->${N2}`]);
+    }
+  });
+
   it("without a stall, the same silence is suspected on time", () => {
     const n3 = new Machine(N3);
     n3.recv(300, msg(N1, 1, { type: "heartbeat", round: 300 }));

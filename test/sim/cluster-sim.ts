@@ -10,7 +10,7 @@
 // may lose or delay, so a coordinator may wait to catch up).
 
 import type { MemberConfig } from "../../src/core/cluster-view.js";
-import { majority } from "../../src/core/cluster-view.js";
+import { compareRank, majority } from "../../src/core/cluster-view.js";
 import {
   epochOf,
   initElection,
@@ -63,7 +63,7 @@ export interface SimNode {
   nextTickAt: number;
   /** Last restart or wake from a stall. */
   awakeSince: number;
-  /** Set while stalled when the stall guard can be checked at wake. */
+  /** Set from a stall's start to the first tick after its wake when the stall guard can be checked. */
   stallGuard: StallGuard | null;
 }
 
@@ -199,17 +199,19 @@ export class ClusterSim {
   }
 
   /**
-   * The stall guard is checkable when the node follows an active leader over
-   * clean, fast links in both directions: then, if nothing changes while it
-   * sleeps, it must still follow that leader when it wakes.
+   * The stall guard is checkable when the node follows an active leader that
+   * is running (not itself stalled: that silence is real) over clean, fast
+   * links in both directions, and may not preempt it: then, if nothing changes
+   * while it sleeps, it must still follow that leader when it wakes.
    */
   private stallGuardFor(n: SimNode): StallGuard | null {
     const s = n.state as ElectionState;
     const leaderId = leaderOf(s);
     const leader = this.nodes.find((x) => x.id === leaderId);
     const q = this.net.quality;
-    if (leader === undefined || leader === n || leader.state === null || !isActiveLeader(leader.state)) return null;
-    if (epochOf(leader.state) !== epochOf(s) || q.dropRate > 0 || q.maxDelayMs > 60) return null;
+    if (leader === undefined || leader === n || !this.running(leader) || !isActiveLeader(leader.state as ElectionState)) return null;
+    if (this.cfg.preempt && compareRank(n.cfg.self, leader.cfg.self) < 0) return null;
+    if (epochOf(leader.state as ElectionState) !== epochOf(s) || q.dropRate > 0 || q.maxDelayMs > 60) return null;
     if (this.net.isBlocked(n.index, leader.index) || this.net.isBlocked(leader.index, n.index)) return null;
     return { leader: leader.id, epoch: epochOf(s), since: this.now, topologyVersion: this.topologyVersion };
   }
@@ -351,6 +353,7 @@ export class ClusterSim {
   private tick(n: SimNode): void {
     n.nextTickAt += this.cfg.tickMs;
     this.apply(n, { type: "tick" });
+    this.checkStallGuard(n);
     const s = n.state as ElectionState;
     if (isActiveLeader(s) && this.rng() < this.cfg.writeRate) {
       n.vv = vvWith(n.vv, n.id, vvGet(n.vv, n.id) + 1);
@@ -367,19 +370,30 @@ export class ClusterSim {
     this.note(() => `wake ${n.id}`);
     this.refreshConnectivity();
     // Node's event loop runs overdue timers before it reads sockets: the tick
-    // comes first and must not take the stall for the leader's silence.
+    // comes first, then what arrived during the stall.
     n.nextTickAt = this.now;
     this.tick(n);
-    if (guard !== null && unchanged) {
-      const leader = this.nodes.find((x) => x.id === guard.leader) as SimNode;
-      const s = n.state as ElectionState;
-      if (leader.state !== null && isActiveLeader(leader.state) && epochOf(leader.state) === guard.epoch && leaderOf(s) !== guard.leader) {
-        throw new InvariantViolation(`${n.id} dropped leader ${guard.leader} for a silence it slept through (stalled since ${guard.since} ms)`);
-      }
-    }
     const inbox = n.inbox;
     n.inbox = [];
     for (const m of inbox) this.receive(n, m);
+    // Checked at the next tick, once the node had a chance to read its buffer.
+    if (guard !== null && unchanged) n.stallGuard = { ...guard, topologyVersion: this.topologyVersion };
+  }
+
+  /**
+   * Stall guard, checked at the first tick after a wake: if nothing changed
+   * while it slept and its leader still leads, the node still follows it.
+   */
+  private checkStallGuard(n: SimNode): void {
+    const guard = n.stallGuard;
+    if (guard === null || n.stalledUntil !== null) return;
+    n.stallGuard = null;
+    if (guard.topologyVersion !== this.topologyVersion) return;
+    const leader = this.nodes.find((x) => x.id === guard.leader) as SimNode;
+    const s = n.state as ElectionState;
+    if (leader.state !== null && isActiveLeader(leader.state) && epochOf(leader.state) === guard.epoch && leaderOf(s) !== guard.leader) {
+      throw new InvariantViolation(`${n.id} dropped leader ${guard.leader} for a silence it slept through (stalled since ${guard.since} ms)`);
+    }
   }
 
   /** One step of node n: persist, then send (the runtime's order), then check. */

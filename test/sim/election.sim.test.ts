@@ -6,8 +6,9 @@
 // back, no acknowledged write lost, minority leaders step down within the
 // lease, no suspicion for a silence a node slept through), then after a heal
 // that a leader comes within 10 election timeouts and nothing moves after.
-// A failure prints the seed (replay with FC_SEED=<seed> FC_PATH=<path>), the
-// shrunk schedule one fault per line, and the last events of the run.
+// A failure prints the seed and path, the shrunk schedule one fault per line
+// and the last events of the run; replay it with
+//   FC_SEED=<seed> FC_PATH=<path> npx vitest run test/sim -t "<test name>"
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { QUIET, runScenario, scenarioArb, simulate } from "./scenario.js";

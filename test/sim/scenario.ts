@@ -51,7 +51,15 @@ const nodeArb = fc.nat({ max: 4 });
 export const faultArb: fc.Arbitrary<Fault> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("crash" as const), node: nodeArb }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("restart" as const), node: nodeArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("stall" as const), node: nodeArb, ms: fc.integer({ min: 150, max: 2500 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("stall" as const),
+      node: nodeArb,
+      // Hiccups around the stall threshold (2 heartbeats) as often as long stalls.
+      ms: fc.oneof(fc.integer({ min: 50, max: 300 }), fc.integer({ min: 300, max: 2500 })),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("partition" as const), groups: fc.array(fc.nat({ max: 2 }), { minLength: 5, maxLength: 5 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("oneway" as const), from: nodeArb, to: nodeArb }) },
   { weight: 1, arbitrary: fc.constant({ kind: "heal" as const }) },
@@ -72,14 +80,14 @@ const timedFaultArb: fc.Arbitrary<TimedFault> = fc
   .tuple(fc.integer({ min: 0, max: FAULT_PHASE_MS }), faultArb)
   .map(([at, f]) => ({ at, ...f }));
 
-/** A region of `size` nodes under a random schedule of up to 12 faults. */
+/** A region of `size` nodes under a random schedule of up to 24 faults. */
 export function scenarioArb(size: 3 | 5, failover: "auto" | "manual"): fc.Arbitrary<Scenario> {
   return fc.record({
     priorities: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: size, maxLength: size }),
     failover: fc.constant(failover),
     preempt: fc.boolean(),
     seed: fc.integer(),
-    faults: fc.array(timedFaultArb, { maxLength: 12 }).map((fs) => [...fs].sort((a, b) => a.at - b.at)),
+    faults: fc.array(timedFaultArb, { maxLength: 24, size: "max" }).map((fs) => [...fs].sort((a, b) => a.at - b.at)),
   });
 }
 

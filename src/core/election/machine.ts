@@ -51,7 +51,7 @@ export function initElection(cfg: ElectionConfig, persisted: Durable, localVv: V
 export function step(state: ElectionState, input: ElectionInput, now: number, random: number): ElectionOutput {
   assertRandom(random);
   const before = summary(state);
-  const observed = observeInput(state.clock, now, state.cfg.heartbeatMs);
+  const observed = observeInput(state.clock, now, state.cfg.heartbeatMs, input.type === "tick");
   const ctx: Ctx = {
     s: { ...state, clock: observed.clock },
     nowMs: awakeNow(observed.clock, now),
@@ -63,7 +63,8 @@ export function step(state: ElectionState, input: ElectionInput, now: number, ra
   };
   switch (input.type) {
     case "tick":
-      onTick(ctx);
+      // Right after a pause of this node, read what arrived before judging any silence.
+      if (observed.fireTimers) onTick(ctx);
       break;
     case "message":
       onMessage(ctx, input.msg);
