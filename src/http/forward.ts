@@ -35,10 +35,25 @@ export function forwardWrites(o: ForwardOptions) {
     const idem = c.req.header("idempotency-key");
     if (idem !== undefined && o.knowsIdempotencyKey?.(idem)) return next();
     const deadline = o.now() + o.writeWaitMs;
+    let body: Uint8Array | undefined;
     for (;;) {
       const route = o.router.route();
       if (route.kind === "local") return next();
-      if (route.kind === "forward" && c.req.header(FORWARDED_HEADER) === undefined) return relay(c, route.url, o.nodeId, deadline - o.now());
+      if (route.kind === "forward" && c.req.header(FORWARDED_HEADER) === undefined) {
+        body ??= c.req.method === "DELETE" ? new Uint8Array(0) : new Uint8Array(await c.req.arrayBuffer());
+        const r = await relay(c, route.url, o.nodeId, body, deadline - o.now());
+        if (r.kind === "answer") return r.response;
+        // The leader we knew is unreachable. When the request surely did not
+        // reach it (connection refused) or it carries an Idempotency-Key, it
+        // is safe to wait here for the next leader instead of failing the
+        // client at once: a dead leader is usually replaced within a second.
+        const retryable = r.neverSent || idem !== undefined;
+        if (!retryable || deadline - o.now() <= 0) {
+          return sendError(c, nodeError("no_leader", `the leader at ${route.url} did not answer: ${r.error}`, 1));
+        }
+        await o.router.changed(Math.min(deadline - o.now(), 100));
+        continue;
+      }
       const left = deadline - o.now();
       if (left <= 0) {
         const why = route.kind === "none" ? route.reason : `the leader as ${o.nodeId} sees it is ${route.node}, and this request was already forwarded once`;
@@ -49,7 +64,9 @@ export function forwardWrites(o: ForwardOptions) {
   };
 }
 
-async function relay(c: Context, leaderUrl: string, nodeId: string, budgetMs: number): Promise<Response> {
+type RelayResult = { kind: "answer"; response: Response } | { kind: "failed"; error: string; neverSent: boolean };
+
+async function relay(c: Context, leaderUrl: string, nodeId: string, body: Uint8Array, budgetMs: number): Promise<RelayResult> {
   const url = new URL(c.req.url);
   const target = `${leaderUrl}${url.pathname}${url.search}`;
   const headers: Record<string, string> = { [FORWARDED_HEADER]: nodeId };
@@ -57,12 +74,17 @@ async function relay(c: Context, leaderUrl: string, nodeId: string, budgetMs: nu
     const v = c.req.header(h);
     if (v !== undefined) headers[h] = v;
   }
-  const body = c.req.method === "DELETE" ? undefined : new Uint8Array(await c.req.arrayBuffer());
   let res: Response;
   try {
-    res = await fetch(target, { method: c.req.method, headers, body, signal: AbortSignal.timeout(Math.max(1000, budgetMs + 1000)) });
+    res = await fetch(target, {
+      method: c.req.method,
+      headers,
+      body: c.req.method === "DELETE" ? undefined : body,
+      signal: AbortSignal.timeout(Math.max(1000, budgetMs + 1000)),
+    });
   } catch (err) {
-    return sendError(c, nodeError("no_leader", `the leader at ${leaderUrl} did not answer: ${(err as Error).message}`, 1));
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    return { kind: "failed", error: `${(err as Error).message}${code ? ` (${code})` : ""}`, neverSent: code === "ECONNREFUSED" };
   }
   const out = new Headers();
   for (const h of ["content-type", "x-geokv-token", "retry-after", "idempotent-replayed"]) {
@@ -71,5 +93,5 @@ async function relay(c: Context, leaderUrl: string, nodeId: string, budgetMs: nu
   }
   const leaderNode = res.headers.get("x-geokv-node");
   if (leaderNode !== null) out.set("X-Geokv-Leader", leaderNode);
-  return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
+  return { kind: "answer", response: new Response(await res.arrayBuffer(), { status: res.status, headers: out }) };
 }

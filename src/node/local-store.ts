@@ -11,9 +11,9 @@ import { applyCounter, counterTotals, counterValue } from "../core/crdt/pn-count
 import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
 import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
 import { applySet, setMembers } from "../core/crdt/or-set.js";
-import { encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
+import { compareHlc, encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
-import { idemProblem, type Conflict, type Dot, type CounterState, type DocState, type KvRegister, type Namespace, type Op, type OrSetState } from "../core/op.js";
+import { idemProblem, type Conflict, type CounterOp, type Dot, type CounterState, type DocState, type KvRegister, type Namespace, type Op, type OrSetState } from "../core/op.js";
 import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../core/write.js";
 import { mergeVv, vvGet, type VersionVector } from "../core/version-vector.js";
 import type { GroupCommitter } from "../storage/group-commit.js";
@@ -304,9 +304,22 @@ export class LocalStore implements DataService {
       if (rec) idempotency.set(rec.key, rec);
       vv = mergeVv(vv, { [op.origin]: op.seq });
       if (op.hlc.wallMs > hlc.wallMs || (op.hlc.wallMs === hlc.wallMs && op.hlc.logical > hlc.logical)) hlc = op.hlc;
+      const undo = this.duplicateToUndo(op);
+      if (undo) {
+        // Undo our own copy of a counter write this remote op also made, in
+        // the same batch, so a crash cannot separate the two.
+        const seq = this.seq + 1;
+        hlc = tick(hlc, this.now());
+        const comp = makeCounterOp(states.get(k)?.state as CounterState | undefined, op.key, -undo.delta, this.nodeId, seq, hlc);
+        const rc = this.applyToState(states.get(k)?.state, comp);
+        states.set(k, { ns: comp.ns, key: comp.key, state: rc.state });
+        fresh.push(comp);
+        this.seq = seq;
+        vv = mergeVv(vv, { [this.nodeId]: seq });
+      }
     }
     if (fresh.length === 0) return fresh;
-    let batch: Batch = { ops: fresh, conflicts, idempotency: [...idempotency.values()], appliedVv: vv, meta: { lastHlc: hlc } };
+    let batch: Batch = { ops: fresh, conflicts, idempotency: [...idempotency.values()], appliedVv: vv, meta: { lastHlc: hlc, lastSeq: this.seq } };
     for (const s of states.values()) {
       this.overlay.set(`${s.ns}\0${s.key}`, s.state);
       batch = this.stateBatch(s.ns, s.key, s.state, batch);
@@ -325,6 +338,29 @@ export class LocalStore implements DataService {
     }
     this.committed(fresh, conflicts);
     return fresh;
+  }
+
+  /**
+   * One client write executed twice: a leader took it and died before any
+   * follower had it, the client's retry (same Idempotency-Key) was taken by
+   * the next leader, and the first copy came back with the old leader (merged,
+   * as deposed leaders' writes are). For kv, sets and docs the second copy
+   * changes nothing a reader sees; a counter would count the delta twice. So
+   * exactly one node undoes one copy: of the two, the later (hlc, origin, seq)
+   * loses, and the loser's origin, when it sees the winner arrive, issues a
+   * compensating delta. Returns our losing op when this node must do that.
+   */
+  private duplicateToUndo(remote: Op): CounterOp | null {
+    if (remote.ns !== "counters" || remote.idem === undefined || remote.origin === this.nodeId) return null;
+    const rec = this.idempotencyRecord(remote.idem.key);
+    if (rec === undefined || rec.requestHash !== remote.idem.requestHash) return null;
+    const dot = parseToken(String((JSON.parse(rec.body) as { token?: unknown }).token ?? ""));
+    if (dot === null || dot.origin !== this.nodeId) return null;
+    const mine = this.storage.getOps(this.nodeId, dot.seq, dot.seq, 1)[0];
+    if (mine === undefined || mine.ns !== "counters" || mine.idem?.key !== remote.idem.key) return null;
+    const c = compareHlc(mine.hlc, remote.hlc);
+    const mineLoses = c > 0 || (c === 0 && (mine.origin > remote.origin || (mine.origin === remote.origin && mine.seq > remote.seq)));
+    return mineLoses ? mine : null;
   }
 
   /**

@@ -214,3 +214,32 @@ describe("idempotency across replicas", () => {
     expect(answer(await a.store.counterAdd("c", 1, meta("k".repeat(256))))).toMatchObject({ replayed: false });
   });
 });
+
+describe("one write executed twice across a failover", () => {
+  it("a counter retried at a new leader, whose first copy comes back with the old leader, counts once everywhere", async () => {
+    const oldLeader = open(A);
+    const newLeader = open(B);
+    const third = open(asNodeId("r-3"));
+    // The old leader takes the increment and dies before any follower has it.
+    const first = answer(await oldLeader.store.counterAdd("c", 5, meta("retry-me")));
+    // The client's retry (same key, same request) reaches the new leader, which has no record of it.
+    const retry = answer(await newLeader.store.counterAdd("c", 5, meta("retry-me")));
+    expect(retry.token).not.toBe(first.token);
+    // The old leader comes back: its op is merged at the new leader, which
+    // sees its own copy lose (it is the later one) and undoes it.
+    await newLeader.store.applyRemote(ownOps(oldLeader));
+    expect(newLeader.store.counterGet("c")).toBe(5);
+    const newOps = ownOps(newLeader);
+    expect(newOps).toHaveLength(2);
+    expect(newOps[1]).toMatchObject({ ns: "counters", delta: -5 });
+    // The old leader gets the retry's copy and the compensation: once.
+    await oldLeader.store.applyRemote(newOps);
+    expect(oldLeader.store.counterGet("c")).toBe(5);
+    expect(ownOps(oldLeader)).toHaveLength(1); // the winner's origin compensates nothing
+    // A third replica that gets all three ops, in either order, agrees.
+    await third.store.applyRemote([...newOps]);
+    await third.store.applyRemote(ownOps(oldLeader));
+    expect(third.store.counterGet("c")).toBe(5);
+    expect(ownOps(third)).toHaveLength(0);
+  });
+});
