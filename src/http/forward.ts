@@ -40,7 +40,9 @@ export function forwardWrites(o: ForwardOptions) {
       const route = o.router.route();
       if (route.kind === "local") return next();
       if (route.kind === "forward" && c.req.header(FORWARDED_HEADER) === undefined) {
-        body ??= c.req.method === "DELETE" ? new Uint8Array(0) : new Uint8Array(await c.req.arrayBuffer());
+        // Read a clone: if this node becomes the leader while it waits, the
+        // route handler below still needs the original body stream.
+        body ??= c.req.method === "DELETE" ? new Uint8Array(0) : new Uint8Array(await c.req.raw.clone().arrayBuffer());
         const r = await relay(c, route.url, o.nodeId, body, deadline - o.now());
         if (r.kind === "answer") return r.response;
         // The leader we knew is unreachable. When the request surely did not
