@@ -14,6 +14,7 @@ import { asNodeId, type NodeId } from "../src/core/ids.js";
 import type { CounterOp, CounterState, DocOp, DocState, KvOp, KvRegister, OrSetState, SetOp } from "../src/core/op.js";
 import { compareVv, type VersionVector } from "../src/core/version-vector.js";
 import { makeCounterOp, makeKvOp, makeSetOp } from "../src/core/write.js";
+import { mulberry32 } from "../src/core/prng.js";
 import { fmt, type BenchSection } from "./report.js";
 
 const NODES: NodeId[] = ["us-east-1", "eu-west-1", "ap-south-1"].map(asNodeId);
@@ -34,17 +35,8 @@ function rate(n: number, body: () => void): number {
   return (iters * n) / (elapsedMs / 1000);
 }
 
-/** A deterministic PRNG (mulberry32) so every run measures the same ops. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG, so every run measures the same ops. */
+const prng = mulberry32;
 
 function hlcAt(i: number): Hlc {
   return { wallMs: 1_700_000_000_000 + Math.floor(i / 4), logical: i % 4 };

@@ -13,6 +13,7 @@ import { asNodeId, type NodeId } from "../../src/core/ids.js";
 import type { Op } from "../../src/core/op.js";
 import { apply, emptyReplica, hasApplied, type ReplicaState } from "../../src/core/replica.js";
 import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../../src/core/write.js";
+import { mulberry32 } from "../../src/core/prng.js";
 
 export const NODE_IDS: readonly NodeId[] = ["n1", "n2", "n3", "n4"].map(asNodeId);
 export const KEYS = ["k1", "k2", "k3"] as const;
@@ -216,17 +217,8 @@ export function runHistory(h: History, clock: ClockMode = "free"): RunResult {
   return { nodes, ops };
 }
 
-/** A small deterministic generator (mulberry32), so delivery orders replay from the drawn seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (mulberry32, src/core/prng.ts), so runs replay from their seed. */
+export const prng = mulberry32;
 
 /** A delivery schedule: a shuffle seed and how many duplicates to add. */
 export interface Delivery {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { waitFor } from "../support/cluster-files.js";
+import { mulberry32 } from "../../src/core/prng.js";
 
 /** The built CLI; test/support/build-once.ts compiles it before the suites. */
 export const CLI = join(import.meta.dirname, "../../dist/cli/main.js");
@@ -226,14 +227,5 @@ export function childPidsOf(ppid: number): number[] {
   return out;
 }
 
-/** mulberry32: a tiny seeded PRNG, so a randomized run replays from its printed seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (mulberry32, src/core/prng.ts), so runs replay from their seed. */
+export const seededRandom = mulberry32;

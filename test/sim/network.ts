@@ -3,17 +3,9 @@
 // messages, and that can be cut in one direction or both. Every random choice
 // comes from the seeded generator it is given, so a run replays exactly.
 
-/** A seeded generator of numbers in [0, 1) (mulberry32: small, fast, good enough for schedules). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../src/core/prng.js";
+
+export { mulberry32 };
 
 export interface LinkQuality {
   readonly dropRate: number;
