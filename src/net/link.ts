@@ -11,7 +11,11 @@ import { CloseCode } from "./handshake.js";
 import { closeReason, decodeFrame, encodeFrame, isCodecError, isHandshakeFrame, type Frame } from "./frames.js";
 
 /** Pings that may go unanswered before the socket is presumed dead. */
-export const PONGS_MISSED_MAX = 2;
+// Ten seconds of silence on a busy link (a peer applying a big catch-up can
+// stall its event loop for seconds) before the TCP link is presumed dead:
+// reaping it sooner throws away the frames in flight and makes both sides
+// resend them. Leadership has its own, faster failure detector.
+export const PONGS_MISSED_MAX = 10;
 /** How long a closing socket may take to finish the close handshake before it is cut. */
 export const CLOSE_GRACE_MS = 1000;
 

@@ -31,7 +31,7 @@ import type { LocalStore } from "./local-store.js";
 import type { AckLevel, PeerStatus } from "./service.js";
 
 /** Unacked ops per peer before the sender waits: the bound on what a slow peer costs in memory. */
-export const SEND_WINDOW_OPS = 4096;
+export const SEND_WINDOW_OPS = 1024;
 
 /** The region's leadership as the election knows it (ElectionDriver implements it). */
 export interface RegionLeadership {
