@@ -214,7 +214,7 @@ export async function run(): Promise<BenchSection> {
     notes: [
       "Single thread, in memory, no I/O: the cost of the merge logic itself. Each figure is the best sustained rate over at least 400 ms after a warm-up pass.",
       "States are immutable values (a new object per apply), which is what makes them safe to hand to storage and the simulator; the baselines mutate in place.",
-      "The Yjs row keeps each doc as one merged update (what storage persists) and merges with Y.mergeUpdates; the baseline keeps a live Y.Doc in memory. The merged-update form costs more per edit as a doc grows; a node that serves one doc heavily should keep it live (see the y-websocket room).",
+      "The Yjs row keeps each doc as one merged update (what storage persists) and merges with Y.mergeUpdates; the baseline keeps a live Y.Doc in memory. The merged-update form costs more per edit as a doc grows; a node that serves one doc heavily would do better keeping it live in memory (not built yet).",
     ],
   };
 }

@@ -8,6 +8,9 @@ type Bench = () => Promise<BenchSection>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   core: async () => (await import("./core.js")).run,
+  http: async () => (await import("./http.js")).run,
+  replication: async () => (await import("./replication.js")).run,
+  failover: async () => (await import("./failover.js")).run,
 };
 
 async function main(): Promise<void> {
