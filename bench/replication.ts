@@ -827,9 +827,15 @@ export async function run(): Promise<BenchSection> {
         `Learned, propagation: the ${REGIONS[0]} leader sustained ${fmt(first.achieved)} of the ${fmt(first.rate)} writes/s asked for (the in-flight bound was reached), so the p99 target was measured under overload; p50 stays near ${fmt(Math.min(...first.perTarget.map((t) => t.p50)), 1)} ms, and the tail comes from stalls of the nodes' event loops: every group commit fsyncs inside better-sqlite3's synchronous call, and the replicator reads back and re-encodes ops from SQLite for every peer on every ack and ping.`,
       );
     }
-    if (heal.convergeMs === null || heal.convergeMs >= CONVERGE_TARGET_MS || healRatio > HEAL_BYTES_TARGET) {
+    if (heal.convergeMs === null || heal.convergeMs >= CONVERGE_TARGET_MS) {
+      const rate = heal.convergeMs === null ? "" : ` (${fmt(heal.lackingOps / (heal.convergeMs / 1000))} missing op copies applied per second, cluster-wide)`;
       learned.push(
-        `Learned, heal: while converging, a round of /status calls took up to ${fmt(heal.slowestPollMs / 1000, 1)} s and the nodes cut ${fmt(heal.healLinkDrops)} links for missed pongs. A CPU profile of a heal (commit bd57b64, 2026-11-22) showed the leaders busy for stretches of up to 11 s in Replicator.pump, which runs on every incoming ack and ping and, for each peer, reads the ops back from SQLite (getOps, opFromRow) and encodes them again (encodeFrame): the event loop answers neither HTTP nor heartbeats, peers cut the links, and a link that comes back restarts its send state from the handshake vector and resends. Those resends, the echoes and the third-region duplicates above are the bytes over ${HEAL_BYTES_TARGET}x; bounding the work pump does per turn, encoding an op once for all peers, and not sending ops back to the node they came from are the levers.`,
+        `Learned, heal time: ${heal.convergeMs === null ? `no convergence within ${CONVERGE_TIMEOUT_MS / 1000} s` : `${fmt(heal.convergeMs / 1000, 1)} s`}${rate}; a round of /status calls took up to ${fmt(heal.slowestPollMs / 1000, 1)} s${heal.healLinkDrops > 0 ? ` and the nodes cut ${fmt(heal.healLinkDrops)} peer links for missed pongs` : ""}. A CPU profile of a heal (commit bd57b64, 2026-11-22) showed the leaders busy for stretches of up to 11 s in Replicator.pump, which runs on every incoming ack and ping and, for each peer, reads the ops back from SQLite (getOps, opFromRow) and encodes them again (encodeFrame); meanwhile the event loop answers neither HTTP nor heartbeats. Bounding the work pump does per turn, encoding an op once for all peers, and not sending ops back to the node they came from are the levers.`,
+      );
+    }
+    if (healRatio > HEAL_BYTES_TARGET) {
+      learned.push(
+        `Learned, heal bytes: ${healRatio.toFixed(2)}x the divergent ops. Besides the echoes and third-region duplicates above, a link cut during the heal (${fmt(heal.healLinkDrops)} here) restarts its send state from the handshake vector and resends everything the peer has not yet acknowledged.`,
       );
     }
     if (!etcd || etcdRatio < THROUGHPUT_TARGET) {

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { freePort, makeTempCluster, waitFor, type TempCluster, type TempRegionSpec } from "../test/support/cluster-files.js";
+import { mulberry32 } from "../src/core/prng.js";
 
 export { freePort, waitFor };
 
@@ -434,17 +435,8 @@ export function verdict(met: boolean): string {
   return met ? "met" : "MISSED";
 }
 
-/** A deterministic PRNG (mulberry32): every run writes the same keys. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (src/core/prng.ts): every run writes the same keys. */
+export const prng = mulberry32;
 
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
