@@ -11,7 +11,8 @@ import { applyCounter, counterTotals, counterValue } from "../core/crdt/pn-count
 import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
 import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
 import { applySet, setMembers } from "../core/crdt/or-set.js";
-import { compareHlc, encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
+import { encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
+import { copyLoses } from "../core/duplicate-writes.js";
 import type { NodeId } from "../core/ids.js";
 import { idemProblem, type Conflict, type CounterOp, type Dot, type CounterState, type DocState, type KvRegister, type Namespace, type Op, type OrSetState } from "../core/op.js";
 import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../core/write.js";
@@ -358,9 +359,7 @@ export class LocalStore implements DataService {
     if (dot === null || dot.origin !== this.nodeId) return null;
     const mine = this.storage.getOps(this.nodeId, dot.seq, dot.seq, 1)[0];
     if (mine === undefined || mine.ns !== "counters" || mine.idem?.key !== remote.idem.key) return null;
-    const c = compareHlc(mine.hlc, remote.hlc);
-    const mineLoses = c > 0 || (c === 0 && (mine.origin > remote.origin || (mine.origin === remote.origin && mine.seq > remote.seq)));
-    return mineLoses ? mine : null;
+    return copyLoses(mine, remote) ? mine : null;
   }
 
   /**
