@@ -137,6 +137,22 @@ export function highestRankedLeader(view: ClusterView, region: string): NodeId |
   return null;
 }
 
+/** The highest seq per origin among `ops` (what a sender of contiguous ops surely has). */
+export function highestSeqs(ops: readonly { readonly origin: string; readonly seq: number }[]): VersionVector {
+  const out: Record<string, number> = {};
+  for (const op of ops) if (op.seq > (out[op.origin] ?? 0)) out[op.origin] = op.seq;
+  return out;
+}
+
+/**
+ * True when a ping round trip is quick enough to estimate a peer's clock
+ * offset from: the estimate is off by up to rtt/2, so a round trip over half
+ * the skew bound could make a good clock look skewed.
+ */
+export function usableClockSample(rttMs: number, maxClockSkewMs: number): boolean {
+  return rttMs <= maxClockSkewMs / 2;
+}
+
 /** How far this node's wall clock is from its peers': the median offset of those measured. */
 export function medianOffsetMs(offsetsMs: readonly number[]): number | null {
   if (offsetsMs.length === 0) return null;

@@ -12,6 +12,8 @@ import {
   allAcked,
   clockSkewed,
   highestRankedLeader,
+  highestSeqs,
+  usableClockSample,
   markSent,
   onAck,
   onPeerVv,
@@ -237,7 +239,10 @@ export class Replicator {
       case "pong": {
         const now = this.o.now();
         const rtt = Math.max(0, now - f.echoWallMs);
-        p.offsetMs = f.wallMs - (f.echoWallMs + rtt / 2);
+        // The offset estimate is off by up to rtt/2. A slow round trip (a
+        // stall on either side, a busy loop) would make a good clock look
+        // skewed and refuse writes, so only quick round trips count.
+        if (usableClockSample(rtt, this.o.maxClockSkewMs)) p.offsetMs = f.wallMs - (f.echoWallMs + rtt / 2);
         this.peerVv(p, f.vv);
         return;
       }
@@ -284,6 +289,10 @@ export class Replicator {
       }
       this.noteEpoch(region, epoch);
     }
+    // The sender has what it just sent (contiguous ops from its own log):
+    // without this it would look like lacking them until its next ack or
+    // ping, and they would be sent straight back to it.
+    p.send = onPeerVv(p.send, highestSeqs(ops));
     this.o.store.applyRemote(ops).then(
       () => {
         // The persisted vector, not the store's in-memory one: an ack promises durability.

@@ -10,6 +10,7 @@ import {
   allAcked,
   clockSkewed,
   highestRankedLeader,
+  highestSeqs,
   inflightOps,
   markSent,
   onAck,
@@ -17,6 +18,7 @@ import {
   pushTargets,
   regionAcked,
   sendStateFrom,
+  usableClockSample,
 } from "../../src/core/replication.js";
 import { planOpCount } from "../../src/core/replication-plan.js";
 import type { VersionVector } from "../../src/core/version-vector.js";
@@ -118,5 +120,17 @@ describe("clock skew", () => {
     expect(clockSkewed([10, -20, 30], 500)).toBe(false);
     expect(clockSkewed([600, 700, -10], 500)).toBe(true);
     expect(clockSkewed([-900, -800], 500)).toBe(true);
+  });
+});
+
+describe("sender knowledge and clock samples", () => {
+  it("a batch's highest seq per origin is what its sender surely has", () => {
+    expect(highestSeqs([{ origin: "x", seq: 3 }, { origin: "y", seq: 1 }, { origin: "x", seq: 5 }])).toEqual({ x: 5, y: 1 });
+    expect(highestSeqs([])).toEqual({});
+  });
+  it("only quick round trips estimate a clock offset", () => {
+    expect(usableClockSample(5, 500)).toBe(true);
+    expect(usableClockSample(250, 500)).toBe(true);
+    expect(usableClockSample(251, 500)).toBe(false);
   });
 });
