@@ -179,6 +179,18 @@ export function createHub(o: HubOptions): Hub {
   const log = o.logger.child({ component: "peer-links" });
   const sent = { ops: 0, other: 0 };
 
+  /** What to say about ourselves in hello/welcome; a failing intro() ends that handshake, not the process. */
+  function introOrClose(ws: WebSocket, finish: () => void): { epoch: number; vv: VersionVector } | null {
+    try {
+      return o.intro();
+    } catch (err) {
+      log.error({ err }, "intro() threw");
+      finish();
+      closeSocket(ws, 1011, "internal error");
+      return null;
+    }
+  }
+
   // Checked here so bad configuration fails at startup, not inside a socket event on the first dial.
   const clusterIdBytes = Buffer.byteLength(self.clusterId);
   if (clusterIdBytes < 1 || clusterIdBytes > 64) throw new Error(`cluster id must be 1 to 64 bytes, got ${clusterIdBytes}`);
@@ -311,15 +323,8 @@ export function createHub(o: HubOptions): Hub {
 
     const onOpen = (): void => {
       if (done) return;
-      let mine: { epoch: number; vv: VersionVector };
-      try {
-        mine = o.intro();
-      } catch (err) {
-        log.error({ err }, "intro() threw");
-        finish();
-        closeSocket(ws, 1011, "internal error");
-        return;
-      }
+      const mine = introOrClose(ws, finish);
+      if (mine === null) return;
       ws.send(encodeFrame({ t: "hello", proto: PROTOCOL_VERSION, clusterId: self.clusterId, node: self.node, region: self.region, epoch: mine.epoch, vv: mine.vv, nonce }));
     };
 
@@ -410,15 +415,8 @@ export function createHub(o: HubOptions): Hub {
         if (f.t !== "hello") return refuse(badFrame(`expected hello, got ${f.t}`));
         const wrong = checkHello(ctx, f, (n) => faults.blocksLink(n));
         if (wrong) return refuse(wrong);
-        let mine: { epoch: number; vv: VersionVector };
-        try {
-          mine = o.intro();
-        } catch (err) {
-          log.error({ err }, "intro() threw");
-          finish();
-          closeSocket(ws, 1011, "internal error");
-          return;
-        }
+        const mine = introOrClose(ws, finish);
+        if (mine === null) return;
         peerState = peers.get(f.node);
         hello = f;
         nonce = newNonce();
