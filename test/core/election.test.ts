@@ -80,17 +80,28 @@ class Machine {
 
 const sent = (out: ElectionOutput): string[] => out.send.map(({ to, msg: m }) => `${m.type}@${m.epoch}->${to}`);
 
-/** A machine that is the active leader of epoch 1 (proclaimed at 500, accepted by us-east-2 at 510). */
-function activeLeader(over: Partial<ElectionConfig> = {}): Machine {
+/** A member's grant of the pre-vote that `round` started. */
+const grant = (from: NodeId, round: number, epoch = 0): ElectionMsg => msg(from, epoch, { type: "prevote_ok", round });
+
+/** us-east-1 suspects at 500, pre-votes, and proclaims epoch 1 at 500 on us-east-2's grant. */
+function proclaimedAt500(over: Partial<ElectionConfig> = {}): Machine {
   const n1 = new Machine(N1, over);
   n1.ticks(50, 500);
+  n1.recv(500, grant(N2, 500));
+  expect(phaseOf(n1.s)).toBe("leader_pending");
+  return n1;
+}
+
+/** A machine that is the active leader of epoch 1 (proclaimed at 500, accepted by us-east-2 at 510). */
+function activeLeader(over: Partial<ElectionConfig> = {}): Machine {
+  const n1 = proclaimedAt500(over);
   n1.recv(510, msg(N2, 1, { type: "accept", vv: {}, round: 500 }));
   expect(isActiveLeader(n1.s)).toBe(true);
   return n1;
 }
 
 describe("election: one machine, rule by rule", () => {
-  it("a follower suspects after the election timeout, asks the higher-ranked, then proclaims epoch 1, persisting before it sends", () => {
+  it("a follower suspects after the election timeout, asks the higher-ranked, pre-votes, then proclaims epoch 1 on a majority, persisting before it sends", () => {
     const n3 = new Machine(N3);
     const quiet = n3.ticks(50, 450);
     expect(quiet.every((o) => o.send.length === 0 && o.events.length === 0)).toBe(true);
@@ -98,7 +109,15 @@ describe("election: one machine, rule by rule", () => {
     expect(sent(suspect)).toEqual([`election@0->${N1}`, `election@0->${N2}`]);
     expect(suspect.events).toEqual([{ type: "role", role: "candidate", leader: null, epoch: 0, reason: "no leader for 500 ms" }]);
     expect(n3.tick(700).send).toEqual([]); // still waiting for an answer
-    const proclaim = n3.tick(750);
+    const prevote = n3.tick(750);
+    // Nobody answered: ask the region before raising the epoch; nothing is persisted yet.
+    expect(sent(prevote)).toEqual([`prevote@0->${N1}`, `prevote@0->${N2}`]);
+    expect(prevote.persist).toBeNull();
+    expect(phaseOf(n3.s)).toBe("prevoting");
+    expect(roleOf(n3.s)).toBe("candidate");
+    // A grant that answers an older pre-vote does not count.
+    expect(n3.recv(755, grant(N2, 700)).persist).toBeNull();
+    const proclaim = n3.recv(760, grant(N2, 750));
     // The output carries the durable vote together with the messages that rely on it.
     expect(proclaim.persist).toEqual({ epoch: 1, vote: { epoch: 1, node: N3 } });
     expect(sent(proclaim)).toEqual([`coordinator@1->${N1}`, `coordinator@1->${N2}`]);
@@ -110,15 +129,56 @@ describe("election: one machine, rule by rule", () => {
     const n3 = new Machine(N3);
     n3.feed(100, { type: "message", msg: msg(N1, 1, { type: "heartbeat", round: 100 }) }, 0.999);
     expect(n3.ticks(150, 100 + ET + 249).every((o) => o.send.length === 0)).toBe(true);
-    expect(sent(n3.tick(100 + ET + 250))).toContain(`election@1->${N1}`);
+    // Its leader us-east-1 is the silent one: only us-east-2 is asked.
+    expect(sent(n3.tick(100 + ET + 250))).toEqual([`election@1->${N2}`]);
   });
 
-  it("a higher-ranked node answers an ELECTION and runs its own; the top-ranked proclaims at once", () => {
+  it("a higher-ranked node answers an ELECTION and runs its own; the top-ranked pre-votes at once", () => {
     const n2 = new Machine(N2);
     const out = n2.recv(100, msg(N3, 0, { type: "election" }));
     expect(sent(out)).toEqual([`answer@0->${N3}`, `election@0->${N1}`]);
     const n1 = new Machine(N1);
-    expect(sent(n1.recv(100, msg(N2, 0, { type: "election" })))).toEqual([`answer@0->${N2}`, `coordinator@1->${N2}`, `coordinator@1->${N3}`]);
+    expect(sent(n1.recv(100, msg(N2, 0, { type: "election" })))).toEqual([`answer@0->${N2}`, `prevote@0->${N2}`, `prevote@0->${N3}`]);
+    expect(sent(n1.recv(101, grant(N3, 100)))).toEqual([`coordinator@1->${N2}`, `coordinator@1->${N3}`]);
+  });
+
+  it("a follower whose leader went silent does not wait for that leader's answer", () => {
+    const n2 = new Machine(N2);
+    n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    n2.ticks(150, 550);
+    // us-east-1, the only higher-ranked member, is the silent leader: straight to the pre-vote.
+    expect(sent(n2.tick(600))).toEqual([`prevote@1->${N1}`, `prevote@1->${N3}`]);
+  });
+
+  it("pre-vote: granted only by a member that hears no live leader; a leader answers with a heartbeat", () => {
+    const n3 = new Machine(N3);
+    expect(n3.recv(100, msg(N2, 0, { type: "prevote", round: 100 })).send).toEqual([{ to: N2, msg: { from: N3, epoch: 0, type: "prevote_ok", round: 100 } }]);
+    n3.recv(200, msg(N1, 1, { type: "heartbeat", round: 200 }));
+    const refused = n3.recv(300, msg(N2, 1, { type: "prevote", round: 300 }));
+    expect(sent(refused)).toEqual([`alive@1->${N2}`]);
+    expect(refused.persist).toBeNull();
+    const n1 = activeLeader();
+    expect(sent(n1.recv(600, msg(N3, 1, { type: "prevote", round: 600 })))).toEqual([`alive@1->${N3}`, `heartbeat@1->${N3}`]);
+  });
+
+  it("a pre-vote without a majority never raises the epoch; it backs off, resends, and tries again", () => {
+    const n1 = new Machine(N1, {}, { epoch: 4, vote: { epoch: 4, node: N1 } });
+    const outs = n1.ticks(50, 6000);
+    expect(outs.every((o) => o.persist === null)).toBe(true);
+    expect(epochOf(n1.s)).toBe(4);
+    const tries = outs.filter((o) => o.events.some((e) => e.role === "candidate"));
+    const fails = outs.flatMap((o) => o.events).filter((e) => e.reason.startsWith("pre-vote failed"));
+    expect(fails[0]?.reason).toBe("pre-vote failed: 1 of 3 granted within 500 ms; epoch stays 4");
+    // Backoff: 2, then 4 election timeouts between tries instead of 1.
+    expect(tries.length).toBeGreaterThanOrEqual(2);
+    expect(tries.length).toBeLessThanOrEqual(4);
+    // A grant after all that still leads to a proclamation, at the next epoch only.
+    let at = 6050;
+    while (!n1.tick(at).send.some((x) => x.msg.type === "prevote")) {
+      at += 50;
+      expect(at).toBeLessThan(9000);
+    }
+    expect(n1.recv(at + 1, grant(N3, at, 4)).persist).toEqual({ epoch: 5, vote: { epoch: 5, node: N1 } });
   });
 
   it("a candidate that got an ANSWER waits for the coordinator, then starts over", () => {
@@ -180,8 +240,7 @@ describe("election: one machine, rule by rule", () => {
   });
 
   it("a coordinator takes office only once its vv covers what the accepting majority reported", () => {
-    const n1 = new Machine(N1);
-    n1.ticks(50, 500);
+    const n1 = proclaimedAt500();
     const acc = n1.recv(510, msg(N2, 1, { type: "accept", vv: { [N2]: 3 }, round: 500 }));
     expect(acc.events).toEqual([]);
     expect(phaseOf(n1.s)).toBe("leader_pending");
@@ -194,8 +253,7 @@ describe("election: one machine, rule by rule", () => {
   });
 
   it("an acceptance older than the lease does not count (a slow catch-up needs fresh ones)", () => {
-    const n1 = new Machine(N1);
-    n1.ticks(50, 500);
+    const n1 = proclaimedAt500();
     n1.recv(510, msg(N2, 1, { type: "accept", vv: { [N2]: 3 }, round: 500 }));
     n1.ticks(550, 1100); // us-east-2 goes quiet; its ops arrive only now
     n1.feed(1100, { type: "local_vv", vv: { [N2]: 3 } });
@@ -205,23 +263,23 @@ describe("election: one machine, rule by rule", () => {
   });
 
   it("a pending coordinator gives up after the bound and retries later at a higher epoch", () => {
-    const n1 = new Machine(N1);
-    n1.ticks(50, 500);
+    const n1 = proclaimedAt500();
     const resends = n1.ticks(550, 950);
     expect(resends.flatMap(sent)).toContain(`coordinator@1->${N2}`);
     const giveUp = n1.tick(1000);
     expect(giveUp.events[0]).toMatchObject({ role: "follower", leader: null, reason: "candidacy for epoch 1 timed out: 1 of 3 accepted" });
     n1.ticks(1050, 1450);
-    expect(sent(n1.tick(1500))).toEqual([`coordinator@2->${N2}`, `coordinator@2->${N3}`]);
+    expect(sent(n1.tick(1500))).toEqual([`prevote@1->${N2}`, `prevote@1->${N3}`]);
+    expect(sent(n1.recv(1500, grant(N3, 1500, 1)))).toEqual([`coordinator@2->${N2}`, `coordinator@2->${N3}`]);
   });
 
   it("the next epoch is above every epoch seen, and an outdated candidacy stops", () => {
-    const n1 = new Machine(N1);
-    n1.ticks(50, 500);
+    const n1 = proclaimedAt500();
     const outdated = n1.recv(510, msg(N2, 9, { type: "reject", code: "superseded", reason: "" }));
     expect(outdated.events[0]).toMatchObject({ role: "follower", reason: "candidacy for epoch 1 is outdated: us-east-2 is at epoch 9" });
     n1.ticks(550, 950);
-    expect(n1.tick(1010).persist).toEqual({ epoch: 10, vote: { epoch: 10, node: N1 } });
+    expect(sent(n1.tick(1010))).toEqual([`prevote@1->${N2}`, `prevote@1->${N3}`]);
+    expect(n1.recv(1011, grant(N2, 1010, 9)).persist).toEqual({ epoch: 10, vote: { epoch: 10, node: N1 } });
   });
 
   it("a leader heartbeats every heartbeatMs and steps down when no majority confirmed within the lease", () => {
@@ -269,7 +327,8 @@ describe("election: one machine, rule by rule", () => {
     expect(n2.recv(20, msg(N3, 3, { type: "coordinator", vv: {}, round: 20 })).send[0]?.msg).toMatchObject({ type: "reject", code: "stale_epoch" });
     expect(n2.recv(30, msg(N3, 5, { type: "coordinator", vv: {}, round: 30 })).send[0]?.msg).toMatchObject({ type: "reject", code: "voted_other" });
     n2.ticks(50, 700); // suspects at 500, asks us-east-1, which does not answer
-    expect(n2.tick(750).persist).toEqual({ epoch: 6, vote: { epoch: 6, node: N2 } });
+    expect(sent(n2.tick(750))).toEqual([`prevote@5->${N1}`, `prevote@5->${N3}`]);
+    expect(n2.recv(760, grant(N3, 750, 5)).persist).toEqual({ epoch: 6, vote: { epoch: 6, node: N2 } });
     expect(epochOf(n2.s)).toBe(6);
   });
 
@@ -282,7 +341,7 @@ describe("election: one machine, rule by rule", () => {
     // Silence from here on counts: last heard at 300, the stall (3000 ms minus one nominal tick) is not counted.
     const before = n3.ticks(3350, 3650);
     expect(before.every((o) => o.send.length === 0)).toBe(true);
-    expect(sent(n3.tick(3700))).toEqual([`election@1->${N1}`, `election@1->${N2}`]);
+    expect(sent(n3.tick(3700))).toEqual([`election@1->${N2}`]);
   });
 
   it("after a hiccup (a pause under the stall threshold) it reads what arrived before judging the silence", () => {
@@ -293,7 +352,7 @@ describe("election: one machine, rule by rule", () => {
       // 150 ms without running: the overdue tick comes first, the leader's heartbeat waits in the socket.
       expect(n3.tick(600).send).toEqual([]);
       if (buffered) n3.recv(600, msg(N1, 1, { type: "heartbeat", round: 500 }));
-      expect(sent(n3.tick(650))).toEqual(buffered ? [] : [`election@1->${N1}`, `election@1->${N2}`]);
+      expect(sent(n3.tick(650))).toEqual(buffered ? [] : [`election@1->${N2}`]);
     }
   });
 
@@ -301,7 +360,7 @@ describe("election: one machine, rule by rule", () => {
     const n3 = new Machine(N3);
     n3.recv(300, msg(N1, 1, { type: "heartbeat", round: 300 }));
     n3.ticks(350, 750);
-    expect(sent(n3.tick(800))).toEqual([`election@1->${N1}`, `election@1->${N2}`]);
+    expect(sent(n3.tick(800))).toEqual([`election@1->${N2}`]);
   });
 
   it("operator stepdown: refused unless leading; the leader tells the region and stays out of the next election", () => {
@@ -324,13 +383,14 @@ describe("election: one machine, rule by rule", () => {
   it("members that receive STEPDOWN start an election at once (not after the timeout)", () => {
     const n2 = new Machine(N2);
     n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
-    expect(sent(n2.recv(150, msg(N1, 1, { type: "stepdown" })))).toEqual([`election@1->${N1}`]);
+    // The leader that stepped down abstains: no ELECTION to it, straight to the pre-vote.
+    expect(sent(n2.recv(150, msg(N1, 1, { type: "stepdown" })))).toEqual([`prevote@1->${N1}`, `prevote@1->${N3}`]);
     // A stepdown from a newer epoch than this node knows: adopt it, drop the old leader, elect.
     const n3 = new Machine(N3);
     n3.recv(100, msg(N2, 1, { type: "heartbeat", round: 100 }));
     const newer = n3.recv(150, msg(N1, 3, { type: "stepdown" }));
     expect(newer.persist).toEqual({ epoch: 3, vote: { epoch: 1, node: N2 } });
-    expect(sent(newer)).toEqual([`election@3->${N1}`, `election@3->${N2}`]);
+    expect(sent(newer)).toEqual([`election@3->${N2}`]);
     const manual = new Machine(N2, { failover: "manual" });
     manual.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
     expect(manual.recv(150, msg(N1, 1, { type: "stepdown" })).send).toEqual([]);
@@ -345,7 +405,7 @@ describe("election: one machine, rule by rule", () => {
     expect(epochOf(n1.s)).toBe(0);
   });
 
-  it("promote is refused while a leader is alive or when behind, and proclaims otherwise", () => {
+  it("promote is refused while a leader is alive or when behind, and otherwise proclaims once a majority grants the pre-vote", () => {
     const n2 = new Machine(N2, { failover: "manual" }, { epoch: 0, vote: null }, { [N1]: 2 });
     n2.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
     expect(n2.feed(200, { type: "promote", bestReachableVv: { [N1]: 2 } }).refused).toBe("leader us-east-1 is alive");
@@ -355,10 +415,14 @@ describe("election: one machine, rule by rule", () => {
     n2.feed(710, { type: "local_vv", vv: { [N1]: 5 } });
     const ok = n2.feed(720, { type: "promote", bestReachableVv: { [N1]: 5 } });
     expect(ok.refused).toBeUndefined();
-    expect(ok.persist).toEqual({ epoch: 2, vote: { epoch: 2, node: N2 } });
-    expect(sent(ok)).toEqual([`coordinator@2->${N1}`, `coordinator@2->${N3}`]);
+    expect(ok.persist).toBeNull();
+    expect(sent(ok)).toEqual([`prevote@1->${N1}`, `prevote@1->${N3}`]);
+    expect(n2.feed(721, { type: "promote", bestReachableVv: {} }).refused).toBe("a pre-vote is already running");
+    const granted = n2.recv(722, grant(N3, 720, 1));
+    expect(granted.persist).toEqual({ epoch: 2, vote: { epoch: 2, node: N2 } });
+    expect(sent(granted)).toEqual([`coordinator@2->${N1}`, `coordinator@2->${N3}`]);
     expect(n2.feed(730, { type: "promote", bestReachableVv: {} }).refused).toBe("a candidacy for epoch 2 is already pending");
-    n2.recv(740, msg(N3, 2, { type: "accept", vv: {}, round: 720 }));
+    n2.recv(740, msg(N3, 2, { type: "accept", vv: {}, round: 722 }));
     expect(n2.feed(750, { type: "promote", bestReachableVv: {} }).refused).toBe("already the leader of epoch 2");
   });
 
@@ -455,18 +519,22 @@ describe("election: scripted runs of a 3-node region", () => {
     expect(view(sim)).toEqual([`n1:follower:n2:${epoch}`, `n2:leader:n2:${epoch}`, `n3:follower:n2:${epoch}`]);
   });
 
-  it("a node isolated long enough to inflate its epoch rejoins: the leader renews above it and stays leader", () => {
-    const sim = region();
-    sim.runUntil(2000);
-    sim.partition([0, 0, 1]);
-    sim.runUntil(5000);
-    const isolated = epochOf(sim.node(2).state!);
-    expect(isolated).toBeGreaterThan(1);
-    sim.heal(HEALTHY);
-    sim.runUntil(7000);
-    const epoch = epochOf(sim.node(0).state!);
-    expect(epoch).toBeGreaterThan(isolated);
-    expect(view(sim)).toEqual([`n1:leader:n1:${epoch}`, `n2:follower:n1:${epoch}`, `n3:follower:n1:${epoch}`]);
+  it("a node isolated from its region keeps its epoch however long it tries, and rejoins without an election", () => {
+    for (const isolated of [0, 2]) {
+      const sim = region();
+      sim.runUntil(2000);
+      const before = epochOf(sim.node(isolated).state!);
+      sim.partition(isolated === 0 ? [0, 1, 1] : [0, 0, 1]);
+      sim.runUntil(12_000);
+      // No pre-vote reached a majority, so the isolated node never proclaimed.
+      expect(sim.node(isolated).durable.epoch).toBe(before);
+      sim.heal(HEALTHY);
+      sim.runUntil(15_000);
+      const leader = sim.activeLeaders()[0] as (typeof sim.nodes)[number];
+      const epoch = epochOf(leader.state!);
+      expect(epoch).toBe(isolated === 0 ? before + 1 : before);
+      expect(view(sim).filter((v) => v.endsWith(`:${leader.id}:${epoch}`)).length).toBe(3);
+    }
   });
 
   it("manual failover: nobody is elected; promote works once, and is refused while that leader lives", () => {
@@ -493,6 +561,7 @@ describe("election: wire format", () => {
       fc.nat(),
       fc.oneof(
         fc.constantFrom({ type: "election" as const }, { type: "answer" as const }, { type: "stepdown" as const }),
+        fc.record({ type: fc.constantFrom("prevote" as const, "prevote_ok" as const), round: roundArb }),
         fc.record({ type: fc.constant("alive" as const), leader: idArb }),
         fc.record({ type: fc.constantFrom("coordinator" as const, "accept" as const, "heartbeat_ack" as const), vv: vvArb, round: roundArb }),
         fc.record({ type: fc.constant("heartbeat" as const), round: roundArb }),

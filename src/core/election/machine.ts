@@ -4,8 +4,9 @@
 // feeds time, random numbers, messages and version vectors, persists
 // `persist` and only then sends `send`.
 
-import { compareRank } from "../cluster-view.js";
+import { compareRank, majority } from "../cluster-view.js";
 import { assertRandom, awakeNow, armSilenceTimer, observeInput, startClock } from "../failure-detector.js";
+import { formatFence } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { dominates, type VersionVector } from "../version-vector.js";
 import type { Ctx } from "./context.js";
@@ -41,6 +42,7 @@ export function initElection(cfg: ElectionConfig, persisted: Durable, localVv: V
     localVv,
     clock,
     abstainUntilMs: -Infinity,
+    prevoteFailures: 0,
     phase: { kind: "follower", leader: null, timer: armSilenceTimer(awakeNow(clock, now), cfg.electionTimeoutMs, random), preemptAtMs: null },
   };
   checkState(state);
@@ -132,11 +134,11 @@ export function isActiveLeader(s: ElectionState): boolean {
 /** The fencing token of this node's epoch: `<region>:<epoch>`. */
 export function fencingToken(region: RegionId | string, s: ElectionState): string {
   if (region !== s.cfg.self.region) throw new Error(`election: fencing token for ${region} asked of a ${s.cfg.self.region} node`);
-  return `${region}:${s.epoch}`;
+  return formatFence(region, s.epoch);
 }
 
 /** The detailed phase, for /status and logs: pending means "leader pending" (majority or catch-up outstanding). */
-export function phaseOf(s: ElectionState): "follower" | "electing" | "awaiting_coordinator" | "leader_pending" | "leader" {
+export function phaseOf(s: ElectionState): "follower" | "electing" | "awaiting_coordinator" | "prevoting" | "leader_pending" | "leader" {
   switch (s.phase.kind) {
     case "awaiting":
       return "awaiting_coordinator";
@@ -192,6 +194,11 @@ function checkState(s: ElectionState): void {
   if (p.kind === "pending") {
     if (p.accepts.has(me) || p.accepts.size > n - 1) throw new Error("election: accepts must hold other members only");
     if (p.refusedBy.has(me) || p.refusedBy.size > n - 1) throw new Error("election: refusals must hold other members only");
+  }
+  if (p.kind === "prevoting") {
+    if (p.grants.has(me) || p.grants.size > n - 1) throw new Error("election: pre-vote grants must hold other members only");
+    // A majority of grants proclaims within the same step.
+    if (1 + p.grants.size >= majority(n)) throw new Error("election: a pre-vote with a majority did not proclaim");
   }
   if (p.kind === "leader") {
     if (p.confirmed.has(me) || p.confirmed.size > n - 1) throw new Error("election: confirmations must hold other members only");

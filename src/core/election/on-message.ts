@@ -1,6 +1,6 @@
 // What a node does with each election message: Bully's ELECTION / ANSWER /
 // COORDINATOR exchange, plus the split-brain guards on top of it (one vote
-// per epoch, pre-vote, epochs that only move forward, leases confirmed by
+// per epoch, a pre-vote before any epoch is raised, epochs that only move forward, leases confirmed by
 // echoed rounds).
 
 import { majority } from "../cluster-view.js";
@@ -10,6 +10,7 @@ import {
   adoptEpoch,
   becomeFollower,
   checkActivation,
+  checkPrevote,
   heardLeader,
   liveLeader,
   proclaim,
@@ -26,6 +27,10 @@ export function onMessage(ctx: Ctx, msg: ElectionMsg): void {
   if (msg.from === self(ctx) || !ctx.s.ranked.includes(msg.from)) return;
   if (msg.epoch > ctx.s.seenEpoch) ctx.s = { ...ctx.s, seenEpoch: msg.epoch };
   switch (msg.type) {
+    case "prevote":
+      return onPrevote(ctx, msg);
+    case "prevote_ok":
+      return onPrevoteOk(ctx, msg);
     case "election":
       return onElection(ctx, msg);
     case "answer":
@@ -49,6 +54,34 @@ export function onMessage(ctx: Ctx, msg: ElectionMsg): void {
   }
 }
 
+/**
+ * Pre-vote: grant unless this node hears a live leader (or is one). A grant
+ * binds nothing and moves no epoch; the vote that counts comes later, once
+ * per epoch, for a coordinator.
+ */
+function onPrevote(ctx: Ctx, m: Msg<"prevote">): void {
+  if (ctx.s.phase.kind === "leader") {
+    // Leading: say so, and let the candidate hear a heartbeat now.
+    sendTo(ctx, m.from, { type: "alive", leader: self(ctx) });
+    sendTo(ctx, m.from, { type: "heartbeat", round: ctx.nowMs });
+    return;
+  }
+  const live = liveLeader(ctx);
+  if (live !== null && !(ctx.s.cfg.preempt && outranks(ctx, m.from, live))) {
+    sendTo(ctx, m.from, { type: "alive", leader: live });
+    return;
+  }
+  sendTo(ctx, m.from, { type: "prevote_ok", round: m.round });
+}
+
+function onPrevoteOk(ctx: Ctx, m: Msg<"prevote_ok">): void {
+  const p = ctx.s.phase;
+  // A grant counts only for the pre-vote it answers: an older round may come from before a leader appeared.
+  if (p.kind !== "prevoting" || m.round < p.sinceMs || m.round > ctx.nowMs || p.grants.has(m.from)) return;
+  ctx.s = { ...ctx.s, phase: { ...p, grants: new Set(p.grants).add(m.from) } };
+  checkPrevote(ctx);
+}
+
 function onElection(ctx: Ctx, m: Msg<"election">): void {
   const cfg = ctx.s.cfg;
   if (ctx.s.phase.kind === "leader") {
@@ -68,7 +101,9 @@ function onElection(ctx: Ctx, m: Msg<"election">): void {
   // stays silent so that a different node wins.
   if (!outranks(ctx, self(ctx), m.from) || cfg.failover !== "auto" || abstaining(ctx)) return;
   sendTo(ctx, m.from, { type: "answer" });
-  if (ctx.s.phase.kind === "follower") startElection(ctx, `answered an election from ${m.from}`);
+  // A leader this follower still names is not live (see above): no need to wait for its answer.
+  const p = ctx.s.phase;
+  if (p.kind === "follower") startElection(ctx, `answered an election from ${m.from}`, p.leader);
 }
 
 function onAnswer(ctx: Ctx, m: Msg<"answer">): void {
@@ -186,6 +221,10 @@ function onHeartbeat(ctx: Ctx, m: Msg<"heartbeat">): void {
   }
   if (m.epoch > s.epoch) {
     adoptEpoch(ctx, m.epoch, { epoch: m.epoch, node: m.from }, `${m.from} leads the newer epoch ${m.epoch}`);
+  } else if (s.phase.kind === "prevoting" && s.cfg.preempt && outranks(ctx, self(ctx), m.from)) {
+    // Pre-voting to preempt this lower-ranked leader: its heartbeat (the answer
+    // to our pre-vote) does not call the preemption off.
+    return;
   }
   heardLeader(ctx, m.from);
   sendTo(ctx, m.from, { type: "heartbeat_ack", vv: ctx.s.localVv, round: m.round });
@@ -203,7 +242,8 @@ function onStepdown(ctx: Ctx, m: Msg<"stepdown">): void {
   if (p.kind !== "follower" || (p.leader !== null && p.leader !== m.from)) return;
   const reason = `leader ${m.from} stepped down`;
   // Promptly, without waiting for the silence timeout.
-  if (ctx.s.cfg.failover === "auto" && !abstaining(ctx)) startElection(ctx, reason);
+  // The leader that stepped down abstains: asking it would only wait for its silence.
+  if (ctx.s.cfg.failover === "auto" && !abstaining(ctx)) startElection(ctx, reason, m.from);
   else becomeFollower(ctx, null, reason);
 }
 

@@ -1,6 +1,6 @@
 // What the passing of time does in each phase: suspicion and preemption for a
 // follower, Bully's answer and coordinator deadlines for a candidate, resends
-// and the give-up bound for a pending coordinator, heartbeats and the lease
+// and the give-up bound for a pre-vote and for a pending coordinator, heartbeats and the lease
 // for a leader. Every wait here is bounded.
 
 import { majority } from "../cluster-view.js";
@@ -10,12 +10,13 @@ import {
   CATCH_UP_TIMEOUT_FACTOR,
   becomeFollower,
   confirmedCount,
+  failPrevote,
   liveLeader,
-  proclaim,
   sendHeartbeats,
   startElection,
+  startPrevote,
 } from "./transitions.js";
-import type { FollowerPhase, LeaderPhase, PendingPhase } from "./types.js";
+import type { FollowerPhase, LeaderPhase, PendingPhase, PrevotingPhase } from "./types.js";
 
 /** Fires whatever timer is due at ctx.nowMs. */
 export function onTick(ctx: Ctx): void {
@@ -25,12 +26,14 @@ export function onTick(ctx: Ctx): void {
       return followerTick(ctx, p);
     case "electing":
       // Bully: no higher-ranked member answered in time, so this node is the best alive.
-      if (ctx.nowMs >= p.deadlineMs) proclaim(ctx, "no higher-ranked member answered");
+      if (ctx.nowMs >= p.deadlineMs) startPrevote(ctx, "no higher-ranked member answered", "no higher-ranked member answered");
       return;
     case "awaiting":
       // The member that answered never proclaimed (it died or lost): start over.
       if (ctx.nowMs >= p.deadlineMs) startElection(ctx, "no coordinator came after an answer");
       return;
+    case "prevoting":
+      return prevotingTick(ctx, p);
     case "pending":
       return pendingTick(ctx, p);
     case "leader":
@@ -49,9 +52,25 @@ function followerTick(ctx: Ctx, p: FollowerPhase): void {
   if (!isSuspected(p.timer, ctx.nowMs)) return;
   const silentMs = ctx.nowMs - p.timer.heardMs;
   const reason = p.leader !== null ? `leader ${p.leader} silent for ${silentMs} ms` : `no leader for ${silentMs} ms`;
-  if (auto) startElection(ctx, reason);
+  if (auto) startElection(ctx, reason, p.leader);
   // Manual failover (or abstaining after a stepdown): forget the leader, wait quietly.
   else becomeFollower(ctx, null, reason);
+}
+
+function prevotingTick(ctx: Ctx, p: PrevotingPhase): void {
+  const s = ctx.s;
+  if (ctx.nowMs >= p.deadlineMs) {
+    const n = s.ranked.length;
+    failPrevote(ctx, `pre-vote failed: ${1 + p.grants.size} of ${n} granted within ${s.cfg.electionTimeoutMs} ms; epoch stays ${s.epoch}`);
+    return;
+  }
+  if (ctx.nowMs < p.nextResendMs) return;
+  // Ask again whoever has not granted: messages get lost, and a member that
+  // still heard the old leader a moment ago stops hearing it soon.
+  for (const node of s.ranked) {
+    if (node !== s.cfg.self.node && !p.grants.has(node)) sendTo(ctx, node, { type: "prevote", round: ctx.nowMs });
+  }
+  ctx.s = { ...s, phase: { ...p, nextResendMs: ctx.nowMs + s.cfg.heartbeatMs } };
 }
 
 function pendingTick(ctx: Ctx, p: PendingPhase): void {

@@ -4,7 +4,7 @@
 
 import { dominates, vvLag, type VersionVector } from "../version-vector.js";
 import { broadcast, type Ctx } from "./context.js";
-import { ABSTAIN_TIMEOUT_FACTOR, becomeFollower, liveLeader, proclaim } from "./transitions.js";
+import { ABSTAIN_TIMEOUT_FACTOR, becomeFollower, liveLeader, startPrevote } from "./transitions.js";
 
 /** Operator stepdown: only an active leader can; it then abstains so that another node wins. */
 export function onStepdownInput(ctx: Ctx): void {
@@ -37,6 +37,10 @@ export function onPromote(ctx: Ctx, bestReachableVv: VersionVector): void {
     ctx.refused = `a candidacy for epoch ${s.epoch} is already pending`;
     return;
   }
+  if (p.kind === "prevoting") {
+    ctx.refused = "a pre-vote is already running";
+    return;
+  }
   const live = liveLeader(ctx);
   if (live !== null) {
     ctx.refused = `leader ${live} is alive`;
@@ -46,5 +50,6 @@ export function onPromote(ctx: Ctx, bestReachableVv: VersionVector): void {
     ctx.refused = `behind the region's most up-to-date reachable node by ${vvLag(bestReachableVv, s.localVv)} ops`;
     return;
   }
-  proclaim(ctx, "promoted by the operator");
+  // Even an operator's promote raises the epoch only with a majority behind it.
+  startPrevote(ctx, "promoted by the operator; asking for a pre-vote", "promoted by the operator");
 }

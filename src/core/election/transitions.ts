@@ -13,6 +13,12 @@ import type { Vote } from "./types.js";
 export const CATCH_UP_TIMEOUT_FACTOR = 4;
 /** After an operator stepdown the old leader stays out of elections this many election timeouts. */
 export const ABSTAIN_TIMEOUT_FACTOR = 2;
+/**
+ * Bound on the pre-vote backoff, in election timeouts: an isolated node asks
+ * at most this rarely, and after a heal a region still gets a leader within a
+ * few election timeouts.
+ */
+export const PREVOTE_BACKOFF_FACTOR_MAX = 4;
 
 /** Waiting for an ANSWER to ELECTION: half an election timeout (Bully's answer bound). */
 export function answerWaitMs(ctx: Ctx): number {
@@ -31,10 +37,14 @@ export function liveLeader(ctx: Ctx): NodeId | null {
   return null;
 }
 
-/** Follower of `leader` (null: of nobody yet), with the silence timer armed now. */
-export function becomeFollower(ctx: Ctx, leader: NodeId | null, reason: string): void {
-  const s = ctx.s;
-  const timer = armSilenceTimer(ctx.nowMs, s.cfg.electionTimeoutMs, ctx.random);
+/**
+ * Follower of `leader` (null: of nobody yet), with the silence timer armed now
+ * for `timeoutFactor` election timeouts (more than one only after a failed pre-vote).
+ */
+export function becomeFollower(ctx: Ctx, leader: NodeId | null, reason: string, timeoutFactor = 1): void {
+  // Hearing a leader ends a run of failed pre-votes.
+  const s = leader === null ? ctx.s : { ...ctx.s, prevoteFailures: 0 };
+  const timer = armSilenceTimer(ctx.nowMs, timeoutFactor * s.cfg.electionTimeoutMs, ctx.random);
   let preemptAtMs: number | null = null;
   if (leader !== null && s.cfg.failover === "auto" && s.cfg.preempt && outranks(ctx, self(ctx), leader)) {
     // Keep the first deadline while following the same leader, so that its
@@ -69,24 +79,68 @@ export function adoptEpoch(ctx: Ctx, epoch: number, vote: Vote | null, reason: s
 }
 
 /**
- * Bully: ask every higher-ranked member; with none above, proclaim at once.
- * Only automatic failover elects (manual mode proclaims through promote).
+ * Bully: ask every higher-ranked member that may be alive (not `silent`, the
+ * leader whose silence started this); with none, go to the pre-vote at once.
+ * Skipping the silent leader saves the answer wait in the common failover,
+ * the leader's death. Only automatic failover elects (manual mode proclaims
+ * through promote).
  */
-export function startElection(ctx: Ctx, reason: string): void {
+export function startElection(ctx: Ctx, reason: string, silent: NodeId | null = null): void {
   const s = ctx.s;
   if (s.cfg.failover !== "auto") throw new Error("election: startElection in manual failover");
   if (abstaining(ctx)) throw new Error("election: startElection while abstaining after a stepdown");
   const kind = s.phase.kind;
-  // One candidacy at a time: never from pending or leader.
+  // One candidacy at a time: never from prevoting, pending or leader.
   if (kind !== "follower" && kind !== "awaiting") throw new Error(`election: startElection from phase ${kind}`);
-  const rank = s.ranked.indexOf(self(ctx));
-  if (rank === 0) {
-    proclaim(ctx, `${reason}; no higher-ranked member`);
+  const higher = s.ranked.slice(0, s.ranked.indexOf(self(ctx))).filter((n) => n !== silent);
+  if (higher.length === 0) {
+    startPrevote(ctx, reason, `${reason}; no higher-ranked member alive`);
     return;
   }
-  for (const node of s.ranked.slice(0, rank)) sendTo(ctx, node, { type: "election" });
+  for (const node of higher) sendTo(ctx, node, { type: "election" });
   ctx.s = { ...s, phase: { kind: "electing", deadlineMs: ctx.nowMs + answerWaitMs(ctx) } };
   ctx.reason = reason;
+}
+
+/**
+ * Pre-vote (Raft's PreVote on top of Bully): before raising its epoch, the
+ * node asks every member whether it hears a live leader, and proclaims only
+ * once a majority (itself included) says no. A node cut off from its region
+ * never gets there, so its epoch stays where it was however long it tries.
+ * `why` becomes the proclamation's reason.
+ */
+export function startPrevote(ctx: Ctx, reason: string, why: string): void {
+  const s = ctx.s;
+  const kind = s.phase.kind;
+  if (kind === "prevoting" || kind === "pending" || kind === "leader") throw new Error(`election: pre-vote from phase ${kind}`);
+  ctx.s = {
+    ...s,
+    phase: { kind: "prevoting", sinceMs: ctx.nowMs, deadlineMs: ctx.nowMs + s.cfg.electionTimeoutMs, grants: new Set(), nextResendMs: ctx.nowMs + s.cfg.heartbeatMs, why },
+  };
+  ctx.reason = reason;
+  broadcast(ctx, { type: "prevote", round: ctx.nowMs });
+  checkPrevote(ctx);
+}
+
+/** A pre-vote with a majority of grants (itself included) proclaims. */
+export function checkPrevote(ctx: Ctx): void {
+  const p = ctx.s.phase;
+  if (p.kind !== "prevoting") return;
+  const granted = 1 + p.grants.size;
+  if (granted < majority(ctx.s.ranked.length)) return;
+  proclaim(ctx, `${p.why}; ${granted} of ${ctx.s.ranked.length} granted the pre-vote`);
+}
+
+/** A pre-vote failed: follow nobody, and try again later, the later the more often it failed. */
+export function failPrevote(ctx: Ctx, reason: string): void {
+  const failures = ctx.s.prevoteFailures + 1;
+  ctx.s = { ...ctx.s, prevoteFailures: failures };
+  becomeFollower(ctx, null, reason, prevoteBackoffFactor(failures));
+}
+
+/** Silence timeouts after `failures` failed pre-votes in a row: 2, 4, 4, ... election timeouts. */
+export function prevoteBackoffFactor(failures: number): number {
+  return Math.min(2 ** failures, PREVOTE_BACKOFF_FACTOR_MAX);
 }
 
 /**
@@ -96,8 +150,10 @@ export function startElection(ctx: Ctx, reason: string): void {
  */
 export function proclaim(ctx: Ctx, reason: string): void {
   const s = ctx.s;
-  // One candidacy at a time (an active leader may proclaim: that renews its epoch).
+  // One candidacy at a time (an active leader may proclaim: that renews its
+  // epoch, which its lease, a majority's confirmation, entitles it to).
   if (s.phase.kind === "pending") throw new Error("election: proclaim while a candidacy is pending");
+  if (s.phase.kind !== "prevoting" && s.phase.kind !== "leader") throw new Error(`election: proclaim from phase ${s.phase.kind} without a pre-vote`);
   const epoch = Math.max(s.epoch, s.seenEpoch) + 1;
   if (!Number.isSafeInteger(epoch)) throw new Error(`election: epoch overflow at ${s.seenEpoch}`);
   setDurable(ctx, epoch, { epoch, node: self(ctx) });
@@ -127,7 +183,7 @@ export function checkActivation(ctx: Ctx): void {
   if (ready < majority(s.ranked.length)) return;
   const confirmed = new Map<NodeId, number>();
   for (const [node, a] of p.accepts) confirmed.set(node, a.round);
-  ctx.s = { ...s, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs } };
+  ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs } };
   ctx.reason = `elected leader of epoch ${s.epoch}: ${ready} of ${s.ranked.length} members accepted and are caught up`;
   sendHeartbeats(ctx);
 }

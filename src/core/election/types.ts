@@ -46,11 +46,16 @@ export type RejectCode =
 /**
  * Election wire messages (JSON in WebSocket control frames). `epoch` is the
  * sender's epoch, except in coordinator (the proclaimed epoch) and accept (the
- * accepted epoch). `round` is an opaque number a leader or coordinator puts in
+ * accepted epoch); a prevote carries the candidate's current epoch, never the
+ * one it hopes for, so it moves nobody's epoch. `round` is an opaque number a leader or coordinator puts in
  * its message and the answer echoes, so it can tell how fresh a confirmation is
  * without trusting anyone's clock.
  */
 export type ElectionMsg = { readonly from: NodeId; readonly epoch: number } & (
+  /** Pre-vote: "would you accept a coordinator of a new epoch from me now?" Binds nobody; raises no epoch. */
+  | { readonly type: "prevote"; readonly round: number }
+  /** Pre-vote granted: the sender hears no live leader (the refusal is `alive`). */
+  | { readonly type: "prevote_ok"; readonly round: number }
   | { readonly type: "election" }
   | { readonly type: "answer" }
   | { readonly type: "alive"; readonly leader: NodeId }
@@ -103,9 +108,9 @@ export interface ElectionOutput {
 
 /**
  * Where this node is in the election. Role "candidate" covers electing,
- * awaiting and pending; only "leader" takes writes.
+ * awaiting, prevoting and pending; only "leader" takes writes.
  */
-export type Phase = FollowerPhase | ElectingPhase | AwaitingPhase | PendingPhase | LeaderPhase;
+export type Phase = FollowerPhase | ElectingPhase | AwaitingPhase | PrevotingPhase | PendingPhase | LeaderPhase;
 
 export interface FollowerPhase {
   readonly kind: "follower";
@@ -126,6 +131,24 @@ export interface ElectingPhase {
 export interface AwaitingPhase {
   readonly kind: "awaiting";
   readonly deadlineMs: number;
+}
+
+/**
+ * Bully found no better node alive: asking a majority whether it hears a
+ * leader before raising the epoch (Raft's PreVote). Only a majority's grants
+ * lead to a proclamation, so a node cut off from its region keeps its epoch.
+ */
+export interface PrevotingPhase {
+  readonly kind: "prevoting";
+  /** Awake time the pre-vote started: grants echo a round at or after it. */
+  readonly sinceMs: number;
+  /** Give up (and back off) at this awake time without a majority. */
+  readonly deadlineMs: number;
+  /** Members other than this node that granted. */
+  readonly grants: ReadonlySet<NodeId>;
+  readonly nextResendMs: number;
+  /** Why the candidacy started: the proclamation's reason once a majority grants. */
+  readonly why: string;
 }
 
 /** The confirmation of one acceptor: its version vector and the round it echoed. */
@@ -167,5 +190,7 @@ export interface ElectionState {
   readonly clock: AwakeClock;
   /** After an operator stepdown: no ANSWER and no election before this awake time. */
   readonly abstainUntilMs: number;
+  /** Pre-votes failed in a row (no majority granted): the next one waits longer. */
+  readonly prevoteFailures: number;
   readonly phase: Phase;
 }

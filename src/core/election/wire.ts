@@ -43,6 +43,8 @@ export function parseElectionMsg(x: unknown): ParsedElectionMsg {
       if (!isRound(round)) return fail("round: not a finite number");
       return ok({ ...head, type, vv, round });
     }
+    case "prevote":
+    case "prevote_ok":
     case "heartbeat": {
       const round = o["round"];
       if (!isRound(round)) return fail("round: not a finite number");
