@@ -39,11 +39,47 @@ export interface SendState {
   /** Unacked batches: id -> highest seq per origin in it. */
   readonly inflight: ReadonlyMap<number, VersionVector>;
   readonly nextBatch: number;
+  /** The peer refused our batches under this fence: no push under it before `untilMs`. */
+  readonly refused: Refusal | null;
 }
+
+/** A peer's refusal of our fencing token, and how long we hold off. */
+export interface Refusal {
+  readonly fence: string;
+  readonly untilMs: number;
+  readonly backoffMs: number;
+}
+
+/**
+ * After a refusal the sender waits this long before trying the same fence
+ * again, doubling up to the max: a refused window costs at most one resend
+ * per backoff, never a loop on every ack.
+ */
+export const REFUSAL_BACKOFF_MIN_MS = 250;
+export const REFUSAL_BACKOFF_MAX_MS = 8000;
 
 /** A fresh state for a link that just came up, from the peer's advertised vector. */
 export function sendStateFrom(peerVv: VersionVector): SendState {
-  return { acked: peerVv, sent: peerVv, inflight: new Map(), nextBatch: 1 };
+  return { acked: peerVv, sent: peerVv, inflight: new Map(), nextBatch: 1, refused: null };
+}
+
+/**
+ * The peer refused a batch under `fence` (it knows a newer epoch of our
+ * region) at `nowMs`: forget what is in flight (none of it was applied), take
+ * its vector, and back off. Refusals of batches that were already on the wire
+ * during a backoff change nothing.
+ */
+export function onRefused(s: SendState, peerVv: VersionVector, fence: string, nowMs: number): SendState {
+  const prev = s.refused;
+  if (prev !== null && prev.fence === fence && nowMs < prev.untilMs) return s;
+  const backoffMs = prev !== null && prev.fence === fence ? Math.min(2 * prev.backoffMs, REFUSAL_BACKOFF_MAX_MS) : REFUSAL_BACKOFF_MIN_MS;
+  const acked = mergeVv(s.acked, peerVv);
+  return { acked, sent: acked, inflight: new Map(), nextBatch: s.nextBatch, refused: { fence, untilMs: nowMs + backoffMs, backoffMs } };
+}
+
+/** True unless the peer refused `fence` and the backoff has not run out (a new fence is tried at once). */
+export function mayPush(s: SendState, fence: string, nowMs: number): boolean {
+  return s.refused === null || s.refused.fence !== fence || nowMs >= s.refused.untilMs;
 }
 
 /** Ops in flight to the peer (sent minus acked), the window's fill level. */
@@ -64,7 +100,7 @@ export function planSend(s: SendState, localVv: VersionVector, windowOps: number
 export function markSent(s: SendState, batchMax: VersionVector): { state: SendState; batch: number } {
   const inflight = new Map(s.inflight);
   inflight.set(s.nextBatch, batchMax);
-  return { state: { acked: s.acked, sent: mergeVv(s.sent, batchMax), inflight, nextBatch: s.nextBatch + 1 }, batch: s.nextBatch };
+  return { state: { ...s, sent: mergeVv(s.sent, batchMax), inflight, nextBatch: s.nextBatch + 1 }, batch: s.nextBatch };
 }
 
 /**
@@ -83,7 +119,8 @@ export function onAck(s: SendState, batch: number, peerVv: VersionVector): SendS
       if (vvGet(peerVv, k) < vvGet(covered, k)) sent = { ...sent, [k]: vvGet(acked, k) };
     }
   }
-  return { acked, sent, inflight, nextBatch: s.nextBatch };
+  // An ack means a batch was taken: any refusal is over.
+  return { acked, sent, inflight, nextBatch: s.nextBatch, refused: null };
 }
 
 /** Takes a vector the peer reported outside an ack (ping, pong). */

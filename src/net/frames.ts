@@ -63,6 +63,17 @@ export interface AckFrame {
   readonly batch: number;
   readonly vv: VersionVector;
 }
+/**
+ * A batch refused for a stale fencing token: the receiver knows `knownEpoch`
+ * for the sender's region, above the batch's. Nothing of the batch was
+ * applied; `vv` is what the receiver holds, so the sender can resync.
+ */
+export interface RefuseFrame {
+  readonly t: "refuse";
+  readonly batch: number;
+  readonly knownEpoch: number;
+  readonly vv: VersionVector;
+}
 /** Heartbeat and gossip: who I think leads my region, my clock and what I have. */
 export interface PingFrame {
   readonly t: "ping";
@@ -86,7 +97,7 @@ export interface ControlFrame {
   readonly json: string;
 }
 
-export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | PingFrame | PongFrame | ControlFrame;
+export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame;
 
 const T_HELLO = 1;
 const T_WELCOME = 2;
@@ -96,6 +107,7 @@ const T_ACK = 5;
 const T_PING = 6;
 const T_PONG = 7;
 const T_CONTROL = 8;
+const T_REFUSE = 9;
 const CONTROL_JSON_BYTES_MAX = 64 * 1024;
 
 // The encoder refuses what the decoder would refuse, so a bug in this node
@@ -187,6 +199,12 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.varint(f.batch);
       writeVv(w, f.vv);
       break;
+    case "refuse":
+      w.u8(T_REFUSE);
+      w.varint(f.batch);
+      w.varint(f.knownEpoch);
+      writeVv(w, f.vv);
+      break;
     case "ping":
       checkWallMs(f.wallMs, "ping wallMs");
       if (f.leader !== "" && !isValidId(f.leader)) throw new Error(`ping leader is not a valid id: ${JSON.stringify(f.leader)}`);
@@ -254,6 +272,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
       }
       case T_ACK:
         return { t: "ack", batch: r.varint("batch"), vv: readVv(r) };
+      case T_REFUSE:
+        return { t: "refuse", batch: r.varint("batch"), knownEpoch: r.varint("known epoch"), vv: readVv(r) };
       case T_PING: {
         const wallMs = readWallMs(r, "wallMs");
         const hlcAt = r.pos;

@@ -15,14 +15,17 @@ import {
   highestSeqs,
   usableClockSample,
   markSent,
+  mayPush,
   onAck,
   onPeerVv,
+  onRefused,
   planSend,
   pushTargets,
   regionAcked,
   sendStateFrom,
   type SendState,
 } from "../core/replication.js";
+import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch } from "../core/fence.js";
 import { mergeVv, vvLag, type VersionVector } from "../core/version-vector.js";
 import type { NodeMetrics } from "../http/metrics.js";
 import { FRAME_OPS_MAX, type Frame, type Intro } from "../net/frames.js";
@@ -34,6 +37,8 @@ import type { AckLevel, PeerStatus } from "./service.js";
 
 /** Unacked ops per peer before the sender waits: the bound on what a slow peer costs in memory. */
 export const SEND_WINDOW_OPS = 1024;
+/** At most one log line per peer in this period about batches refused from it (the rest are counted). */
+export const REFUSAL_LOG_INTERVAL_MS = 5000;
 
 /** The region's leadership as the election knows it (ElectionDriver implements it). */
 export interface RegionLeadership {
@@ -68,6 +73,8 @@ interface PeerRuntime {
   send: SendState;
   /** Estimated (peer wall clock - ours), from ping round trips. */
   offsetMs: number | null;
+  /** Rate limit of the "refused a batch from this peer" log line. */
+  refusalLog: { lastMs: number; suppressed: number };
 }
 
 interface AckWaiter {
@@ -100,6 +107,7 @@ export class Replicator {
         lastHeardMs: null,
         send: sendStateFrom({}),
         offsetMs: null,
+        refusalLog: { lastMs: -Infinity, suppressed: 0 },
       });
     }
   }
@@ -128,7 +136,11 @@ export class Replicator {
     return { self: this.o.self, members: this.o.members, peers };
   }
 
-  /** Highest epoch seen per other region (pings, fences): batches under older ones are stale. */
+  /**
+   * Highest epoch per other region learned from its active leaders (their
+   * pings and fenced batches): batches under older ones are stale. Never
+   * from a candidate: an epoch nobody accepted must fence nothing.
+   */
   private readonly regionEpochs = new Map<string, number>();
 
   /** Who leads `region`, as this node believes now. */
@@ -154,9 +166,9 @@ export class Replicator {
     return this.regionEpochs.get(region) ?? 0;
   }
 
-  private noteEpoch(region: string, epoch: number): void {
+  private noteEpoch(region: string, learned: number | null): void {
     if (region === this.o.self.region) return;
-    if (epoch > (this.regionEpochs.get(region) ?? 0)) this.regionEpochs.set(region, epoch);
+    this.regionEpochs.set(region, advanceKnownEpoch(this.regionEpochs.get(region) ?? 0, learned));
   }
 
   /** True when this node's clock is too far from its peers' to take writes. */
@@ -229,9 +241,12 @@ export class Replicator {
         this.peerVv(p, f.vv);
         this.pump(peer);
         return;
+      case "refuse":
+        this.refused(p, f.knownEpoch, f.vv);
+        return;
       case "ping":
         p.view = { ...p.view, role: f.role, leader: f.leader, epoch: f.epoch };
-        this.noteEpoch(p.view.region, f.epoch);
+        this.noteEpoch(p.view.region, epochLearnedFromPing(f.role, f.epoch));
         this.peerVv(p, f.vv);
         this.o.hub.send(peer, { t: "pong", echoWallMs: f.wallMs, wallMs: this.o.now(), vv: this.committedVv });
         this.refreshLeader(`ping from ${peer}`);
@@ -269,25 +284,28 @@ export class Replicator {
 
   private receiveOps(p: PeerRuntime, batch: number, fence: string, ops: readonly Op[]): void {
     const peer = p.view.node;
-    if (fence !== "") {
-      // Fencing: a batch stamped by a leader of an epoch older than one we
-      // know for its region comes from a deposed leader; nothing under it is
-      // accepted. (It will merge its writes as a follower, unstamped.)
-      const m = /^(.+):(\d+)$/.exec(fence);
-      const region = m?.[1] ?? "";
-      const epoch = Number(m?.[2] ?? -1);
-      if (!m || region !== p.view.region) {
+    const verdict = judgeBatch(fence, p.view.region, this.knownEpoch(p.view.region));
+    switch (verdict.kind) {
+      case "malformed":
         this.o.logger.warn({ peer, fence }, "ops batch with a malformed fencing token; dropped");
         return;
-      }
-      const known = this.knownEpoch(region);
-      if (epoch < known) {
+      case "stale":
+        // From a deposed leader: nothing under it is accepted, and the sender
+        // is told why, so it backs off instead of resending on every answer.
+        // (It will merge its writes as a follower, unstamped.)
         this.o.metrics.staleBatches.inc();
-        this.o.logger.info({ peer, fence, known: `${region}:${known}` }, "rejected a batch under a stale fencing token");
-        this.o.hub.send(peer, { t: "ack", batch, vv: this.committedVv });
+        this.logRefusal(p, fence, verdict.knownEpoch);
+        this.o.hub.send(peer, { t: "refuse", batch, knownEpoch: verdict.knownEpoch, vv: this.committedVv });
         return;
+      case "accept":
+        this.noteEpoch(p.view.region, verdict.epoch);
+        break;
+      case "unfenced":
+        break;
+      default: {
+        const never: never = verdict;
+        throw new Error(`unknown batch verdict ${JSON.stringify(never)}`);
       }
-      this.noteEpoch(region, epoch);
     }
     // The sender has what it just sent (contiguous ops from its own log):
     // without this it would look like lacking them until its next ack or
@@ -300,6 +318,40 @@ export class Replicator {
       },
       (err: unknown) => this.o.logger.error({ err, peer, batch }, "could not apply ops from peer"),
     );
+  }
+
+  /** One line per peer per REFUSAL_LOG_INTERVAL_MS, with how many refusals it stands for. */
+  private logRefusal(p: PeerRuntime, fence: string, knownEpoch: number): void {
+    const now = this.o.now();
+    const log = p.refusalLog;
+    if (now - log.lastMs < REFUSAL_LOG_INTERVAL_MS) {
+      log.suppressed++;
+      return;
+    }
+    const known = formatFence(p.view.region, knownEpoch);
+    this.o.logger.info({ peer: p.view.node, fence, known, alsoRefusedSinceLastLine: log.suppressed }, "refused a batch under a stale fencing token");
+    p.refusalLog = { lastMs: now, suppressed: 0 };
+  }
+
+  /** The peer refused our batch: it knows a newer epoch of our region. Resync from its vector after a backoff. */
+  private refused(p: PeerRuntime, knownEpoch: number, vv: VersionVector): void {
+    const fence = this.ownFence();
+    const before = p.send.refused;
+    p.send = onRefused(p.send, vv, fence, this.o.now());
+    this.peerVv(p, vv);
+    const after = p.send.refused;
+    if (after === null || after === before) return;
+    // Either this node was deposed (the region's election will tell it within
+    // a lease) or the peer is ahead of the news; both pass without a resend loop.
+    this.o.logger.warn(
+      { peer: p.view.node, fence, known: formatFence(this.o.self.region, knownEpoch), backoffMs: after.backoffMs },
+      "peer refused our batches under a stale fencing token; backing off",
+    );
+  }
+
+  /** The fence this node stamps on its batches: its epoch's while it leads, "" otherwise. */
+  private ownFence(): string {
+    return this.isLeader() ? formatFence(this.o.self.region, this.knownEpoch(this.o.self.region)) : "";
   }
 
   /** Called by the store after a commit (local writes and remote ops alike). */
@@ -320,7 +372,8 @@ export class Replicator {
     const p = this.peers.get(peer);
     if (!p || !p.linkUp) return;
     if (!pushTargets(this.view(), (r) => this.leaderOf(r)).includes(peer)) return;
-    const fence = this.isLeader() ? `${this.o.self.region}:${this.knownEpoch(this.o.self.region)}` : "";
+    const fence = this.ownFence();
+    if (!mayPush(p.send, fence, this.o.now())) return;
     for (;;) {
       const ranges = planSend(p.send, this.committedVv, SEND_WINDOW_OPS);
       if (ranges.length === 0) return;

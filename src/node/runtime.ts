@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
+import { formatFence, parseFence } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import { createApp } from "../http/app.js";
 import { createMetrics, type NodeMetrics } from "../http/metrics.js";
@@ -242,11 +243,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
         return { ok: false, reason: behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused };
       },
       validateFence(token) {
-        const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):(\d{1,15})$/.exec(token);
-        if (!m) return null;
-        const region = m[1] as string;
-        if (!o.cluster.regions.some((r) => r.region === region)) return null;
-        const current = `${region}:${repl.knownEpoch(region)}`;
+        const f = parseFence(token);
+        if (f === null || !o.cluster.regions.some((r) => r.region === f.region)) return null;
+        const current = formatFence(f.region, repl.knownEpoch(f.region));
         return { valid: token === current, current };
       },
     },

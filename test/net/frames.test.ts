@@ -82,6 +82,7 @@ const frameArbs: Record<Frame["t"], fc.Arbitrary<Frame>> = {
     .record({ batch: natArb, fence: fc.oneof(fc.constantFrom("", "us-east:7"), fc.string({ maxLength: 40 })), ops: fc.array(opArb, { maxLength: 6 }) })
     .map((f): Frame => ({ t: "ops", ...f })),
   ack: fc.record({ batch: natArb, vv: vvArb }).map((f): Frame => ({ t: "ack", ...f })),
+  refuse: fc.record({ batch: natArb, knownEpoch: natArb, vv: vvArb }).map((f): Frame => ({ t: "refuse", ...f })),
   ping: fc
     .record({ wallMs: wallMsArb, hlc: hlcArb, role: fc.constantFrom("follower" as const, "candidate" as const, "leader" as const), leader: fc.oneof(fc.constant(""), idArb), epoch: natArb, vv: vvArb })
     .map((f): Frame => ({ t: "ping", ...f })),
