@@ -448,6 +448,65 @@ describe("election: one machine, rule by rule", () => {
   });
 });
 
+describe("election: a candidate cut off from a majority", () => {
+  // A 5-node region where this node still hears one peer (a minority of two).
+  // Whatever the timing (ticks at any gaps, stalls included) and whatever that
+  // peer says at or below the node's epoch, the node never raises its epoch:
+  // only a majority's pre-vote leads to a proclamation.
+  const five: MemberConfig[] = [1, 2, 3, 4, 5].map((i) => ({ node: asNodeId(`e-${i}`), region: REGION, priority: 6 - i }));
+  const inputArb = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant("tick" as const), gapMs: fc.oneof(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 60, max: 3000 })) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("peer" as const),
+        gapMs: fc.integer({ min: 0, max: 200 }),
+        body: fc.oneof(
+          fc.record({ type: fc.constantFrom("prevote_ok" as const, "prevote" as const), roundBackMs: fc.integer({ min: -50, max: 2000 }) }),
+          fc.constantFrom({ type: "answer" as const }, { type: "election" as const }, { type: "alive" as const }),
+          fc.record({ type: fc.constant("reject" as const), code: fc.constantFrom("stale_epoch" as const, "superseded" as const, "voted_other" as const, "leader_alive" as const) }),
+        ),
+      }),
+    },
+  );
+
+  it("never raises its persisted epoch, whatever the timing", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 9 }), fc.array(inputArb, { maxLength: 300 }), (selfIndex, epoch0, inputs) => {
+        const self = five[selfIndex] as MemberConfig;
+        const peer = (five[(selfIndex + 1) % 5] as MemberConfig).node;
+        const cfg: ElectionConfig = { self, members: five, failover: "auto", preempt: false, heartbeatMs: HB, electionTimeoutMs: ET };
+        let s = initElection(cfg, { epoch: epoch0, vote: null }, {}, 0, 0.5);
+        let now = 0;
+        let r = 0.37;
+        for (const input of inputs) {
+          now += input.gapMs;
+          r = (r * 9301 + 0.49297) % 1;
+          let out: ElectionOutput;
+          if (input.kind === "tick") out = step(s, { type: "tick" }, now, r);
+          else {
+            const b = input.body;
+            const body: ElectionBody =
+              b.type === "prevote_ok" || b.type === "prevote"
+                ? { type: b.type, round: now - b.roundBackMs }
+                : b.type === "alive"
+                  ? { type: "alive", leader: peer }
+                  : b.type === "reject"
+                    ? { type: "reject", code: b.code, reason: "" }
+                    : { type: b.type };
+            out = step(s, { type: "message", msg: msg(peer, epochOf(s), body) }, now, r);
+          }
+          s = out.state;
+          expect(out.persist === null || out.persist.epoch === epoch0, `epoch raised to ${out.persist?.epoch} at ${now} ms`).toBe(true);
+          expect(isActiveLeader(s)).toBe(false);
+        }
+        expect(epochOf(s)).toBe(epoch0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 /** A 3-node region on the simulator over a clean network (n1 ranks first). */
 function region(over: Partial<SimConfig> = {}): ClusterSim {
   return new ClusterSim({ priorities: [3, 2, 1], failover: "auto", preempt: false, ...TIMING, seed: 11, writeRate: 0.3, quality: HEALTHY, ...over });
