@@ -38,6 +38,7 @@ export {
   initElection,
   isActiveLeader,
   leaderOf,
+  nextTimerMs,
   phaseOf,
   roleOf,
   step,

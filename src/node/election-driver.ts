@@ -12,6 +12,7 @@ import {
   initElection,
   isActiveLeader,
   leaderOf,
+  nextTimerMs,
   parseElectionMsg,
   phaseOf,
   roleOf,
@@ -53,6 +54,9 @@ export class ElectionDriver {
   private readonly random: () => number;
   private readonly regionPeers: Set<string>;
   private timer: NodeJS.Timeout | undefined;
+  /** A one-shot tick at the machine's next due timer, and when it fires. */
+  private dueTimer: { handle: NodeJS.Timeout; atMs: number } | undefined;
+  private stopped = false;
 
   constructor(o: ElectionDriverOptions) {
     this.o = o;
@@ -77,7 +81,9 @@ export class ElectionDriver {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
   }
 
   /** A control frame from `peer`: parsed, checked to come from that peer, then stepped. */
@@ -154,6 +160,28 @@ export class ElectionDriver {
       this.o.logger.info({ role: e.role, leader: e.leader, epoch: e.epoch, reason: e.reason }, `role ${e.role} (leader ${e.leader ?? "none"}, epoch ${e.epoch}): ${e.reason}`);
       this.o.onChange(e);
     }
+    this.scheduleDue();
     return out.refused;
+  }
+
+  /**
+   * Besides the periodic tick, one tick exactly when the machine's next timer
+   * is due, so a suspicion or a deadline fires on time rather than up to half
+   * a heartbeat late (that lateness is failover time).
+   */
+  private scheduleDue(): void {
+    if (this.stopped || this.timer === undefined) return;
+    const atMs = nextTimerMs(this.state);
+    const delayMs = Math.ceil(atMs - this.now());
+    // Overdue or waiting on a condition (a preemption whose leader went
+    // quiet): the periodic tick covers it; a zero delay could spin.
+    if (!Number.isFinite(atMs) || delayMs <= 0 || (this.dueTimer !== undefined && this.dueTimer.atMs <= atMs)) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
+    const handle = setTimeout(() => {
+      this.dueTimer = undefined;
+      this.input({ type: "tick" });
+    }, delayMs);
+    handle.unref();
+    this.dueTimer = { handle, atMs };
   }
 }

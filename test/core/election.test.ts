@@ -13,6 +13,7 @@ import {
   initElection,
   isActiveLeader,
   leaderOf,
+  nextTimerMs,
   parseElectionMsg,
   phaseOf,
   roleOf,
@@ -125,12 +126,34 @@ describe("election: one machine, rule by rule", () => {
     expect(roleOf(n3.s)).toBe("candidate");
   });
 
-  it("jitter (drawn when the timer is armed) delays suspicion by up to half a timeout", () => {
+  it("jitter (drawn when the timer is armed) delays suspicion by up to a quarter of a timeout, and nextTimerMs says when", () => {
     const n3 = new Machine(N3);
     n3.feed(100, { type: "message", msg: msg(N1, 1, { type: "heartbeat", round: 100 }) }, 0.999);
-    expect(n3.ticks(150, 100 + ET + 249).every((o) => o.send.length === 0)).toBe(true);
+    const due = 100 + ET + Math.floor(0.999 * ET * 0.25);
+    expect(nextTimerMs(n3.s)).toBe(due);
+    expect(n3.ticks(150, 700).every((o) => o.send.length === 0)).toBe(true);
+    expect(n3.tick(due - 1).send).toEqual([]);
     // Its leader us-east-1 is the silent one: only us-east-2 is asked.
-    expect(sent(n3.tick(100 + ET + 250))).toEqual([`election@1->${N2}`]);
+    expect(sent(n3.tick(due))).toEqual([`election@1->${N2}`]);
+    expect(nextTimerMs(n3.s)).toBe(due + ET / 2); // the answer deadline
+  });
+
+  it("a pre-vote refused while the leader was live is granted the moment it is not", () => {
+    const n3 = new Machine(N3);
+    n3.feed(100, { type: "message", msg: msg(N1, 1, { type: "heartbeat", round: 100 }) }, 0.999); // suspects only at 724
+    n3.ticks(150, 550);
+    expect(sent(n3.recv(590, msg(N2, 1, { type: "prevote", round: 590 })))).toEqual([`alive@1->${N2}`]);
+    // Liveness of us-east-1 ends at 100 + ET: that is the next timer, and the grant goes out then.
+    expect(nextTimerMs(n3.s)).toBe(100 + ET);
+    expect(n3.tick(599).send).toEqual([]);
+    expect(n3.tick(600).send).toEqual([{ to: N2, msg: { from: N3, epoch: 1, type: "prevote_ok", round: 590 } }]);
+    // Once only, and never for a pre-vote older than an election timeout.
+    expect(n3.tick(610).send).toEqual([]);
+    const late = new Machine(N3);
+    late.recv(100, msg(N1, 1, { type: "heartbeat", round: 100 }));
+    late.recv(200, msg(N2, 1, { type: "prevote", round: 50 }));
+    late.ticks(250, 550);
+    expect(late.tick(600).send.filter((x) => x.msg.type === "prevote_ok")).toEqual([]);
   });
 
   it("a higher-ranked node answers an ELECTION and runs its own; the top-ranked pre-votes at once", () => {

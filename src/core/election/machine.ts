@@ -43,6 +43,7 @@ export function initElection(cfg: ElectionConfig, persisted: Durable, localVv: V
     clock,
     abstainUntilMs: -Infinity,
     prevoteFailures: 0,
+    deferredGrants: new Map(),
     phase: { kind: "follower", leader: null, timer: armSilenceTimer(awakeNow(clock, now), cfg.electionTimeoutMs, random), preemptAtMs: null },
   };
   checkState(state);
@@ -100,6 +101,40 @@ export function step(state: ElectionState, input: ElectionInput, now: number, ra
     events,
   };
   return ctx.refused === undefined ? out : { ...out, refused: ctx.refused };
+}
+
+/**
+ * When the next timer of this state is due, on the runtime's clock (the
+ * awake clock plus the stalls it left out), so the runtime can tick right
+ * then instead of up to a tick late. Ticking at other times is harmless.
+ */
+export function nextTimerMs(s: ElectionState): number {
+  const p = s.phase;
+  let awakeMs: number;
+  switch (p.kind) {
+    case "follower": {
+      awakeMs = Math.min(p.timer.suspectAtMs, p.preemptAtMs ?? Infinity);
+      // A deferred pre-vote grant is due when the leader stops counting as live.
+      if (s.deferredGrants.size > 0 && p.leader !== null) awakeMs = Math.min(awakeMs, p.timer.heardMs + s.cfg.electionTimeoutMs);
+      break;
+    }
+    case "electing":
+    case "awaiting":
+      awakeMs = p.deadlineMs;
+      break;
+    case "prevoting":
+      awakeMs = Math.min(p.deadlineMs, p.nextResendMs);
+      break;
+    case "pending":
+      awakeMs = p.nextResendMs;
+      break;
+    case "leader":
+      awakeMs = p.nextHeartbeatMs;
+      break;
+    default:
+      throw new Error(`election: unknown phase ${JSON.stringify(p satisfies never)}`);
+  }
+  return awakeMs + s.clock.stalledMs;
 }
 
 /** "leader" only while active (takes writes); a pending coordinator is a "candidate". */
@@ -204,4 +239,5 @@ function checkState(s: ElectionState): void {
     if (p.confirmed.has(me) || p.confirmed.size > n - 1) throw new Error("election: confirmations must hold other members only");
   }
   if (p.kind === "follower" && p.leader === me) throw new Error("election: a follower cannot follow itself");
+  if (s.deferredGrants.has(me) || s.deferredGrants.size > n - 1) throw new Error("election: deferred grants must name other members only");
 }

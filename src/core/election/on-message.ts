@@ -69,6 +69,8 @@ function onPrevote(ctx: Ctx, m: Msg<"prevote">): void {
   const live = liveLeader(ctx);
   if (live !== null && !(ctx.s.cfg.preempt && outranks(ctx, m.from, live))) {
     sendTo(ctx, m.from, { type: "alive", leader: live });
+    // If that leader falls silent before the candidate gives up, grant then.
+    ctx.s = { ...ctx.s, deferredGrants: new Map(ctx.s.deferredGrants).set(m.from, m.round) };
     return;
   }
   sendTo(ctx, m.from, { type: "prevote_ok", round: m.round });

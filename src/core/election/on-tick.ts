@@ -44,6 +44,7 @@ export function onTick(ctx: Ctx): void {
 }
 
 function followerTick(ctx: Ctx, p: FollowerPhase): void {
+  flushDeferredGrants(ctx);
   const auto = ctx.s.cfg.failover === "auto" && !abstaining(ctx);
   if (auto && p.preemptAtMs !== null && ctx.nowMs >= p.preemptAtMs && p.leader !== null && liveLeader(ctx) === p.leader) {
     startElection(ctx, `preempting lower-ranked leader ${p.leader}`);
@@ -55,6 +56,20 @@ function followerTick(ctx: Ctx, p: FollowerPhase): void {
   if (auto) startElection(ctx, reason, p.leader);
   // Manual failover (or abstaining after a stepdown): forget the leader, wait quietly.
   else becomeFollower(ctx, null, reason);
+}
+
+/**
+ * Grants the pre-votes refused while the leader was live, once it is not:
+ * only those asked within the last election timeout (a candidate gives up
+ * after that), and never while it is still live.
+ */
+function flushDeferredGrants(ctx: Ctx): void {
+  const s = ctx.s;
+  if (s.deferredGrants.size === 0 || liveLeader(ctx) !== null) return;
+  for (const [node, round] of s.deferredGrants) {
+    if (round >= ctx.nowMs - s.cfg.electionTimeoutMs && round <= ctx.nowMs) sendTo(ctx, node, { type: "prevote_ok", round });
+  }
+  ctx.s = { ...ctx.s, deferredGrants: new Map() };
 }
 
 function prevotingTick(ctx: Ctx, p: PrevotingPhase): void {

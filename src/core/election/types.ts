@@ -192,5 +192,11 @@ export interface ElectionState {
   readonly abstainUntilMs: number;
   /** Pre-votes failed in a row (no majority granted): the next one waits longer. */
   readonly prevoteFailures: number;
+  /**
+   * Pre-votes this node refused because it still heard its leader: member ->
+   * the round asked. Granted as soon as that leader stops counting as live,
+   * so a candidate that suspected a moment earlier does not wait for a resend.
+   */
+  readonly deferredGrants: ReadonlyMap<NodeId, number>;
   readonly phase: Phase;
 }
