@@ -7,7 +7,9 @@
 // version-vector rule can be checked: the active leader writes, heartbeats
 // carry its vector to the followers that accept them, and acceptors push
 // theirs to the coordinator they accept (a separate transfer that the network
-// may lose or delay, so a coordinator may wait to catch up).
+// may lose or delay, so a coordinator may wait to catch up). An observer
+// stands for the other regions (outside.ts): every running node pings it, and
+// it keeps this region's fence with the real core rule.
 
 import type { MemberConfig } from "../../src/core/cluster-view.js";
 import { compareRank, majority } from "../../src/core/cluster-view.js";
@@ -18,6 +20,7 @@ import {
   leaderOf,
   parseElectionMsg,
   phaseOf,
+  roleOf,
   step,
   type Durable,
   type ElectionConfig,
@@ -29,6 +32,7 @@ import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
 import { mergeVv, vvEquals, vvGet, vvWith, type VersionVector } from "../../src/core/version-vector.js";
 import { SafetyRecord, InvariantViolation } from "./invariants.js";
 import { Network, mulberry32, type InFlight, type LinkQuality } from "./network.js";
+import { OutsideObserver } from "./outside.js";
 
 export interface SimConfig {
   readonly priorities: readonly number[];
@@ -63,6 +67,19 @@ export interface SimNode {
   nextTickAt: number;
   /** Last restart or wake from a stall. */
   awakeSince: number;
+  /** When it last became an active leader (-Infinity: never); its lease runs from then at the earliest. */
+  tookOfficeAt: number;
+  /**
+   * Latest arrival, in a stalled peer's socket buffer, of a message from this
+   * node that the peer then read on waking (-Infinity: none). The peer
+   * answers it late, so a round sent while cut off can still come back
+   * confirmed over a link that is open one way.
+   */
+  bufferedReadAt: number;
+  /** Its link to the other regions; no fault cuts it yet. */
+  outsideLinkUp: boolean;
+  /** When its runtime pings the other regions next. */
+  nextPingAt: number;
   /** Set from a stall's start to the first tick after its wake when the stall guard can be checked. */
   stallGuard: StallGuard | null;
 }
@@ -86,6 +103,7 @@ export class ClusterSim {
   readonly nodes: SimNode[];
   readonly net: Network<Payload>;
   readonly safety: SafetyRecord;
+  readonly outside = new OutsideObserver();
   readonly rng: () => number;
   /** Called after every step of any node (scenario monitors). */
   onStep: ((node: SimNode) => void) | null = null;
@@ -128,6 +146,10 @@ export class ClusterSim {
         inbox: [],
         nextTickAt: Math.floor(this.rng() * cfg.tickMs),
         awakeSince: 0,
+        tookOfficeAt: -Infinity,
+        bufferedReadAt: -Infinity,
+        outsideLinkUp: true,
+        nextPingAt: 0,
         stallGuard: null,
       };
       return node;
@@ -226,6 +248,18 @@ export class ClusterSim {
     this.refreshConnectivity();
   }
 
+  /** Cuts node i off from every other member, both ways; its link to the other regions stays up. */
+  isolate(i: number): void {
+    const n = this.node(i);
+    for (const m of this.nodes) {
+      if (m === n) continue;
+      this.net.block(n.index, m.index);
+      this.net.block(m.index, n.index);
+    }
+    this.note(() => `isolate ${n.id}`);
+    this.refreshConnectivity();
+  }
+
   oneWay(from: number, to: number): void {
     if (from === to) return;
     this.net.block(from, to);
@@ -289,8 +323,9 @@ export class ClusterSim {
     return this.nodes.filter((n) => n.state !== null && isActiveLeader(n.state));
   }
 
+  /** True while some node runs a candidacy that may still end in office (a pre-vote or a pending coordinator). */
   anyPending(): boolean {
-    return this.nodes.some((n) => n.state !== null && phaseOf(n.state) === "leader_pending");
+    return this.nodes.some((n) => n.state !== null && isPendingPhase(phaseOf(n.state)));
   }
 
   /** The last trace lines, oldest first: faults, role changes, messages. */
@@ -359,6 +394,19 @@ export class ClusterSim {
       n.vv = vvWith(n.vv, n.id, vvGet(n.vv, n.id) + 1);
       this.apply(n, { type: "local_vv", vv: n.vv });
     }
+    this.pingOutside(n);
+  }
+
+  /**
+   * The runtime's ping to the other regions, every heartbeatMs on the same
+   * event loop as its ticks (so a stalled node sends none). Delivered at once:
+   * a delay would only change when the other regions learn, not what.
+   */
+  private pingOutside(n: SimNode): void {
+    if (!n.outsideLinkUp || this.now < n.nextPingAt) return;
+    n.nextPingAt = this.now + this.cfg.heartbeatMs;
+    const s = n.state as ElectionState;
+    this.outside.ping(this.now, n.id, roleOf(s), epochOf(s));
   }
 
   private wake(n: SimNode): void {
@@ -375,14 +423,19 @@ export class ClusterSim {
     this.tick(n);
     const inbox = n.inbox;
     n.inbox = [];
-    for (const m of inbox) this.receive(n, m);
+    for (const m of inbox) {
+      const sender = this.node(m.from);
+      sender.bufferedReadAt = Math.max(sender.bufferedReadAt, m.at);
+      this.receive(n, m);
+    }
     // Checked at the next tick, once the node had a chance to read its buffer.
     if (guard !== null && unchanged) n.stallGuard = { ...guard, topologyVersion: this.topologyVersion };
   }
 
   /**
    * Stall guard, checked at the first tick after a wake: if nothing changed
-   * while it slept and its leader still leads, the node still follows it.
+   * while it slept and its leader still leads, the node still follows it, or
+   * it follows a higher-ranked node that took over under preempt.
    */
   private checkStallGuard(n: SimNode): void {
     const guard = n.stallGuard;
@@ -391,9 +444,22 @@ export class ClusterSim {
     if (guard.topologyVersion !== this.topologyVersion) return;
     const leader = this.nodes.find((x) => x.id === guard.leader) as SimNode;
     const s = n.state as ElectionState;
-    if (leader.state !== null && isActiveLeader(leader.state) && epochOf(leader.state) === guard.epoch && leaderOf(s) !== guard.leader) {
-      throw new InvariantViolation(`${n.id} dropped leader ${guard.leader} for a silence it slept through (stalled since ${guard.since} ms)`);
-    }
+    if (leader.state === null || !isActiveLeader(leader.state) || epochOf(leader.state) !== guard.epoch) return;
+    if (leaderOf(s) === guard.leader || this.preemptedBy(s, leader)) return;
+    throw new InvariantViolation(`${n.id} dropped leader ${guard.leader} for a silence it slept through (stalled since ${guard.since} ms)`);
+  }
+
+  /**
+   * True when state `s` follows, in a newer epoch, a node that outranks
+   * `leader`, and preempt is on: the one case in which a node accepts a
+   * coordinator over a live leader. Such a takeover may already be under way
+   * when the node falls asleep (the higher-ranked node lost the leader over a
+   * cut made earlier), so it says nothing about the silence the node slept through.
+   */
+  private preemptedBy(s: ElectionState, leader: SimNode): boolean {
+    const current = this.nodes.find((x) => x.id === leaderOf(s));
+    if (!this.cfg.preempt || current === undefined || epochOf(s) <= epochOf(leader.state as ElectionState)) return false;
+    return compareRank(current.cfg.self, leader.cfg.self) < 0;
   }
 
   /** One step of node n: persist, then send (the runtime's order), then check. */
@@ -404,6 +470,9 @@ export class ClusterSim {
     if (out.persist !== null) n.durable = out.persist;
     n.state = out.state;
     this.safety.afterStep(this.now, n.id, wasActive, out.state, out, n.durable, n.vv);
+    if (!wasActive && isActiveLeader(out.state)) n.tookOfficeAt = this.now;
+    if (isActiveLeader(out.state)) this.outside.recordWon(epochOf(out.state));
+    this.outside.check();
     for (const { to, msg } of out.send) {
       const target = this.nodes.findIndex((x) => x.id === to);
       if (target < 0 || target === n.index) throw new InvariantViolation(`${n.id} sent to ${to}`);
@@ -435,11 +504,20 @@ export class ClusterSim {
     }
   }
 
-  /** A leader cut off from a majority must have stepped down within the lease bound. */
+  /**
+   * A leader cut off from a majority must have stepped down within the lease
+   * bound, counted from the latest of: the cut-off; its own wake (its lease
+   * runs on its awake clock); its taking office; and the arrival of the
+   * latest of its messages that a stalled peer read on waking. The last two
+   * because a round it sends while cut off can still be confirmed: it waits
+   * in a stalled peer's socket buffer, and the peer answers on waking over a
+   * link still open one way. So a node may take office while cut off, or keep
+   * a lease, on such a confirmation, and its lease runs from that round.
+   */
   private checkLease(n: SimNode): void {
     const since = this.cutOffSince[n.index];
     if (since === null || since === undefined || n.state === null || !isActiveLeader(n.state)) return;
-    const from = Math.max(since, n.awakeSince);
+    const from = Math.max(since, n.awakeSince, n.tookOfficeAt, n.bufferedReadAt);
     if (this.now - from > this.leaseBoundMs) {
       throw new InvariantViolation(`${n.id} still leads epoch ${epochOf(n.state)} ${this.now - from} ms after losing the majority (bound ${this.leaseBoundMs} ms)`);
     }
@@ -474,6 +552,15 @@ export class ClusterSim {
       }
     }
   }
+}
+
+/**
+ * Phases of a candidacy that may still end in office. Compared as strings so
+ * that this holds whichever phases the machine has ("prevoting" comes with the
+ * pre-vote); an unknown phase counts as not pending.
+ */
+function isPendingPhase(phase: string): boolean {
+  return phase === "leader_pending" || phase === "prevoting";
 }
 
 function describe(msg: ElectionMsg): string {

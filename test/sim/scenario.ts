@@ -18,6 +18,8 @@ export type Fault =
   /** Group id per node; nodes in different groups cannot talk. */
   | { readonly kind: "partition"; readonly groups: readonly number[] }
   | { readonly kind: "oneway"; readonly from: number; readonly to: number }
+  /** Cut off from every other member both ways, still linked to the other regions. */
+  | { readonly kind: "isolate"; readonly node: number }
   | { readonly kind: "heal" }
   | { readonly kind: "links"; readonly dropRate: number; readonly dupRate: number; readonly maxDelayMs: number }
   /** Operator stepdown sent to a node (refused unless it leads). */
@@ -44,7 +46,8 @@ export const LEADER_BOUND_MS = 10 * TIMING.electionTimeoutMs;
 /** Then nothing may change for this long (no election storm). */
 export const STABLE_MS = 2000;
 export const HEALTHY: LinkQuality = { dropRate: 0, dupRate: 0, minDelayMs: 1, maxDelayMs: 10 };
-const WRITE_RATE = 0.3;
+/** Chance that an active leader writes one op on a tick. */
+export const WRITE_RATE = 0.3;
 
 const nodeArb = fc.nat({ max: 4 });
 
@@ -62,6 +65,8 @@ export const faultArb: fc.Arbitrary<Fault> = fc.oneof(
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("partition" as const), groups: fc.array(fc.nat({ max: 2 }), { minLength: 5, maxLength: 5 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("oneway" as const), from: nodeArb, to: nodeArb }) },
+  // Rare: a partition already isolates single nodes; this one also keeps earlier cuts.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("isolate" as const), node: nodeArb }) },
   { weight: 1, arbitrary: fc.constant({ kind: "heal" as const }) },
   {
     weight: 2,
@@ -102,6 +107,7 @@ export function formatScenario(sc: Scenario): string {
       case "restart":
       case "stepdown":
       case "promote":
+      case "isolate":
         return `${at} ${f.kind} ${name(f.node)}`;
       case "stall":
         return `${at} stall ${name(f.node)} for ${f.ms} ms`;
@@ -142,9 +148,9 @@ export interface RunReport {
   readonly messages: number;
 }
 
-/** Plays a scenario; throws InvariantViolation (with schedule and trace) when an invariant breaks. */
-export function runScenario(sc: Scenario): RunReport {
-  const sim = new ClusterSim({
+/** A region shaped like `sc` on the suites' timing, healthy links and write rate. */
+export function createSim(sc: Pick<Scenario, "priorities" | "failover" | "preempt" | "seed">): ClusterSim {
+  return new ClusterSim({
     priorities: sc.priorities,
     failover: sc.failover,
     preempt: sc.preempt,
@@ -153,14 +159,28 @@ export function runScenario(sc: Scenario): RunReport {
     writeRate: WRITE_RATE,
     quality: HEALTHY,
   });
+}
+
+/**
+ * Runs `body`; an error comes back as an InvariantViolation that also says
+ * what was run (`header`) and the run's last events, so that a shrunk
+ * counterexample reads without a replay.
+ */
+export function withTrace<T>(sim: ClusterSim, header: string, body: () => T): T {
   try {
-    return play(sim, sc);
+    return body();
   } catch (e) {
     if (!(e instanceof Error)) throw e;
-    const err = new InvariantViolation(`${e.message}\n--- schedule\n${formatScenario(sc)}\n--- last events (virtual ms)\n${sim.formatTrace()}`);
+    const err = new InvariantViolation(`${e.message}\n${header}\n--- last events (virtual ms)\n${sim.formatTrace()}`);
     err.stack = `${err.message}\n${e.stack ?? ""}`;
     throw err;
   }
+}
+
+/** Plays a scenario; throws InvariantViolation (with schedule and trace) when an invariant breaks. */
+export function runScenario(sc: Scenario): RunReport {
+  const sim = createSim(sc);
+  return withTrace(sim, `--- schedule\n${formatScenario(sc)}`, () => play(sim, sc));
 }
 
 function play(sim: ClusterSim, sc: Scenario): RunReport {
@@ -236,6 +256,8 @@ function applyFault(sim: ClusterSim, f: Fault, size: number): void {
       return sim.partition(f.groups);
     case "oneway":
       return sim.oneWay(f.from % size, f.to % size);
+    case "isolate":
+      return sim.isolate(f.node % size);
     case "heal":
       return sim.heal(sim.net.quality);
     case "links":
