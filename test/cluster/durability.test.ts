@@ -6,7 +6,7 @@
 
 import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { call, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
+import { call, regionLeader, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
 
 const clusters: ProcCluster[] = [];
 afterAll(async () => {
@@ -18,10 +18,8 @@ describe("a follower killed under ack=region load", () => {
     const c = await startProcCluster([{ region: "r", nodes: 3 }], { env: { GEOKV_CLUSTER_SECRET: "s3cret", GEOKV_LOG_LEVEL: "warn" } });
     clusters.push(c);
     const url = (n: string) => c.urls.get(n) as string;
-    await waitFor("leader r-1 with both followers up", async () => {
-      const s = await call(`${url("r-1")}/status`);
-      return s.body.role === "leader" && s.body.peers.every((p: { state: string }) => p.state === "up");
-    }, 20_000);
+    const { leader: L, followers } = await regionLeader(c, "r");
+    const [killed, other] = followers as [string, string];
 
     const acked = new Map<string, number>();
     let stop = false;
@@ -30,22 +28,22 @@ describe("a follower killed under ack=region load", () => {
       for (let i = 0; !stop; i++) {
         const key = `w${w}-${i}`;
         sent++;
-        const r = await call(`${url("r-1")}/kv/${key}?ack=region`, "PUT", i).catch(() => null);
+        const r = await call(`${url(L)}/kv/${key}?ack=region`, "PUT", i).catch(() => null);
         if (r?.status === 200) acked.set(key, i);
       }
     });
     await waitFor("some acknowledged writes", () => acked.size >= 100);
-    await c.stop("r-2", "SIGKILL");
+    await c.stop(killed, "SIGKILL");
     const atKill = acked.size;
-    await waitFor("writes still acknowledged with r-2 down (r-1 + r-3 are a majority)", () => acked.size >= atKill + 200);
-    await c.start("r-2");
+    await waitFor(`writes still acknowledged with ${killed} down (${L} + ${other} are a majority)`, () => acked.size >= atKill + 200);
+    await c.start(killed);
     await waitFor("more writes after the restart", () => acked.size >= atKill + 400);
     stop = true;
     await Promise.all(writers);
 
-    const leaderVv = (await call(`${url("r-1")}/status`)).body.vv;
-    await waitFor("r-2 caught up with the leader", async () => JSON.stringify((await call(`${url("r-2")}/status`)).body.vv) === JSON.stringify(leaderVv), 20_000);
-    for (const node of ["r-1", "r-2", "r-3"]) {
+    const leaderVv = (await call(`${url(L)}/status`)).body.vv;
+    await waitFor(`${killed} caught up with the leader`, async () => JSON.stringify((await call(`${url(killed)}/status`)).body.vv) === JSON.stringify(leaderVv), 20_000);
+    for (const node of [L, killed, other]) {
       await waitFor(`${node} caught up`, async () => JSON.stringify((await call(`${url(node)}/status`)).body.vv) === JSON.stringify(leaderVv), 20_000);
       let missing = 0;
       for (const [key, value] of acked) {

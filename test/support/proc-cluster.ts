@@ -105,4 +105,22 @@ export async function call(url: string, method = "GET", body?: unknown, headers:
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
+/**
+ * Waits until `region` has an active leader whose region peers are all up, and
+ * names it and its followers. Which node wins the first election depends on
+ * which process came up first (on a loaded machine any of them may), so tests
+ * ask instead of assuming the best-ranked.
+ */
+export async function regionLeader(c: ProcCluster, region: string, timeoutMs = 20_000): Promise<{ leader: string; followers: string[] }> {
+  const nodes = c.regions.get(region) ?? [];
+  const leader = await waitFor(`a leader of ${region} with every follower up`, async () => {
+    for (const n of nodes) {
+      const s = await call(`${c.urls.get(n)}/status`).catch(() => null);
+      if (s?.body?.role === "leader" && s.body.peers.filter((p: { region: string }) => p.region === region).every((p: { state: string }) => p.state === "up")) return n;
+    }
+    return null;
+  }, timeoutMs);
+  return { leader, followers: nodes.filter((n) => n !== leader) };
+}
+
 export { waitFor };
