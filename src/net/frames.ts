@@ -11,6 +11,27 @@ import { isValidId } from "../core/ids.js";
 import type { Op } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
 
+/**
+ * Every op is encoded once: the body bytes of an op object are kept here the
+ * first time it is encoded (or as they arrived, when it was decoded from a
+ * peer), and every later frame that carries the same object, to any peer,
+ * reuses them. Keyed weakly: an op no longer referenced (out of the runtime's
+ * tail) takes its bytes with it. Ops are immutable, so the bytes stay right.
+ */
+const opBodies = new WeakMap<Op, Uint8Array>();
+
+/** The encoded body of `op`, encoded at most once per op object. */
+export function encodedOpBody(op: Op): Uint8Array {
+  let body = opBodies.get(op);
+  if (body === undefined) {
+    const w = new ByteWriter(256);
+    writeOpBody(w, op);
+    body = w.finish();
+    opBodies.set(op, body);
+  }
+  return body;
+}
+
 /** Bumped on any incompatible change; peers with another version are refused. */
 export const PROTOCOL_VERSION = 1;
 /** Nonces for the HMAC challenge-response. */
@@ -192,7 +213,7 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.varint(f.batch);
       w.string(f.fence);
       w.varint(f.ops.length);
-      for (const op of f.ops) writeOpBody(w, op);
+      for (const op of f.ops) w.raw(encodedOpBody(op));
       break;
     case "ack":
       w.u8(T_ACK);
@@ -267,7 +288,13 @@ export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
         const n = r.count("op count", 12);
         if (n > FRAME_OPS_MAX) r.fail(`more than ${FRAME_OPS_MAX} ops in one frame`);
         const ops: Op[] = [];
-        for (let i = 0; i < n; i++) ops.push(readOpBody(r));
+        for (let i = 0; i < n; i++) {
+          const start = r.pos;
+          const op = readOpBody(r);
+          // Kept as received, so forwarding this op never encodes it again.
+          opBodies.set(op, bytes.slice(start, r.pos));
+          ops.push(op);
+        }
         return { t: "ops", batch, fence, ops };
       }
       case T_ACK:

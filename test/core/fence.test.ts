@@ -13,7 +13,7 @@ import {
   onRefused,
   planSend,
   sendStateFrom,
-} from "../../src/core/replication.js";
+} from "../../src/core/replication/decisions.js";
 
 describe("fencing tokens", () => {
   it("format and parse are inverse, and garbage parses to null", () => {

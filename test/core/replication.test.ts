@@ -19,7 +19,7 @@ import {
   regionAcked,
   sendStateFrom,
   usableClockSample,
-} from "../../src/core/replication.js";
+} from "../../src/core/replication/decisions.js";
 import { planOpCount } from "../../src/core/replication-plan.js";
 import type { VersionVector } from "../../src/core/version-vector.js";
 

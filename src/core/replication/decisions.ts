@@ -3,10 +3,10 @@
 // ops, so a slow peer is served from the op log instead of from memory), and
 // when a write counts as acknowledged at `local`, `region` or `all`.
 
-import type { NodeId } from "./ids.js";
-import { compareRank, majority, regionMembers, type ClusterView } from "./cluster-view.js";
-import { planCatchUp, type CatchUpRange } from "./replication-plan.js";
-import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
+import type { NodeId } from "../ids.js";
+import { compareRank, majority, regionMembers, type ClusterView } from "../cluster-view.js";
+import { planCatchUp, type CatchUpRange } from "../replication-plan.js";
+import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 
 /**
  * Whom this node pushes ops to. A leader feeds its followers and the other
@@ -112,9 +112,12 @@ export function onAck(s: SendState, batch: number, peerVv: VersionVector): SendS
   const acked = mergeVv(s.acked, peerVv);
   const inflight = new Map(s.inflight);
   let sent = mergeVv(s.sent, acked);
-  const covered = inflight.get(batch);
-  for (const id of [...inflight.keys()]) if (id <= batch) inflight.delete(id);
-  if (covered) {
+  // An ack covers its batch and every earlier one (frames arrive in order on
+  // a link): any op of those that the peer's vector lacks was lost or
+  // dropped past a gap, so what we believed sent falls back to what it has.
+  for (const [id, covered] of s.inflight) {
+    if (id > batch) continue;
+    inflight.delete(id);
     for (const k in covered) {
       if (vvGet(peerVv, k) < vvGet(covered, k)) sent = { ...sent, [k]: vvGet(acked, k) };
     }

@@ -1,0 +1,440 @@
+// Replication as one pure state machine, in the shape of the election:
+// step(state, input, nowMs, wallMs) -> { state, send, batch, resolved, more, events }.
+// It owns what each peer is known to hold and to be, the per-peer send
+// windows, the failure detector for peer links (on the awake clock, so a
+// stall of this node is not its peers' silence), fencing (building our fence,
+// judging theirs, backing off from refusals), echo suppression, forwarding
+// of third-region ops only where the direct path seems to fail, batched acks,
+// `ack=region|all` resolution and clock offsets. The runtime feeds it link
+// events, decoded frames, commits and ticks, and carries out what it returns:
+// it fills ops frames from its in-memory tail or its op log, applies batches
+// the machine accepts, and resolves client waits.
+
+import type { ClusterView, PeerView } from "../cluster-view.js";
+import { awakeNow, observeInput, startClock } from "../failure-detector.js";
+import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch } from "../fence.js";
+import type { NodeId } from "../ids.js";
+import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
+import {
+  allAcked,
+  clockSkewed,
+  highestRankedLeader,
+  markSent,
+  mayPush,
+  onAck,
+  onPeerVv,
+  onRefused,
+  planSend,
+  pushTargets,
+  regionAcked,
+  sendStateFrom,
+  usableClockSample,
+} from "./decisions.js";
+import type { AckWait, InFrame, OutFrame, PeerState, ReplConfig, ReplEvent, ReplInput, ReplOutput, ReplState } from "./types.js";
+
+/**
+ * A batch unacknowledged this many election timeouts is taken for lost (a
+ * frame dropped on a link that stayed up): the window restarts from what the
+ * peer last reported, and the gap rule at the receiver drops any duplicate.
+ */
+export const RESEND_AFTER_TIMEOUTS = 2;
+
+/** At most one log line per peer in this period about batches refused from it; the rest are counted in it. */
+export const REFUSAL_LOG_INTERVAL_MS = 5000;
+
+/** The state of a node that starts at `nowMs` with `committedVv` durable and no link up. */
+export function initReplication(cfg: ReplConfig, committedVv: VersionVector, nowMs: number, wallMs: number): ReplState {
+  checkConfig(cfg);
+  const peers = new Map<NodeId, PeerState>();
+  for (const m of cfg.members) {
+    if (m.node === cfg.self.node) continue;
+    peers.set(m.node, {
+      view: { node: m.node, region: m.region, up: false, vv: {}, role: "follower", epoch: 0, leader: "" },
+      linkUp: false,
+      heardMs: null,
+      send: sendStateFrom({}),
+      offsetMs: null,
+      ackDue: null,
+      progress: new Map(),
+      refusals: { loggedMs: -Infinity, suppressed: 0 },
+      unsentAtMs: null,
+      inflightSinceMs: null,
+    });
+  }
+  return { cfg, peers, committedVv, regionEpochs: new Map(), leadership: null, waits: new Map(), clock: startClock(nowMs), wallMs };
+}
+
+/** The scratchpad of one step (nothing outlives the call). */
+interface Draft {
+  s: ReplState;
+  readonly nowMs: number;
+  readonly monoMs: number;
+  readonly send: Array<{ to: NodeId; frame: OutFrame }>;
+  batch: ReplOutput["batch"];
+  readonly resolved: Array<ReplOutput["resolved"][number]>;
+  readonly events: ReplEvent[];
+  more: boolean;
+}
+
+/** Feeds one input at monotonic `nowMs` and wall-clock `wallMs`. */
+export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: number): ReplOutput {
+  const observed = observeInput(state.clock, nowMs, state.cfg.heartbeatMs, input.type === "tick");
+  const d: Draft = {
+    s: { ...state, clock: observed.clock, wallMs },
+    nowMs: awakeNow(observed.clock, nowMs),
+    monoMs: nowMs,
+    send: [],
+    batch: null,
+    resolved: [],
+    events: [],
+    more: false,
+  };
+  switch (input.type) {
+    case "tick":
+      detectFailures(d);
+      resendLost(d);
+      ping(d);
+      expireWaits(d);
+      break;
+    case "link_up":
+      linkUp(d, input.peer, input.vv, input.epoch);
+      break;
+    case "link_down":
+      setPeer(d, input.peer, (p) => ({ ...p, linkUp: false, view: { ...p.view, up: false } }));
+      d.events.push({ level: "debug", msg: "link down", fields: { peer: input.peer, reason: input.reason } });
+      break;
+    case "frame":
+      onFrame(d, input.peer, input.frame);
+      break;
+    case "committed":
+      // The durable vector only grows; the runtime reports it after each commit.
+      d.s = { ...d.s, committedVv: mergeVv(d.s.committedVv, input.vv) };
+      break;
+    case "applied":
+      setPeer(d, input.peer, (p) => ({ ...p, ackDue: Math.max(p.ackDue ?? 0, input.batch) }));
+      break;
+    case "unsent":
+      // Nothing after the peer's last report is known to be on the wire: plan from there again (after a backoff, the next input).
+      setPeer(d, input.peer, (p) => ({ ...p, send: { ...sendStateFrom(p.send.acked), nextBatch: p.send.nextBatch, refused: p.send.refused }, unsentAtMs: d.nowMs }));
+      return finish(d, true);
+    case "flush":
+      flushAcks(d);
+      break;
+    case "leadership":
+      d.s = { ...d.s, leadership: input.leadership };
+      break;
+    case "await":
+      d.s = { ...d.s, waits: new Map(d.s.waits).set(input.id, { origin: input.origin, seq: input.seq, level: input.level, deadlineMs: nowMs + d.s.cfg.ackWaitMs }) };
+      break;
+    default:
+      throw new Error(`replication: unknown input ${JSON.stringify(input satisfies never)}`);
+  }
+  return finish(d, false);
+}
+
+function finish(d: Draft, skipPlan: boolean): ReplOutput {
+  resolveWaits(d);
+  // Every input may open a window (a link, an ack, a commit, a new leader): plan after each.
+  if (!skipPlan) planAll(d);
+  return { state: d.s, send: d.send, batch: d.batch, resolved: d.resolved, more: d.more, events: d.events };
+}
+
+// ---- views -------------------------------------------------------------------
+
+/** The cluster as this node sees it, for the pure decisions in decisions.ts. */
+export function viewOf(s: ReplState): ClusterView {
+  const peers = new Map<string, PeerView>();
+  for (const [id, p] of s.peers) peers.set(id, p.view);
+  return { self: s.cfg.self, members: s.cfg.members, peers };
+}
+
+/** Who leads `region` as this node believes: its own from the election, others from their pings. */
+export function leaderOf(s: ReplState, region: string): NodeId | null {
+  if (region === s.cfg.self.region) return s.leadership ? s.leadership.leader : highestRankedLeader(viewOf(s), region);
+  return highestRankedLeader(viewOf(s), region);
+}
+
+/** The epoch this node knows for another region (its own comes from the election). */
+export function knownEpochOf(s: ReplState, region: string): number {
+  if (region === s.cfg.self.region) return s.leadership?.epoch ?? 0;
+  return s.regionEpochs.get(region) ?? 0;
+}
+
+/** The fence this node stamps on its batches: its epoch's while it leads, "" otherwise. */
+export function ownFence(s: ReplState): string {
+  return s.leadership?.active ? formatFence(s.cfg.self.region, s.leadership.epoch) : "";
+}
+
+/** True when this node's clock is too far from its peers' to take writes. */
+export function isClockSkewed(s: ReplState): boolean {
+  const offsets: number[] = [];
+  for (const p of s.peers.values()) if (p.view.up && p.offsetMs !== null) offsets.push(-p.offsetMs);
+  return clockSkewed(offsets, s.cfg.maxClockSkewMs);
+}
+
+/** True when `origin:seq` is durable at `level` as far as this node knows. */
+export function isAcked(s: ReplState, origin: NodeId, seq: number, level: "region" | "all"): boolean {
+  const view = viewOf(s);
+  const region = regionAcked(view, origin, seq, s.committedVv);
+  if (level === "region") return region;
+  return region && allAcked(view, origin, seq, (r) => leaderOf(s, r));
+}
+
+// ---- inputs ------------------------------------------------------------------
+
+function setPeer(d: Draft, peer: NodeId, f: (p: PeerState) => PeerState): PeerState | undefined {
+  const p = d.s.peers.get(peer);
+  if (p === undefined) return undefined; // not a member: the hub only routes members, but a stray id changes nothing
+  const next = f(p);
+  d.s = { ...d.s, peers: new Map(d.s.peers).set(peer, next) };
+  return next;
+}
+
+function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void {
+  setPeer(d, peer, (p) => ({
+    ...p,
+    linkUp: true,
+    heardMs: d.nowMs,
+    view: { ...p.view, up: true, vv, epoch },
+    // A new link starts from what the peer says it has: nothing is in flight on it.
+    send: { ...sendStateFrom(vv), nextBatch: p.send.nextBatch },
+    progress: new Map(),
+    ackDue: null,
+  }));
+}
+
+/** A peer whose link is up but that was not heard within the election timeout is down (and up again once heard). */
+function detectFailures(d: Draft): void {
+  for (const [id, p] of d.s.peers) {
+    const up = p.linkUp && p.heardMs !== null && d.nowMs - p.heardMs <= d.s.cfg.electionTimeoutMs;
+    if (up !== p.view.up) setPeer(d, id, (x) => ({ ...x, view: { ...x.view, up } }));
+  }
+}
+
+function resendLost(d: Draft): void {
+  const afterMs = RESEND_AFTER_TIMEOUTS * d.s.cfg.electionTimeoutMs;
+  for (const [id, p] of d.s.peers) {
+    if (p.inflightSinceMs === null || d.nowMs - p.inflightSinceMs < afterMs) continue;
+    setPeer(d, id, (x) => ({ ...x, send: { ...sendStateFrom(x.send.acked), nextBatch: x.send.nextBatch, refused: x.send.refused }, inflightSinceMs: null }));
+    d.events.push({ level: "debug", msg: "batches unacknowledged too long; resending from the peer's vector", fields: { peer: id, afterMs } });
+  }
+}
+
+function ping(d: Draft): void {
+  const l = d.s.leadership;
+  const leader = leaderOf(d.s, d.s.cfg.self.region);
+  const role = l ? l.role : leader === d.s.cfg.self.node ? "leader" : "follower";
+  const frame: OutFrame = { t: "ping", wallMs: d.s.wallMs, role, leader: leader ?? "", epoch: knownEpochOf(d.s, d.s.cfg.self.region), vv: d.s.committedVv };
+  for (const [id, p] of d.s.peers) if (p.linkUp) d.send.push({ to: id, frame });
+}
+
+function onFrame(d: Draft, peer: NodeId, f: InFrame): void {
+  const p = setPeer(d, peer, (x) => ({ ...x, heardMs: d.nowMs, view: x.linkUp && !x.view.up ? { ...x.view, up: true } : x.view }));
+  if (p === undefined) return;
+  switch (f.t) {
+    case "ops":
+      return onOps(d, p, f);
+    case "ack":
+      setPeer(d, peer, (x) => {
+        const send = onAck(x.send, f.batch, f.vv);
+        return { ...x, send, inflightSinceMs: send.inflight.size === 0 ? null : d.nowMs };
+      });
+      return peerVv(d, peer, f.vv);
+    case "refuse":
+      return onRefuse(d, p, f.knownEpoch, f.vv);
+    case "ping":
+      setPeer(d, peer, (x) => ({ ...x, view: { ...x.view, role: f.role, leader: f.leader, epoch: f.epoch } }));
+      learnEpoch(d, p.view.region, epochLearnedFromPing(f.role, f.epoch));
+      peerVv(d, peer, f.vv);
+      d.send.push({ to: peer, frame: { t: "pong", echoWallMs: f.wallMs, wallMs: d.s.wallMs, vv: d.s.committedVv } });
+      return;
+    case "pong": {
+      const rttMs = Math.max(0, d.s.wallMs - f.echoWallMs);
+      // The estimate is off by up to rtt/2: a slow round trip (a stall, a busy
+      // loop) would make a good clock look skewed, so only quick ones count.
+      if (usableClockSample(rttMs, d.s.cfg.maxClockSkewMs)) setPeer(d, peer, (x) => ({ ...x, offsetMs: f.wallMs - (f.echoWallMs + rttMs / 2) }));
+      return peerVv(d, peer, f.vv);
+    }
+    default:
+      throw new Error(`replication: unknown frame ${JSON.stringify(f satisfies never)}`);
+  }
+}
+
+function onOps(d: Draft, p: PeerState, f: Extract<InFrame, { t: "ops" }>): void {
+  const peer = p.view.node;
+  const verdict = judgeBatch(f.fence, p.view.region, knownEpochOf(d.s, p.view.region));
+  switch (verdict.kind) {
+    case "malformed":
+      d.batch = "malformed";
+      d.events.push({ level: "warn", msg: "ops batch with a malformed fencing token; dropped", fields: { peer, fence: f.fence } });
+      return;
+    case "stale":
+      // From a deposed leader: nothing under it is taken, and the sender is
+      // told why, so it backs off instead of resending on every answer. (It
+      // will merge its writes as a follower, unstamped.)
+      d.batch = "stale";
+      d.send.push({ to: peer, frame: { t: "refuse", batch: f.batch, knownEpoch: verdict.knownEpoch, vv: d.s.committedVv } });
+      logRefusal(d, p, f.fence, verdict.knownEpoch);
+      return;
+    case "accept":
+      learnEpoch(d, p.view.region, verdict.epoch);
+      break;
+    case "unfenced":
+      break;
+    default:
+      throw new Error(`replication: unknown verdict ${JSON.stringify(verdict satisfies never)}`);
+  }
+  d.batch = "apply";
+  // Echo suppression: the sender has what it just sent (contiguous ops from
+  // its own log); without this they would look missing until its next ack
+  // or ping, and go straight back to it.
+  setPeer(d, peer, (x) => ({ ...x, send: onPeerVv(x.send, f.highest) }));
+}
+
+function onRefuse(d: Draft, p: PeerState, knownEpoch: number, vv: VersionVector): void {
+  const fence = ownFence(d.s);
+  const before = p.send.refused;
+  const next = setPeer(d, p.view.node, (x) => ({ ...x, send: onRefused(x.send, vv, fence, d.nowMs) }));
+  peerVv(d, p.view.node, vv);
+  const after = next?.send.refused ?? null;
+  if (after === null || after === before) return;
+  // Either this node was deposed (the region's election tells it within a
+  // lease) or the peer is ahead of the news; both pass without a resend loop.
+  d.events.push({
+    level: "warn",
+    msg: "peer refused our batches under a stale fencing token; backing off",
+    fields: { peer: p.view.node, fence, known: formatFence(d.s.cfg.self.region, knownEpoch), backoffMs: after.backoffMs },
+  });
+}
+
+function logRefusal(d: Draft, p: PeerState, fence: string, knownEpoch: number): void {
+  const r = p.refusals;
+  if (d.monoMs - r.loggedMs < REFUSAL_LOG_INTERVAL_MS) {
+    setPeer(d, p.view.node, (x) => ({ ...x, refusals: { ...r, suppressed: r.suppressed + 1 } }));
+    return;
+  }
+  d.events.push({
+    level: "info",
+    msg: "refused a batch under a stale fencing token",
+    fields: { peer: p.view.node, fence, known: formatFence(p.view.region, knownEpoch), alsoRefusedSinceLastLine: r.suppressed },
+  });
+  setPeer(d, p.view.node, (x) => ({ ...x, refusals: { loggedMs: d.monoMs, suppressed: 0 } }));
+}
+
+function learnEpoch(d: Draft, region: string, learned: number | null): void {
+  if (region === d.s.cfg.self.region) return; // our own region's epoch comes from the election
+  const known = d.s.regionEpochs.get(region) ?? 0;
+  const next = advanceKnownEpoch(known, learned);
+  if (next !== known) d.s = { ...d.s, regionEpochs: new Map(d.s.regionEpochs).set(region, next) };
+}
+
+/** A vector the peer reported (ack, refusal, ping, pong): what it holds, for sending and for acks. */
+function peerVv(d: Draft, peer: NodeId, vv: VersionVector): void {
+  setPeer(d, peer, (x) => ({ ...x, view: { ...x.view, vv: mergeVv(x.view.vv, vv) }, send: onPeerVv(x.send, vv) }));
+}
+
+/** Batched acks: one per peer per flush, for the highest batch made durable since the last. */
+function flushAcks(d: Draft): void {
+  for (const [id, p] of d.s.peers) {
+    if (p.ackDue === null) continue;
+    if (p.linkUp) d.send.push({ to: id, frame: { t: "ack", batch: p.ackDue, vv: d.s.committedVv } });
+    setPeer(d, id, (x) => ({ ...x, ackDue: null }));
+  }
+}
+
+function resolveWaits(d: Draft): void {
+  if (d.s.waits.size === 0) return;
+  let waits: Map<number, AckWait> | null = null;
+  for (const [id, w] of d.s.waits) {
+    if (!isAcked(d.s, w.origin, w.seq, w.level)) continue;
+    waits ??= new Map(d.s.waits);
+    waits.delete(id);
+    d.resolved.push({ id, ok: true });
+  }
+  if (waits !== null) d.s = { ...d.s, waits };
+}
+
+function expireWaits(d: Draft): void {
+  let waits: Map<number, AckWait> | null = null;
+  for (const [id, w] of d.s.waits) {
+    if (d.monoMs < w.deadlineMs || isAcked(d.s, w.origin, w.seq, w.level)) continue;
+    waits ??= new Map(d.s.waits);
+    waits.delete(id);
+    const what = w.level === "region" ? `a majority of region ${d.s.cfg.self.region}` : "every region's leader";
+    d.resolved.push({ id, ok: false, reason: `${what} did not confirm the write within ${d.s.cfg.ackWaitMs} ms` });
+  }
+  if (waits !== null) d.s = { ...d.s, waits };
+}
+
+// ---- sending -----------------------------------------------------------------
+
+/** Plans ops frames for every peer this node feeds, within each window and the step's budget. */
+function planAll(d: Draft): void {
+  const targets = pushTargets(viewOf(d.s), (r) => leaderOf(d.s, r));
+  const fence = ownFence(d.s);
+  let budget = d.s.cfg.stepOpsMax;
+  for (const peer of targets) {
+    const p = d.s.peers.get(peer);
+    if (p === undefined || !p.linkUp || !mayPush(p.send, fence, d.nowMs)) continue;
+    // Its socket queue was full a moment ago: let it drain for a heartbeat instead of refilling it at once.
+    if (p.unsentAtMs !== null && d.nowMs - p.unsentAtMs < d.s.cfg.heartbeatMs) continue;
+    const offer = offerFor(d, p);
+    let send = p.send;
+    for (const r of planSend(send, offer, d.s.cfg.sendWindowOps)) {
+      for (let from = r.fromSeq; from <= r.toSeq; from += d.s.cfg.frameOpsMax) {
+        if (budget <= 0) {
+          d.more = true;
+          break;
+        }
+        const to = Math.min(r.toSeq, from + d.s.cfg.frameOpsMax - 1, from + budget - 1);
+        const marked = markSent(send, { [r.origin]: to });
+        send = marked.state;
+        budget -= to - from + 1;
+        d.send.push({ to: peer, frame: { t: "ops", batch: marked.batch, fence, range: { origin: r.origin, fromSeq: from, toSeq: to } } });
+        if (to < r.toSeq && budget <= 0) d.more = true;
+      }
+    }
+    setPeer(d, peer, (x) => ({ ...x, send, inflightSinceMs: x.inflightSinceMs ?? (send.inflight.size > 0 ? d.nowMs : null) }));
+  }
+}
+
+/**
+ * What this node offers a peer: everything it has, except that another
+ * region's leader gets ops of a third region's origins only once it seems not
+ * to get them directly (its seq for that origin stuck for an election timeout
+ * while we have more). That keeps ops travelling transitively when two
+ * regions cannot see each other, without sending every op twice when they can.
+ */
+function offerFor(d: Draft, p: PeerState): VersionVector {
+  const cfg = d.s.cfg;
+  const local = d.s.committedVv;
+  if (p.view.region === cfg.self.region) return local;
+  const regionOf = new Map(cfg.members.map((m) => [m.node as string, m.region as string]));
+  const offer: Record<string, number> = {};
+  const progress = new Map(p.progress);
+  for (const origin of Object.keys(local)) {
+    const ours = vvGet(local, origin);
+    const theirs = vvGet(p.send.sent, origin);
+    if (regionOf.get(origin) === cfg.self.region || ours <= theirs) {
+      offer[origin] = ours;
+      progress.delete(origin);
+      continue;
+    }
+    const seen = progress.get(origin);
+    if (seen === undefined || seen.seq !== theirs) {
+      progress.set(origin, { seq: theirs, atMs: d.nowMs });
+      offer[origin] = theirs;
+    } else {
+      offer[origin] = d.nowMs - seen.atMs >= cfg.electionTimeoutMs ? ours : theirs;
+    }
+  }
+  setPeer(d, p.view.node, (x) => ({ ...x, progress }));
+  return offer;
+}
+
+function checkConfig(cfg: ReplConfig): void {
+  for (const [name, v] of Object.entries({ heartbeatMs: cfg.heartbeatMs, electionTimeoutMs: cfg.electionTimeoutMs, sendWindowOps: cfg.sendWindowOps, frameOpsMax: cfg.frameOpsMax, stepOpsMax: cfg.stepOpsMax })) {
+    if (!(Number.isSafeInteger(v) && v > 0)) throw new Error(`replication: ${name} must be a positive integer, got ${v}`);
+  }
+  if (!cfg.members.some((m) => m.node === cfg.self.node)) throw new Error(`replication: self ${cfg.self.node} is not a member`);
+}

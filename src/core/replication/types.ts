@@ -1,0 +1,134 @@
+// The data of the replication machine: its configuration, what each peer is
+// known to hold and to be, the inputs the runtime feeds it and the outputs it
+// must carry out. Kept apart from the logic so the driver, the tests and the
+// simulator can import the shapes alone.
+
+import type { MemberConfig, PeerView } from "../cluster-view.js";
+import type { AwakeClock } from "../failure-detector.js";
+import type { NodeId } from "../ids.js";
+import type { CatchUpRange } from "../replication-plan.js";
+import type { VersionVector } from "../version-vector.js";
+import type { SendState } from "./decisions.js";
+
+export type AckLevel = "local" | "region" | "all";
+export type PeerRole = "leader" | "follower" | "candidate";
+
+export interface ReplConfig {
+  readonly self: MemberConfig;
+  /** Every node of the cluster, this one included. */
+  readonly members: readonly MemberConfig[];
+  readonly heartbeatMs: number;
+  /** A peer not heard from for this long is down (the election's timeout, so both agree). */
+  readonly electionTimeoutMs: number;
+  readonly maxClockSkewMs: number;
+  /** How long an `ack=region|all` wait lasts before it fails. */
+  readonly ackWaitMs: number;
+  /** Unacked ops per peer: what a slow peer costs in memory. */
+  readonly sendWindowOps: number;
+  /** Ops per frame. */
+  readonly frameOpsMax: number;
+  /** Ops planned per step over all peers: the bound on one event-loop turn's sending work. */
+  readonly stepOpsMax: number;
+}
+
+/** The leadership of this node's region, as the election last said. */
+export interface Leadership {
+  readonly active: boolean;
+  readonly role: PeerRole;
+  readonly leader: NodeId | null;
+  readonly epoch: number;
+}
+
+export interface PeerState {
+  readonly view: PeerView;
+  readonly linkUp: boolean;
+  /** Awake time this peer was last heard from (null: never on this link). */
+  readonly heardMs: number | null;
+  readonly send: SendState;
+  /** Estimated (peer wall clock - ours), from quick ping round trips. */
+  readonly offsetMs: number | null;
+  /** Highest batch from this peer that is durable here and not yet acknowledged. */
+  readonly ackDue: number | null;
+  /** Per origin of a third region: the seq this peer last reported and when it moved (awake ms). */
+  readonly progress: ReadonlyMap<string, { readonly seq: number; readonly atMs: number }>;
+  /** Awake time since which some batch to this peer is unacknowledged (null: none in flight). */
+  readonly inflightSinceMs: number | null;
+  /** Awake time an ops frame to this peer last failed to go out (its queue was full), or null. */
+  readonly unsentAtMs: number | null;
+  /** Refusals of this peer's batches since the last logged one (the log is rate-limited). */
+  readonly refusals: { readonly loggedMs: number; readonly suppressed: number };
+}
+
+/** A client write waiting for `ack=region|all`. */
+export interface AckWait {
+  readonly origin: NodeId;
+  readonly seq: number;
+  readonly level: "region" | "all";
+  readonly deadlineMs: number;
+}
+
+export interface ReplState {
+  readonly cfg: ReplConfig;
+  readonly peers: ReadonlyMap<NodeId, PeerState>;
+  /** What this node has committed (durable, contiguous). */
+  readonly committedVv: VersionVector;
+  /** Per other region, the highest epoch learned from its active leaders. */
+  readonly regionEpochs: ReadonlyMap<string, number>;
+  readonly leadership: Leadership | null;
+  readonly waits: ReadonlyMap<number, AckWait>;
+  readonly clock: AwakeClock;
+  /** Wall clock of the last input (ms): pings carry it, pongs echo it. */
+  readonly wallMs: number;
+}
+
+/** What the peer protocol carries, as the machine sees it (ops frames by their extent only). */
+export type InFrame =
+  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly highest: VersionVector }
+  | { readonly t: "ack"; readonly batch: number; readonly vv: VersionVector }
+  | { readonly t: "refuse"; readonly batch: number; readonly knownEpoch: number; readonly vv: VersionVector }
+  | { readonly t: "ping"; readonly wallMs: number; readonly role: PeerRole; readonly leader: string; readonly epoch: number; readonly vv: VersionVector }
+  | { readonly t: "pong"; readonly echoWallMs: number; readonly wallMs: number; readonly vv: VersionVector };
+
+export type ReplInput =
+  /** Time passes; at least every heartbeatMs. */
+  | { readonly type: "tick" }
+  | { readonly type: "link_up"; readonly peer: NodeId; readonly vv: VersionVector; readonly epoch: number }
+  | { readonly type: "link_down"; readonly peer: NodeId; readonly reason: string }
+  | { readonly type: "frame"; readonly peer: NodeId; readonly frame: InFrame }
+  /** Ops were committed here (local writes or remote batches): the durable vector now. */
+  | { readonly type: "committed"; readonly vv: VersionVector }
+  /** A batch from `peer` that the machine said to apply is durable. */
+  | { readonly type: "applied"; readonly peer: NodeId; readonly batch: number }
+  /** Ops frames to `peer` could not go out (queue full, link gone): what is in flight to it is unknown, resync. */
+  | { readonly type: "unsent"; readonly peer: NodeId }
+  /** Send what is due: batched acks, and more ops where windows allow. */
+  | { readonly type: "flush" }
+  | { readonly type: "leadership"; readonly leadership: Leadership }
+  /** A client write waits until `origin:seq` is durable at `level`. */
+  | { readonly type: "await"; readonly id: number; readonly origin: NodeId; readonly seq: number; readonly level: "region" | "all" };
+
+/** Frames the machine sends; ops go out as ranges the runtime fills from its tail or log. */
+export type OutFrame =
+  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly range: CatchUpRange }
+  | { readonly t: "ack"; readonly batch: number; readonly vv: VersionVector }
+  | { readonly t: "refuse"; readonly batch: number; readonly knownEpoch: number; readonly vv: VersionVector }
+  | { readonly t: "ping"; readonly wallMs: number; readonly role: PeerRole; readonly leader: string; readonly epoch: number; readonly vv: VersionVector }
+  | { readonly t: "pong"; readonly echoWallMs: number; readonly wallMs: number; readonly vv: VersionVector };
+
+export interface ReplEvent {
+  readonly level: "debug" | "info" | "warn";
+  readonly msg: string;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+export interface ReplOutput {
+  readonly state: ReplState;
+  readonly send: ReadonlyArray<{ readonly to: NodeId; readonly frame: OutFrame }>;
+  /** For an ops frame input: apply its ops (then input `applied`), or drop it (refused as stale, or malformed); else null. */
+  readonly batch: "apply" | "stale" | "malformed" | null;
+  /** Ack waits that ended: satisfied, or failed with a reason. */
+  readonly resolved: ReadonlyArray<{ readonly id: number; readonly ok: true } | { readonly id: number; readonly ok: false; readonly reason: string }>;
+  /** More ops could be sent than one step may plan: feed `flush` on the next turn. */
+  readonly more: boolean;
+  readonly events: readonly ReplEvent[];
+}
