@@ -17,7 +17,7 @@ import type { Conflict, CounterState, Dot, Namespace, Op } from "../op.js";
 import { vvGet, vvWith, type VersionVector } from "../version-vector.js";
 import { makeCounterOp } from "../write.js";
 import { firstAnswerRecord } from "./idempotency.js";
-import { addStateRow, answerOf, mergeOp } from "./table.js";
+import { answerOf, mergeOp, stateRows } from "./table.js";
 import type { AnyState, IdempotencyRecord, KeyStateRows, StateOf } from "./types.js";
 
 /** What the apply path reads of the node: its counters and the current state of keys and records. */
@@ -125,8 +125,7 @@ export function applyOps(view: ApplyView, ops: readonly Op[]): ApplyOutcome {
     }
   }
 
-  let rows: KeyStateRows = {};
-  for (const c of states.values()) rows = addStateRow(rows, c.ns, c.key, c.state);
+  const rows = stateRows(states.values());
   return { ops: fresh, changes: [...states.values()], rows, conflicts, idempotency: [...records.values()], vv, vvChanged, hlc, seq };
 }
 

@@ -28,7 +28,7 @@ export const countersEntry: NamespaceEntry<"counters"> = {
   read: (state) => counterValue(state),
   answer: (op, after, token) => ({ key: op.key, value: counterValue(after), token }),
   load: (reader, key) => reader.getCounter(key),
-  addRow: (rows, key, state) => ({ ...rows, counters: [...(rows.counters ?? []), { key, state }] }),
+  row: (key, state) => ({ key, state }),
 
   toLogBody: (op) => {
     const body: CounterLogBody = { delta: op.delta, pTotal: op.pTotal, nTotal: op.nTotal };

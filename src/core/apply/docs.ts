@@ -15,7 +15,7 @@ export const docsEntry: NamespaceEntry<"docs"> = {
   read: (state) => state ?? emptyDoc(),
   answer: (op, _after, token) => ({ key: op.key, token }),
   load: (reader, key) => reader.getDoc(key),
-  addRow: (rows, key, state) => ({ ...rows, docs: [...(rows.docs ?? []), { key, state }] }),
+  row: (key, state) => ({ key, state }),
 
   // The payload is copied, so later changes to the op's bytes do not reach the log.
   toLogBody: (op) => ({ body: "{}", payload: new Uint8Array(op.update) }),

@@ -28,7 +28,7 @@ export const kvEntry: NamespaceEntry<"kv"> = {
   answer: (op, _after, token) =>
     op.valueJson === null ? { key: op.key, token } : { key: op.key, token, version: { hlc: encodeHlc(op.hlc), node: op.origin } },
   load: (reader, key) => reader.getKv(key),
-  addRow: (rows, key, reg) => ({ ...rows, kv: [...(rows.kv ?? []), { key, reg, deleted: readKv(reg)?.valueJson === null }] }),
+  row: (key, reg) => ({ key, reg, deleted: readKv(reg)?.valueJson === null }),
 
   toLogBody: (op) => {
     const body: KvLogBody = { valueJson: op.valueJson, vv: op.vv };

@@ -6,7 +6,7 @@
 
 import type { ByteReader, ByteWriter } from "../codec/bytes.js";
 import type { Conflict, Namespace } from "../op.js";
-import type { BuildRefusal, KeyStateReader, KeyStateRows, OpHead, OpOf, OpStamp, StateOf } from "./types.js";
+import type { BuildRefusal, KeyStateReader, OpHead, OpOf, OpStamp, RowOf, StateOf } from "./types.js";
 
 /** What a client asks of a key, per namespace (validated at the edge). */
 export interface IntentByNamespace {
@@ -59,8 +59,8 @@ export interface NamespaceEntry<N extends Namespace> {
   answer(op: OpOf<N>, after: StateOf<N>, token: string): Record<string, unknown>;
   /** The key's committed state from a read port. */
   load(reader: KeyStateReader, key: string): StateOf<N> | undefined;
-  /** `rows` with the key's state appended (later rows of a key win). */
-  addRow(rows: KeyStateRows, key: string, state: StateOf<N>): KeyStateRows;
+  /** The row the key's state is persisted as. */
+  row(key: string, state: StateOf<N>): RowOf<N>;
 
   /** encode (op log): the namespace's fields as a JSON body and an optional binary payload. */
   toLogBody(op: OpOf<N>): { readonly body: string; readonly payload: Uint8Array | null };

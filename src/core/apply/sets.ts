@@ -17,7 +17,7 @@ export const setsEntry: NamespaceEntry<"sets"> = {
   read: (state) => setMembers(state),
   answer: (op, after, token) => ({ key: op.key, members: setMembers(after), token }),
   load: (reader, key) => reader.getSet(key),
-  addRow: (rows, key, state) => ({ ...rows, sets: [...(rows.sets ?? []), { key, state }] }),
+  row: (key, state) => ({ key, state }),
 
   toLogBody: (op) => {
     const body: SetLogBody = { add: op.add, remove: op.remove };

@@ -3,14 +3,14 @@
 // write path, the remote apply, the op log rows, the wire codec, reads). The
 // mapped type makes a missing namespace a compile error.
 
-import type { Conflict, Namespace, Op } from "../op.js";
+import { NAMESPACES, type Conflict, type Namespace, type Op } from "../op.js";
 import { countersEntry } from "./counters.js";
 import { docsEntry } from "./docs.js";
 import { kvEntry } from "./kv.js";
 import type { IntentOf, NamespaceEntry, ReadOf } from "./namespace.js";
 import { setsEntry } from "./sets.js";
 import { tokenOf } from "./token.js";
-import type { AnyState, BuildRefusal, KeyStateReader, KeyStateRows, OpOf, OpStamp, StateOf } from "./types.js";
+import type { AnyState, BuildRefusal, KeyStateReader, KeyStateRows, OpOf, OpStamp, RowOf, StateOf } from "./types.js";
 
 /** Every namespace's entry. */
 export const NAMESPACE_TABLE: { readonly [N in Namespace]: NamespaceEntry<N> } = {
@@ -68,7 +68,24 @@ export function loadState<N extends Namespace>(reader: KeyStateReader, ns: N, ke
   return entryOf(ns).load(reader, key);
 }
 
-/** `rows` with one key's state appended. */
-export function addStateRow(rows: KeyStateRows, ns: Namespace, key: string, state: AnyState): KeyStateRows {
-  return anyEntry(ns).addRow(rows, key, state);
+/** Key states as rows per namespace, in the order given (a later state of a key wins). */
+export function stateRows(states: Iterable<{ readonly ns: Namespace; readonly key: string; readonly state: AnyState }>): KeyStateRows {
+  const rows: { [N in Namespace]?: RowOf<N>[] } = {};
+  for (const s of states) {
+    const list = (rows[s.ns] ??= []) as RowOf<Namespace>[];
+    list.push(anyEntry(s.ns).row(s.key, s.state));
+  }
+  return rows;
+}
+
+/** Concatenates rows per namespace, in order (what committing batches one after the other writes). */
+export function concatRows(parts: readonly KeyStateRows[]): KeyStateRows {
+  const rows: { [N in Namespace]?: RowOf<N>[] } = {};
+  for (const part of parts) {
+    for (const ns of NAMESPACES) {
+      const more = part[ns];
+      if (more !== undefined && more.length > 0) ((rows[ns] ??= []) as RowOf<Namespace>[]).push(...more);
+    }
+  }
+  return rows;
 }

@@ -38,13 +38,19 @@ export interface KeyState<S> {
   readonly state: S;
 }
 
-/** Key states to persist, per namespace; lists are in order, so a later state of a key wins. */
-export interface KeyStateRows {
-  readonly kv?: readonly KvRow[];
-  readonly counters?: readonly KeyState<CounterState>[];
-  readonly sets?: readonly KeyState<OrSetState>[];
-  readonly docs?: readonly KeyState<DocState>[];
+/** The row one key's state is persisted as, per namespace. */
+export interface RowByNamespace {
+  kv: KvRow;
+  counters: KeyState<CounterState>;
+  sets: KeyState<OrSetState>;
+  docs: KeyState<DocState>;
 }
+
+/** The row type of namespace N. */
+export type RowOf<N extends Namespace> = RowByNamespace[N];
+
+/** Key states to persist, per namespace; lists are in order, so a later state of a key wins. */
+export type KeyStateRows = { readonly [N in Namespace]?: readonly RowOf<N>[] };
 
 /** Where committed key states are read from (the storage port has this shape). */
 export interface KeyStateReader {
