@@ -8,8 +8,9 @@
 
 import { mergeVv } from "../core/version-vector.js";
 import type { VersionVector } from "../core/version-vector.js";
-import type { Conflict, CounterState, DocState, Op, OrSetState } from "../core/op.js";
-import type { Batch, IdempotencyRecord, KeyState, KvRow, Storage } from "./port.js";
+import { concatRows } from "../core/apply/table.js";
+import type { Conflict, Op } from "../core/op.js";
+import type { Batch, IdempotencyRecord, Storage } from "./port.js";
 
 /** Options of createGroupCommitter. */
 export interface GroupCommitOptions {
@@ -54,27 +55,19 @@ interface Pending {
 export function concatBatches(batches: readonly Batch[]): Batch {
   if (batches.length === 1) return batches[0] as Batch;
   const ops: Op[] = [];
-  const kv: KvRow[] = [];
-  const counters: KeyState<CounterState>[] = [];
-  const sets: KeyState<OrSetState>[] = [];
-  const docs: KeyState<DocState>[] = [];
   const conflicts: Conflict[] = [];
   const idempotency: IdempotencyRecord[] = [];
   let appliedVv: VersionVector | undefined;
   let meta: Record<string, unknown> | undefined;
   for (const b of batches) {
     if (b.ops) ops.push(...b.ops);
-    if (b.kv) kv.push(...b.kv);
-    if (b.counters) counters.push(...b.counters);
-    if (b.sets) sets.push(...b.sets);
-    if (b.docs) docs.push(...b.docs);
     if (b.conflicts) conflicts.push(...b.conflicts);
     if (b.idempotency) idempotency.push(...b.idempotency);
     if (b.appliedVv) appliedVv = appliedVv === undefined ? b.appliedVv : mergeVv(appliedVv, b.appliedVv);
     if (b.meta) meta = { ...meta, ...b.meta };
   }
   return {
-    ops, kv, counters, sets, docs, conflicts, idempotency,
+    ops, ...concatRows(batches), conflicts, idempotency,
     ...(appliedVv === undefined ? {} : { appliedVv }),
     ...(meta === undefined ? {} : { meta }),
   };

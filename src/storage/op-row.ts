@@ -1,5 +1,6 @@
 // How an op is laid out in the op log: the columns every op has, a JSON body
-// with the fields of its namespace, a binary payload for Yjs updates (so
+// with the fields of its namespace (each namespace's table entry in
+// src/core/apply says how), a binary payload for Yjs updates (so
 // they are stored as bytes, not inflated to base64), and the client's
 // Idempotency-Key with its request hash when the write had one (columns of
 // their own, so a replica can tell which logged op answered which key). The
@@ -7,10 +8,10 @@
 // needs to round-trip Op values. Both storage implementations use this
 // layout, so they agree exactly on what survives a round trip.
 
+import { anyEntry, NAMESPACE_TABLE } from "../core/apply/table.js";
 import { decodeHlc, encodeHlc } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
-import type { Namespace, Op, OpIdem, SetRemove } from "../core/op.js";
-import type { VersionVector } from "../core/version-vector.js";
+import type { Namespace, Op, OpIdem } from "../core/op.js";
 
 /** One row of the ops table. */
 export interface OpRow {
@@ -30,38 +31,13 @@ export interface OpRow {
   readonly idemHash: string | null;
 }
 
-interface KvBody { readonly valueJson: string | null; readonly vv: VersionVector }
-interface CounterBody { readonly delta: number; readonly pTotal: number; readonly nTotal: number }
-interface SetBody { readonly add: readonly string[]; readonly remove: readonly SetRemove[] }
-
-function unreachable(x: never): never {
-  throw new Error(`unknown namespace: ${JSON.stringify(x)}`);
-}
-
-/** The row an op is stored as. The payload is copied, so later changes to the op's bytes do not reach the log. */
+/** The row an op is stored as; the namespace's fields come from its table entry. */
 export function opToRow(op: Op): OpRow {
-  const base = {
-    origin: op.origin, seq: op.seq, hlc: encodeHlc(op.hlc), ns: op.ns, key: op.key,
+  const { body, payload } = anyEntry(op.ns).toLogBody(op);
+  return {
+    origin: op.origin, seq: op.seq, hlc: encodeHlc(op.hlc), ns: op.ns, key: op.key, body, payload,
     idemKey: op.idem?.key ?? null, idemHash: op.idem?.requestHash ?? null,
   };
-  switch (op.ns) {
-    case "kv": {
-      const body: KvBody = { valueJson: op.valueJson, vv: op.vv };
-      return { ...base, body: JSON.stringify(body), payload: null };
-    }
-    case "counters": {
-      const body: CounterBody = { delta: op.delta, pTotal: op.pTotal, nTotal: op.nTotal };
-      return { ...base, body: JSON.stringify(body), payload: null };
-    }
-    case "sets": {
-      const body: SetBody = { add: op.add, remove: op.remove };
-      return { ...base, body: JSON.stringify(body), payload: null };
-    }
-    case "docs":
-      return { ...base, body: "{}", payload: new Uint8Array(op.update) };
-    default:
-      return unreachable(op);
-  }
 }
 
 /** `{ idem }` when the row has one, else nothing: an op without idem has no such field at all. */
@@ -73,27 +49,11 @@ function idemFromRow(row: OpRow): { idem?: OpIdem } {
 
 /** The op a row holds. Throws on a row this code did not write (a corrupt log). */
 export function opFromRow(row: OpRow): Op {
+  const where = `${row.origin}:${row.seq}`;
   const hlc = decodeHlc(row.hlc);
-  if (hlc === null) throw new Error(`op log: bad hlc ${JSON.stringify(row.hlc)} at ${row.origin}:${row.seq}`);
-  const base = { origin: row.origin as NodeId, seq: row.seq, hlc, key: row.key, ...idemFromRow(row) };
-  switch (row.ns) {
-    case "kv": {
-      const body = JSON.parse(row.body) as KvBody;
-      return { ...base, ns: "kv", valueJson: body.valueJson, vv: body.vv };
-    }
-    case "counters": {
-      const body = JSON.parse(row.body) as CounterBody;
-      return { ...base, ns: "counters", delta: body.delta, pTotal: body.pTotal, nTotal: body.nTotal };
-    }
-    case "sets": {
-      const body = JSON.parse(row.body) as SetBody;
-      return { ...base, ns: "sets", add: body.add, remove: body.remove };
-    }
-    case "docs": {
-      if (row.payload === null) throw new Error(`op log: docs op ${row.origin}:${row.seq} has no payload`);
-      return { ...base, ns: "docs", update: new Uint8Array(row.payload) };
-    }
-    default:
-      return unreachable(row.ns);
-  }
+  if (hlc === null) throw new Error(`op log: bad hlc ${JSON.stringify(row.hlc)} at ${where}`);
+  // A row is not typed by the compiler: its ns column is whatever was on disk.
+  if (!Object.hasOwn(NAMESPACE_TABLE, row.ns)) throw new Error(`unknown namespace: ${JSON.stringify(row.ns)}`);
+  const head = { origin: row.origin as NodeId, seq: row.seq, hlc, key: row.key, ...idemFromRow(row) };
+  return anyEntry(row.ns).fromLogBody(head, row.body, row.payload, where);
 }

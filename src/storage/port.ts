@@ -10,7 +10,11 @@ import type { Hlc } from "../core/hlc.js";
 import { HLC_ZERO } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState } from "../core/op.js";
+import type { IdempotencyRecord, KeyStateRows, KvRow } from "../core/apply/types.js";
 import type { VersionVector } from "../core/version-vector.js";
+
+// Row and record types are the core's (the apply path makes them); storage re-exports them.
+export type { IdempotencyRecord, KeyState, KvRow } from "../core/apply/types.js";
 
 /** A persisted vote: this node accepted `node` as coordinator for `epoch`. */
 export interface Vote {
@@ -38,43 +42,14 @@ export type MetaValue<K extends string> = K extends keyof KnownMeta ? KnownMeta[
 /** Meta entries to set in a batch; undefined values are skipped. Values must be JSON-serializable. */
 export type MetaPatch = Readonly<Partial<KnownMeta>> & Readonly<Record<string, unknown>>;
 
-/** A kv key's materialized state. `deleted` says the read-winner is a tombstone (decided by the caller). */
-export interface KvRow {
-  readonly key: string;
-  readonly reg: KvRegister;
-  readonly deleted: boolean;
-}
-
-/** A materialized state of one key of the counters, sets or docs namespace. */
-export interface KeyState<S> {
-  readonly key: string;
-  readonly state: S;
-}
-
-/** The answer stored for an Idempotency-Key, so a retry gets the same answer. */
-export interface IdempotencyRecord {
-  readonly key: string;
-  /** A hash of the request, to tell a retry from a different request reusing the key. */
-  readonly requestHash: string;
-  readonly status: number;
-  /** The response body as sent. */
-  readonly body: string;
-  /** Wall time of the original request, for pruning. */
-  readonly createdAtMs: number;
-}
-
 /**
  * Everything one commit writes, in one transaction. Lists are applied in
  * order, so when a key appears twice the later state wins (that is what makes
  * concatenating batches in group commit safe).
  */
-export interface Batch {
+export interface Batch extends KeyStateRows {
   /** Ops to append to the log; a dot already logged (or compacted) is ignored. */
   readonly ops?: readonly Op[];
-  readonly kv?: readonly KvRow[];
-  readonly counters?: readonly KeyState<CounterState>[];
-  readonly sets?: readonly KeyState<OrSetState>[];
-  readonly docs?: readonly KeyState<DocState>[];
   readonly conflicts?: readonly Conflict[];
   readonly idempotency?: readonly IdempotencyRecord[];
   /** The node vector: merged entrywise by max, so it never goes back. */

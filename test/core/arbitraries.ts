@@ -1,8 +1,10 @@
 // Shared fast-check arbitraries for the core CRDT tests. Ops are not drawn at
-// random field by field: a small cluster of simulated replicas writes with the
-// real make*Op functions against its own local state and exchanges ops at
-// random points (whole or partial, so causal gaps happen), so version vectors,
-// observed tags, counter totals and Yjs updates look like production ones.
+// random field by field: a small cluster of simulated replicas builds ops with
+// the namespace table's build (as the node's write path does) against its own
+// local state, applies them with the node's applyOps (mem-replica.ts), and
+// exchanges ops at random points (whole or partial, so causal gaps happen), so
+// version vectors, observed tags, counter totals and Yjs updates look like
+// production ones.
 // The arbitrary only draws the commands; `runHistory` plays them
 // deterministically, so a failure shrinks to a short command list.
 
@@ -11,9 +13,12 @@ import * as Y from "yjs";
 import { observe, tick, type Hlc } from "../../src/core/hlc.js";
 import { asNodeId, type NodeId } from "../../src/core/ids.js";
 import type { Op } from "../../src/core/op.js";
-import { apply, emptyReplica, hasApplied, type ReplicaState } from "../../src/core/replica.js";
-import { makeCounterOp, makeDocOp, makeKvOp, makeSetOp } from "../../src/core/write.js";
+import { buildOp } from "../../src/core/apply/table.js";
+import { isBuildRefusal, type BuildRefusal } from "../../src/core/apply/types.js";
 import { mulberry32 } from "../../src/core/prng.js";
+import { applyTo, emptyReplica, hasApplied, stateOf, type MemReplica } from "./mem-replica.js";
+
+export { replicaOf } from "./mem-replica.js";
 
 export const NODE_IDS: readonly NodeId[] = ["n1", "n2", "n3", "n4"].map(asNodeId);
 export const KEYS = ["k1", "k2", "k3"] as const;
@@ -86,7 +91,7 @@ export function historyArb(kinds: readonly Kind[], maxSteps = 16): fc.Arbitrary<
 export interface SimNode {
   readonly id: NodeId;
   readonly index: number;
-  readonly replica: ReplicaState;
+  readonly replica: MemReplica;
   readonly known: Op[];
   /** Live Y.Docs per doc key, standing in for the node's connected editors. */
   readonly editors: Map<string, Y.Doc>;
@@ -154,28 +159,37 @@ function docUpdate(node: SimNode, key: string, edit: DocEdit): Uint8Array | unde
   return updates.length === 0 ? undefined : Y.mergeUpdates(updates);
 }
 
-/** Applies a received op to the node: its replica and, for docs, its editor. */
-function receive(node: SimNode, op: Op): void {
-  apply(node.replica, op);
+/**
+ * Applies a received op to the node: its replica and, for docs, its editor.
+ * An op past a gap is dropped, as the node drops it; false then.
+ */
+function receive(node: SimNode, op: Op): boolean {
+  if (applyTo(node.replica, [op]).ops.length === 0) return false;
   node.known.push(op);
   if (op.ns === "docs") Y.applyUpdate(editorOf(node, op.key), op.update);
+  return true;
 }
 
 function makeOp(node: SimNode, step: Exclude<Step, { t: "sync" }>, hlc: Hlc): Op | undefined {
-  const seq = node.seq + 1;
+  const at = { origin: node.id, seq: node.seq + 1, hlc };
   const r = node.replica;
   switch (step.t) {
     case "kv":
-      return makeKvOp(r.kv.get(step.key), step.key, step.value === null ? null : JSON.stringify(step.value), node.id, seq, hlc);
+      return unrefused(buildOp("kv", stateOf(r, "kv", step.key), step.key, { valueJson: step.value === null ? null : JSON.stringify(step.value) }, at));
     case "counter":
-      return makeCounterOp(r.counters.get(step.key), step.key, step.delta, node.id, seq, hlc);
+      return unrefused(buildOp("counters", stateOf(r, "counters", step.key), step.key, { delta: step.delta }, at));
     case "set":
-      return makeSetOp(r.sets.get(step.key), step.key, step.add, step.remove, node.id, seq, hlc);
+      return unrefused(buildOp("sets", stateOf(r, "sets", step.key), step.key, { add: step.add, remove: step.remove }, at));
     case "doc": {
       const update = docUpdate(node, step.key, step.edit);
-      return update === undefined ? undefined : makeDocOp(step.key, update, node.id, seq, hlc);
+      return update === undefined ? undefined : unrefused(buildOp("docs", undefined, step.key, { update }, at));
     }
   }
+}
+
+function unrefused<T extends Op>(x: T | BuildRefusal): T {
+  if (isBuildRefusal(x)) throw new Error(`history built a refused op: ${x.reason}`);
+  return x;
 }
 
 /** Plays a history: returns the nodes' final states and every op made. */
@@ -183,7 +197,7 @@ export function runHistory(h: History, clock: ClockMode = "free"): RunResult {
   const nodes: SimNode[] = NODE_IDS.slice(0, h.nodeCount).map((id, index) => ({
     id,
     index,
-    replica: emptyReplica(),
+    replica: emptyReplica(id),
     known: [],
     editors: new Map(),
     seq: 0,
@@ -199,8 +213,7 @@ export function runHistory(h: History, clock: ClockMode = "free"): RunResult {
       from.known.forEach((op, i) => {
         if (step.mask !== -1 && ((step.mask >> i % 30) & 1) === 0) return;
         if (hasApplied(to.replica, op)) return;
-        receive(to, op);
-        to.clock = observe(to.clock, op.hlc, 0);
+        if (receive(to, op)) to.clock = observe(to.clock, op.hlc, 0);
       });
       continue;
     }
@@ -210,7 +223,7 @@ export function runHistory(h: History, clock: ClockMode = "free"): RunResult {
     if (op === undefined) continue;
     node.seq = op.seq;
     node.clock = hlc;
-    apply(node.replica, op);
+    applyTo(node.replica, [op]);
     node.known.push(op);
     ops.push(op);
   }
@@ -240,11 +253,4 @@ export function deliver<T>(items: readonly T[], d: Delivery): T[] {
     [out[i], out[j]] = [out[j] as T, out[i] as T];
   }
   return out;
-}
-
-/** A fresh replica that applied `ops` in the given order. */
-export function replicaOf(ops: Iterable<Op>): ReplicaState {
-  const r = emptyReplica();
-  for (const op of ops) apply(r, op);
-  return r;
 }

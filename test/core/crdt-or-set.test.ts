@@ -8,6 +8,7 @@ import { applySet, EMPTY_SET, hasMember, mergeSet, setMembers } from "../../src/
 import { asNodeId, type NodeId } from "../../src/core/ids.js";
 import { addTag, type OrSetState, type SetOp } from "../../src/core/op.js";
 import { makeSetOp } from "../../src/core/write.js";
+import { stateOf as replicaState } from "./mem-replica.js";
 import { deliver, deliveryArb, historyArb, MEMBERS, NODE_IDS, runHistory, type RunResult } from "./arbitraries.js";
 
 const A = asNodeId("a");
@@ -122,8 +123,8 @@ describe("or-set: properties", () => {
         const adder = run.nodes[(i + 1 + (j % (run.nodes.length - 1))) % run.nodes.length];
         if (remover === undefined || adder === undefined) throw new Error("unreachable");
         // Neither has seen the other's write: both are made from local states only.
-        const rm = makeSetOp(remover.replica.sets.get("k1"), "k1", [], [member], remover.id, nextSeq(ops, remover.id), T);
-        const add = makeSetOp(adder.replica.sets.get("k1"), "k1", [member], [], adder.id, nextSeq(ops, adder.id), T);
+        const rm = makeSetOp(replicaState(remover.replica, "sets", "k1"), "k1", [], [member], remover.id, nextSeq(ops, remover.id), T);
+        const add = makeSetOp(replicaState(adder.replica, "sets", "k1"), "k1", [member], [], adder.id, nextSeq(ops, adder.id), T);
         const all = [...ops.filter((op) => op.key === "k1"), rm, add];
         expect(hasMember(stateOf(deliver(all, d)), member)).toBe(true);
       }),
@@ -150,7 +151,7 @@ describe("or-set: properties", () => {
         const ops = setOps(run);
         const node = run.nodes[i % run.nodes.length];
         if (node === undefined) throw new Error("unreachable");
-        const local = node.replica.sets.get("k1");
+        const local = replicaState(node.replica, "sets", "k1");
         const rm = makeSetOp(local, "k1", [], [member], node.id, nextSeq(ops, node.id), T);
         const k1 = [...ops.filter((op) => op.key === "k1"), rm];
         const after = stateOf(deliver(k1, d));

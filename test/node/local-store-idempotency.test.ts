@@ -242,4 +242,19 @@ describe("one write executed twice across a failover", () => {
     expect(third.store.counterGet("c")).toBe(5);
     expect(ownOps(third)).toHaveLength(0);
   });
+
+  it("counts once when the old leader's copy arrives while the new leader's retry is still committing", async () => {
+    const oldLeader = open(A);
+    const newLeader = open(B);
+    await oldLeader.store.counterAdd("c", 5, meta("retry-me"));
+    // The retry is taken but its group commit runs on a later turn; the old
+    // copy arrives in between, so the new leader's answer is not on disk yet.
+    const retry = newLeader.store.counterAdd("c", 5, meta("retry-me"));
+    await newLeader.store.applyRemote(ownOps(oldLeader));
+    answer(await retry);
+    expect(newLeader.store.counterGet("c")).toBe(5);
+    // The old leader, getting the retry's copy and the compensation, agrees.
+    await oldLeader.store.applyRemote(ownOps(newLeader));
+    expect(oldLeader.store.counterGet("c")).toBe(5);
+  });
 });
