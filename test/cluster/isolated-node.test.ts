@@ -97,7 +97,9 @@ describe("a node cut off from its own region", () => {
     for (const r of REGIONS) await waitFor(`a leader in ${r}`, () => agreedLeader(c, c.regions.get(r) as string[]), 20_000);
     const first = (await agreedLeader(c, east)) as Status;
     const L = first.node;
-    expect(L).toBe(east[0]); // the best-ranked node
+    // Usually the best-ranked node (the harshest case: nobody ranks above it, so
+    // it goes straight to candidacy); on a loaded machine another may win first,
+    // and the rule under test is the same for it.
     const E = first.epoch;
     const peers = east.filter((n) => n !== L);
     const writeTo = peers[1] as string;
