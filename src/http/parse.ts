@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
 import { nodeError, type NodeError } from "../node/errors.js";
-import { ACK_LEVELS, type AckLevel } from "../node/service.js";
+import { ACK_LEVELS, type AckLevel } from "../api/types.js";
 
 export const MAX_KEY_BYTES = 1024;
 const encoder = new TextEncoder();

@@ -3,11 +3,12 @@
 // renders answers, so the same service can be driven from tests directly.
 
 import type { Conflict, Version } from "../core/op.js";
+import type { AckLevel, StatusView } from "../api/types.js";
 import type { NodeError } from "./errors.js";
 
-/** How durable a write must be before it is acknowledged (DESIGN.md). */
-export type AckLevel = "local" | "region" | "all";
-export const ACK_LEVELS: readonly AckLevel[] = ["local", "region", "all"];
+// The API's own types live in src/api (shared with the SDK); re-exported so
+// the node's modules keep one place to import the service's vocabulary from.
+export { ACK_LEVELS, type AckLevel, type PeerStatus, type StatusView } from "../api/types.js";
 
 /** What a write carries besides its data. */
 export interface WriteMeta {
@@ -54,31 +55,6 @@ export interface DataService {
 
   /** Resolves once this node has applied the write named by `token`, or with an error at the deadline. */
   awaitToken(token: string, deadlineMs: number): Promise<true | NodeError>;
-}
-
-/** One peer as /status shows it. */
-export interface PeerStatus {
-  readonly node: string;
-  readonly region: string;
-  readonly state: "up" | "down";
-  readonly lagOps: number;
-  readonly lastContactMs: number | null;
-}
-
-/** The body of GET /status (DESIGN.md). */
-export interface StatusView {
-  readonly node: string;
-  readonly region: string;
-  readonly role: "leader" | "follower" | "candidate";
-  readonly leader: string | null;
-  readonly epoch: number;
-  readonly fencingToken: string | null;
-  readonly vv: Readonly<Record<string, number>>;
-  readonly peers: readonly PeerStatus[];
-  /** The election phase: follower, electing, awaiting_coordinator, leader_pending, leader. */
-  readonly phase?: string;
-  /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
-  readonly refusedBy?: readonly { node: string; reason: string }[];
 }
 
 /** The cluster side of a node, as the HTTP layer sees it. */
