@@ -13,7 +13,7 @@ import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody } from "./parse.js";
 import { forwardWrites } from "./forward.js";
 import { errorBody, sendError } from "./errors.js";
-import type { NodeMetrics } from "./metrics.js";
+import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
 
 export interface AppOptions {

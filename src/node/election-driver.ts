@@ -23,7 +23,7 @@ import {
 } from "../core/election.js";
 import type { NodeId } from "../core/ids.js";
 import type { VersionVector } from "../core/version-vector.js";
-import type { NodeMetrics } from "../http/metrics.js";
+import type { NodeMetrics } from "./metrics.js";
 import type { Hub } from "../net/hub.js";
 import type { Storage } from "../storage/port.js";
 

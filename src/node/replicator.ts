@@ -27,7 +27,7 @@ import {
 } from "../core/replication.js";
 import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch } from "../core/fence.js";
 import { mergeVv, vvLag, type VersionVector } from "../core/version-vector.js";
-import type { NodeMetrics } from "../http/metrics.js";
+import type { NodeMetrics } from "./metrics.js";
 import { FRAME_OPS_MAX, type Frame, type Intro } from "../net/frames.js";
 import type { Hub } from "../net/hub.js";
 import type { Storage } from "../storage/port.js";
@@ -459,9 +459,6 @@ export class Replicator {
     for (const [id, p] of this.peers) if (p.linkUp) this.o.hub.send(id, ping);
     this.pumpAll();
     for (const id of this.peers.keys()) this.o.metrics.sendQueueDepth.set({ peer: id }, this.o.hub.queuedBytes(id));
-    const bytes = this.o.hub.sentBytes();
-    this.o.metrics.peerBytesSent.set({ kind: "ops" }, bytes.ops);
-    this.o.metrics.peerBytesSent.set({ kind: "other" }, bytes.other);
   }
 
   /** The election changed role, leader or epoch: re-route and push. */

@@ -12,7 +12,7 @@ import { pino, type Logger } from "pino";
 import { formatFence, parseFence } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import { createApp } from "../http/app.js";
-import { createMetrics, type NodeMetrics } from "../http/metrics.js";
+import { createMetrics, type NodeMetrics } from "./metrics.js";
 import { createGroupCommitter, type GroupCommitter } from "../storage/group-commit.js";
 import { openSqliteStorage, type SqliteStorage } from "../storage/sqlite.js";
 import type { Duplex } from "node:stream";
@@ -74,7 +74,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   }
   if (stored === undefined) storage.setMeta("nodeId", o.nodeId);
   const committer: GroupCommitter = createGroupCommitter(storage);
-  const metrics = createMetrics(() => storage.sizeBytes());
+  const metrics = createMetrics({ storageBytes: () => storage.sizeBytes(), peerBytesSent: () => hub.sentBytes() });
 
   const members: MemberConfig[] = [...o.cluster.nodes.values()].map((n) => ({ node: n.id, region: n.region, priority: n.priority }));
   const self = members.find((m) => m.node === o.nodeId) as MemberConfig;
@@ -317,6 +317,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       });
       await committer.close();
       storage.close();
+      metrics.close();
       releaseDir();
       logger.info("node stopped");
     })();
