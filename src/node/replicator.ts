@@ -25,7 +25,7 @@ import {
   sendStateFrom,
   type SendState,
 } from "../core/replication.js";
-import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch } from "../core/fence.js";
+import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../core/fence.js";
 import { mergeVv, vvLag, type VersionVector } from "../core/version-vector.js";
 import type { NodeMetrics } from "./metrics.js";
 import { FRAME_OPS_MAX, type Frame, type Intro } from "../net/frames.js";
@@ -328,7 +328,7 @@ export class Replicator {
       log.suppressed++;
       return;
     }
-    const known = formatFence(p.view.region, knownEpoch);
+    const known = formatFencingToken(fencingTokenOf(p.view.region, knownEpoch));
     this.o.logger.info({ peer: p.view.node, fence, known, alsoRefusedSinceLastLine: log.suppressed }, "refused a batch under a stale fencing token");
     p.refusalLog = { lastMs: now, suppressed: 0 };
   }
@@ -344,14 +344,14 @@ export class Replicator {
     // Either this node was deposed (the region's election will tell it within
     // a lease) or the peer is ahead of the news; both pass without a resend loop.
     this.o.logger.warn(
-      { peer: p.view.node, fence, known: formatFence(this.o.self.region, knownEpoch), backoffMs: after.backoffMs },
+      { peer: p.view.node, fence, known: formatFencingToken(fencingTokenOf(this.o.self.region, knownEpoch)), backoffMs: after.backoffMs },
       "peer refused our batches under a stale fencing token; backing off",
     );
   }
 
   /** The fence this node stamps on its batches: its epoch's while it leads, "" otherwise. */
   private ownFence(): string {
-    return this.isLeader() ? formatFence(this.o.self.region, this.knownEpoch(this.o.self.region)) : "";
+    return this.isLeader() ? formatFencingToken(fencingTokenOf(this.o.self.region, this.knownEpoch(this.o.self.region))) : "";
   }
 
   /** Called by the store after a commit (local writes and remote ops alike). */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
-import { formatFence, parseFence } from "../core/fence.js";
+import { fencingTokenOf, formatFencingToken, parseFencingToken } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import { createMetrics, type NodeMetrics } from "./metrics.js";
 import { createGroupCommitter, type GroupCommitter } from "../storage/group-commit.js";
@@ -236,9 +236,9 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       return { ok: false, reason: behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused };
     },
     validateFence(token) {
-      const f = parseFence(token);
+      const f = parseFencingToken(token);
       if (f === null || !o.cluster.regions.some((r) => r.region === f.region)) return null;
-      const current = formatFence(f.region, repl.knownEpoch(f.region));
+      const current = formatFencingToken(fencingTokenOf(f.region, repl.knownEpoch(f.region)));
       return { valid: token === current, current };
     },
   };
