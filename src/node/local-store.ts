@@ -12,6 +12,7 @@ import { applyDoc, docDiff, emptyDoc, validateDocUpdate, validateStateVector } f
 import { applyKv, readKv, versionOf } from "../core/crdt/lww.js";
 import { applySet, setMembers } from "../core/crdt/or-set.js";
 import { encodeHlc, isValidHlc, tick, type Hlc } from "../core/hlc.js";
+import { causalTokenOf, formatCausalToken, parseCausalToken, type CausalToken } from "../core/causal-token.js";
 import { copyLoses } from "../core/duplicate-writes.js";
 import type { NodeId } from "../core/ids.js";
 import { idemProblem, type Conflict, type CounterOp, type Dot, type CounterState, type DocState, type KvRegister, type Namespace, type Op, type OrSetState } from "../core/op.js";
@@ -50,11 +51,6 @@ type AnyState = KvRegister | CounterState | OrSetState | DocState;
 /** What a write builds from the key's current state: its op, or why it is refused. */
 type BuildWrite = (state: AnyState | undefined, seq: number, hlc: Hlc) => Op | NodeError;
 
-/** The token of a write: the dot of its op, "<origin>:<seq>". */
-export function tokenOf(op: { origin: string; seq: number }): string {
-  return `${op.origin}:${op.seq}`;
-}
-
 /**
  * The answer to the write `op`, given the key's state right after applying
  * it. The origin sends this to its client; every other replica records the
@@ -63,7 +59,7 @@ export function tokenOf(op: { origin: string; seq: number }): string {
  */
 function answerOf(op: Op, after: AnyState): Record<string, unknown> {
   const key = op.key;
-  const token = tokenOf(op);
+  const token = formatCausalToken(causalTokenOf(op));
   switch (op.ns) {
     case "kv":
       return op.valueJson === null ? { key, token } : { key, token, version: { hlc: encodeHlc(op.hlc), node: op.origin } };
@@ -76,14 +72,6 @@ function answerOf(op: Op, after: AnyState): Record<string, unknown> {
     default:
       return assertNever(op);
   }
-}
-
-/** Parses a causal token; null when it is not one. */
-export function parseToken(token: string): { origin: string; seq: number } | null {
-  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([1-9]\d{0,15})$/.exec(token);
-  if (!m) return null;
-  const seq = Number(m[2]);
-  return Number.isSafeInteger(seq) ? { origin: m[1] as string, seq } : null;
 }
 
 /** The node's replica: implements the data service over storage and the core. */
@@ -212,9 +200,9 @@ export class LocalStore implements DataService {
   private async replayAcked(rec: IdempotencyRecord, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
     const answer = this.replay(rec, meta);
     if (isNodeError(answer)) return answer;
-    const dot = parseToken(answer.token);
+    const dot = parseCausalToken(answer.token);
     if (dot === null) return answer;
-    const acked = await this.ackGate({ origin: dot.origin as NodeId, seq: dot.seq }, meta.ack);
+    const acked = await this.ackGate({ origin: dot.origin, seq: dot.seq }, meta.ack);
     return acked === true ? answer : acked;
   }
 
@@ -279,7 +267,7 @@ export class LocalStore implements DataService {
     const acked = await this.ackGate(op, meta.ack);
     if (acked !== true) return acked;
     this.onWriteAcked(ns);
-    return { body: answerBody, token: tokenOf(op), replayed: false };
+    return { body: answerBody, token: formatCausalToken(causalTokenOf(op)), replayed: false };
   }
 
   /** Applies ops that came from peers; resolves once they are durable. Returns what was new. */
@@ -355,7 +343,7 @@ export class LocalStore implements DataService {
     if (remote.ns !== "counters" || remote.idem === undefined || remote.origin === this.nodeId) return null;
     const rec = this.idempotencyRecord(remote.idem.key);
     if (rec === undefined || rec.requestHash !== remote.idem.requestHash) return null;
-    const dot = parseToken(String((JSON.parse(rec.body) as { token?: unknown }).token ?? ""));
+    const dot = parseCausalToken(String((JSON.parse(rec.body) as { token?: unknown }).token ?? ""));
     if (dot === null || dot.origin !== this.nodeId) return null;
     const mine = this.storage.getOps(this.nodeId, dot.seq, dot.seq, 1)[0];
     if (mine === undefined || mine.ns !== "counters" || mine.idem?.key !== remote.idem.key) return null;
@@ -487,9 +475,7 @@ export class LocalStore implements DataService {
     return vvGet(this.vv, origin) >= seq || this.storage.hasOp(origin as NodeId, seq);
   }
 
-  async awaitToken(token: string, deadlineMs: number): Promise<true | NodeError> {
-    const t = parseToken(token);
-    if (!t) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");
+  async awaitToken(t: CausalToken, deadlineMs: number): Promise<true | NodeError> {
     if (this.hasApplied(t.origin, t.seq)) return true;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

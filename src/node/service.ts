@@ -2,6 +2,7 @@
 // NodeErrors. The runtime implements it; src/http only parses requests and
 // renders answers, so the same service can be driven from tests directly.
 
+import type { CausalToken } from "../core/causal-token.js";
 import type { Conflict, Version } from "../core/op.js";
 import type { AckLevel, StatusView } from "../api/types.js";
 import type { NodeError } from "./errors.js";
@@ -53,8 +54,8 @@ export interface DataService {
   /** True when this node holds the answer for an Idempotency-Key (so a retry is answered here). */
   knowsIdempotencyKey?(key: string): boolean;
 
-  /** Resolves once this node has applied the write named by `token`, or with an error at the deadline. */
-  awaitToken(token: string, deadlineMs: number): Promise<true | NodeError>;
+  /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
+  awaitToken(token: CausalToken, deadlineMs: number): Promise<true | NodeError>;
 }
 
 /** The cluster side of a node, as the HTTP layer sees it. */
