@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
-import { fencingTokenOf, formatFencingToken, parseFencingToken } from "../core/fence.js";
+import { fencingTokenOf } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import { createMetrics, type NodeMetrics } from "./metrics.js";
 import { createGroupCommitter, type GroupCommitter } from "../storage/group-commit.js";
@@ -220,11 +220,11 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     async stepdown() {
       if (election.isActiveLeader()) {
         const refused = election.stepdown();
-        return refused === null ? { ok: true, leader: null } : { ok: false, status: 409, reason: refused };
+        return refused === null ? { ok: true, leader: null } : { ok: false, error: nodeError("refused", refused) };
       }
       const leader = repl.leader();
-      if (leader === null || leader === o.nodeId) return { ok: false, status: 503, reason: `region ${me.region} has no leader to step down` };
-      return { ok: false, status: 409, reason: `${o.nodeId} is not the leader`, forwardTo: (o.cluster.nodes.get(leader) as ClusterNode).url };
+      if (leader === null || leader === o.nodeId) return { ok: false, error: nodeError("no_leader", `region ${me.region} has no leader to step down`, 1) };
+      return { ok: false, error: nodeError("refused", `${o.nodeId} is not the leader`), forwardTo: (o.cluster.nodes.get(leader) as ClusterNode).url };
     },
     promote() {
       // The most up-to-date reachable node of the region: promote is refused when this one is behind it.
@@ -233,13 +233,12 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       const refused = election.promote(best);
       if (refused === null) return { ok: true };
       const behind = vvLag(best, storage.appliedVv());
-      return { ok: false, reason: behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused };
+      return { ok: false, error: nodeError("refused", behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused) };
     },
     validateFence(token) {
-      const f = parseFencingToken(token);
-      if (f === null || !o.cluster.regions.some((r) => r.region === f.region)) return null;
-      const current = formatFencingToken(fencingTokenOf(f.region, repl.knownEpoch(f.region)));
-      return { valid: token === current, current };
+      if (!o.cluster.regions.some((r) => r.region === token.region)) return null;
+      const current = fencingTokenOf(token.region, repl.knownEpoch(token.region));
+      return { valid: token.epoch === current.epoch, current };
     },
   };
 

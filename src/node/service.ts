@@ -3,6 +3,7 @@
 // renders answers, so the same service can be driven from tests directly.
 
 import type { CausalToken } from "../core/causal-token.js";
+import type { FencingToken } from "../core/fence.js";
 import type { Conflict, Version } from "../core/op.js";
 import type { AckLevel, StatusView } from "../api/types.js";
 import type { NodeError } from "./errors.js";
@@ -84,12 +85,24 @@ export interface FaultService {
   clear(): { blocked: string[] };
 }
 
+/**
+ * An operator action this node did not perform: why, as the contract's error
+ * (refused, or no_leader when the region has none), and where the leader is
+ * when another node could perform it. The HTTP layer picks the status.
+ */
+export interface LeadershipRefusal {
+  readonly ok: false;
+  readonly error: NodeError;
+  /** The URL of the region's leader, when this node is not it and the action belongs there. */
+  readonly forwardTo?: string;
+}
+
 /** Operator actions on a region's leadership (DESIGN.md cluster API). */
 export interface LeadershipService {
-  /** Leader: step down (null) or refuse (reason). Not leader: forward to the leader. */
-  stepdown(): Promise<{ ok: true; leader: string | null } | { ok: false; status: 409 | 503; reason: string; forwardTo?: string }>;
+  /** Leader: step down, or refuse with the reason. Not leader: refused, with the leader to forward to. */
+  stepdown(): Promise<{ readonly ok: true; readonly leader: string | null } | LeadershipRefusal>;
   /** Manual failover: proclaim this node, or refuse with the reason. */
-  promote(): { ok: true } | { ok: false; reason: string };
-  /** Whether a fencing token is current, and the current one for its region. */
-  validateFence(token: string): { valid: boolean; current: string } | null;
+  promote(): { readonly ok: true } | LeadershipRefusal;
+  /** Whether `token` names its region's current epoch, and the current token; null when the region is not in the cluster. */
+  validateFence(token: FencingToken): { readonly valid: boolean; readonly current: FencingToken } | null;
 }
