@@ -9,9 +9,8 @@ import { formatFencingToken, parseFencingToken } from "../core/fence.js";
 import { isNodeError, nodeError } from "../node/errors.js";
 import type { LeadershipService } from "../node/service.js";
 import { sendError } from "./errors.js";
+import { FORWARDED_HEADER } from "./forward.js";
 import { isObject, parseJson, readBody } from "./parse.js";
-
-const FORWARDED_HEADER = "x-geokv-forwarded";
 
 /** Mounts /leadership/stepdown, /leadership/promote and /fence-token/validate. */
 export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipService): void {
