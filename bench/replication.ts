@@ -57,7 +57,7 @@ const CONVERGE_POLL_MS = 20;
 const CONVERGE_TIMEOUT_MS = 120_000;
 const CONVERGE_TARGET_MS = 5_000;
 const HEAL_BYTES_TARGET = 2;
-/** The replicator publishes geokv_peer_bytes_sent once per heartbeat (100 ms); wait a few before reading it. */
+/** geokv_peer_bytes_sent_total is read from the hub at scrape time; the wait lets frames still being sent at the end of a phase be counted. */
 const METRICS_SETTLE_MS = 400;
 const THROUGHPUT_CLIENTS = 16;
 const THROUGHPUT_TARGET = 3;
@@ -121,20 +121,20 @@ async function statuses(client: HttpClient, cluster: GeokvCluster): Promise<Map<
   return new Map(nodes.map((n, i) => [n, all[i] as Status]));
 }
 
-/** Sum of geokv_peer_bytes_sent{kind="ops"} over every node. */
+/** Sum of geokv_peer_bytes_sent_total{kind="ops"} over every node. */
 async function opsBytesSent(client: HttpClient, cluster: GeokvCluster): Promise<number> {
   let total = 0;
   for (const n of (await opsBytesByNode(client, cluster)).values()) total += n;
   return total;
 }
 
-/** geokv_peer_bytes_sent{kind="ops"} of every node. */
+/** geokv_peer_bytes_sent_total{kind="ops"} of every node. */
 async function opsBytesByNode(client: HttpClient, cluster: GeokvCluster): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const [node, url] of cluster.urls) {
     const a = await client.get(`${url}/metrics`);
-    const m = /^geokv_peer_bytes_sent\{kind="ops"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(a.body);
-    if (!m) throw new Error(`${url}/metrics has no geokv_peer_bytes_sent{kind="ops"}`);
+    const m = /^geokv_peer_bytes_sent_total\{kind="ops"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(a.body);
+    if (!m) throw new Error(`${url}/metrics has no geokv_peer_bytes_sent_total{kind="ops"}`);
     out.set(node, Number(m[1]));
   }
   return out;
@@ -851,7 +851,7 @@ export async function run(): Promise<BenchSection> {
         `Cluster: ${REGIONS.length} regions x ${NODES_PER_REGION} nodes of geokv (${build.label}), each node the built CLI in a child process on 127.0.0.1 (GEOKV_LOG_LEVEL=warn, SQLite synchronous=FULL), all on this one machine: no network latency between "regions", and all nine processes, the load generator and the watchers share its cores (1-minute load average ${loadAtStart} at the start, ${loadAverage()} at the end: other work was running too).`,
         `Propagation: writes (ack=local, ${VALUE_BYTES}-byte JSON values, ${fmt(KEYS)} keys) paced by a 1 ms timer for ${propagationSeconds} s with at most ${PACED_INFLIGHT_MAX} in flight; writes the in-flight bound holds back are dropped, not sent late, so "achieved" is the rate the leader actually sustained (acknowledged writes / time). For each acknowledged write (its token names its seq), the delay is the time from receiving its answer to receiving the first /status answer of the other leader whose vv[<${REGIONS[0]} leader>] covers that seq (vv counts contiguous seqs, so a write counts as visible once it and every earlier write are). One watcher per remote leader polls /status with one request in flight, at most every ${WATCH_POLL_MS} ms (measured: one poll every ${pollMs.toFixed(1)} ms on average, worst of the runs), so a delay is an upper bound that is at most about one poll period too high.`,
         `Partition: every node blocks the other two regions (POST /admin/faults); each region leader takes ${fmt(writesPerRegion)} writes (BENCH_PARTITION_WRITES) paced over BENCH_PARTITION_S=${partitionSeconds} s (half to ${fmt(SHARED_KEYS)} keys all regions write, so most of them conflict at the heal; half to ${fmt(OWN_KEYS)} keys of its own); each region's followers catch up before the heal. Convergence: from sending the heal (clear faults on all nine nodes) until all nine /status vectors equal the union of the vectors at heal time, polled every ${CONVERGE_POLL_MS} ms (the slowest round of /status calls took ${fmt(heal.slowestPollMs)} ms${heal.failedPolls > 0 ? `, ${heal.failedPolls} rounds failed` : ""}; between heal and convergence the nodes cut ${fmt(heal.healLinkDrops)} peer links for missed pongs and refused ${fmt(heal.healHandshakeTimeouts)} handshakes that timed out, counted from their logs). Conflicts recorded by the three leaders: ${fmt(heal.conflicts)}. Writes refused with 503 during the partition and sent again after ${RETRY_MS} ms: ${[...heal.refused].map(([c, n]) => `${fmt(n)} ${c}`).join(", ") || "none"}; writes that failed for good: ${fmt(heal.writesFailed)}.`,
-        `Heal bytes: sum over all nine nodes of geokv_peer_bytes_sent{kind="ops"} (whole ops frames) after convergence (or after ${CONVERGE_TIMEOUT_MS / 1000} s without it) minus before the heal. Bytes of the divergent ops: for every node, the ops it lacked at heal time (union vector minus its vector, ${fmt(heal.lackingOps)} in all: each node lacks the two other regions' writes), times the average encodeOp size of the partition's ops read from the op log (${heal.avgOpBytes.toFixed(1)} B, kv ops carry their version vector). A ratio of 1 means every missing op crossed the network exactly once per node that lacked it; ops forwarded transitively (A -> B -> C while A -> C also sends) or resent after a window reset push it up.`,
+        `Heal bytes: sum over all nine nodes of geokv_peer_bytes_sent_total{kind="ops"} (whole ops frames) after convergence (or after ${CONVERGE_TIMEOUT_MS / 1000} s without it) minus before the heal. Bytes of the divergent ops: for every node, the ops it lacked at heal time (union vector minus its vector, ${fmt(heal.lackingOps)} in all: each node lacks the two other regions' writes), times the average encodeOp size of the partition's ops read from the op log (${heal.avgOpBytes.toFixed(1)} B, kv ops carry their version vector). A ratio of 1 means every missing op crossed the network exactly once per node that lacked it; ops forwarded transitively (A -> B -> C while A -> C also sends) or resent after a window reset push it up.`,
         `ack=region throughput: autocannon, ${THROUGHPUT_CLIENTS} connections, ${seconds} s after a ${WARMUP_SECONDS} s warm-up, PUT /kv/:key?ack=region to ${aLeader}, the ${REGIONS[0]} leader (the answer waits for a majority of its region to have the write durable). etcd: a 3-member cluster on loopback started for this run (its leader found through /v3/maintenance/status), driven with the same autocannon settings through its HTTP/JSON gateway (POST /v3/kv/put, base64 key and ${VALUE_BYTES}-byte value) at the leader; etcd fsyncs its WAL per batch as geokv's synchronous=FULL does. The three runs happen one after another, each with nothing else of the bench running: the 3 x 3 cluster is stopped before the one-region cluster starts, and that one before etcd starts. In the 3 x 3 cluster every write is also streamed to the other two regions (nine durable copies, versus three for etcd and for the one-region row).`,
         ...learned,
       ],

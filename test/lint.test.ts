@@ -1,8 +1,10 @@
-// Proves the architecture rule in eslint.config.js fires: code under src/core
+// Proves the architecture rules in eslint.config.js fire: code under src/core
 // that reaches for I/O, the wall clock, randomness or timers is a lint error,
 // while the same code in src/node (the runtime) is fine and a pure library
-// (yjs) is allowed in the core. Linted as virtual files, so no fixture on disk
-// can drift from what is tested.
+// (yjs) is allowed in the core; and every layer may import only the layers
+// before it (api, core, storage, net, node, http, server, cli), with the SDK
+// limited to src/api. Linted as virtual files, so no fixture on disk can
+// drift from what is tested.
 import { ESLint } from "eslint";
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -76,5 +78,70 @@ describe("lint: the pure core", () => {
 
   it("applies to nested core folders too", async () => {
     expect(errorRules(await lint("export const t = Date.now();\n", "src/core/codec/__fixture__.ts"))).toContain("no-restricted-properties");
+  });
+});
+
+/** A file of `layer` that imports `spec` and uses it. */
+function importing(spec: string, typeOnly = false): string {
+  return typeOnly ? `import type { X } from "${spec}";\nexport type Y = X;\n` : `import { x } from "${spec}";\nexport const y = x;\n`;
+}
+
+// [case, file, import]: each crosses one layer boundary upwards (or, for the
+// SDK, reaches past src/api), and must be an error.
+const forbidden: Array<[string, string, string]> = [
+  ["src/api importing src/core", "src/api/__fixture__.ts", "../core/ids.js"],
+  ["src/api importing a package", "src/api/__fixture__.ts", "zod"],
+  ["src/core importing src/net", "src/core/__fixture__.ts", "../net/frames.js"],
+  ["src/core importing src/server", "src/core/__fixture__.ts", "../server.js"],
+  ["src/storage importing src/net", "src/storage/__fixture__.ts", "../net/hub.js"],
+  ["src/storage importing src/node", "src/storage/__fixture__.ts", "../node/service.js"],
+  ["src/net importing src/node", "src/net/__fixture__.ts", "../node/runtime.js"],
+  ["src/net importing src/http", "src/net/__fixture__.ts", "../http/app.js"],
+  ["src/node importing src/http", "src/node/__fixture__.ts", "../http/errors.js"],
+  ["src/node importing src/server", "src/node/__fixture__.ts", "../server.js"],
+  ["src/node importing src/cli", "src/node/__fixture__.ts", "../cli/args.js"],
+  ["src/http importing src/server", "src/http/__fixture__.ts", "../server.js"],
+  ["src/http importing src/cli", "src/http/__fixture__.ts", "../cli/main.js"],
+  ["src/server importing src/cli", "src/server.ts", "./cli/main.js"],
+  ["src/node importing the SDK", "src/node/__fixture__.ts", "../client/index.js"],
+  ["src/http importing the SDK", "src/http/__fixture__.ts", "../client/errors.js"],
+  ["the SDK importing src/node", "src/client/__fixture__.ts", "../node/service.js"],
+  ["the SDK importing src/core", "src/client/__fixture__.ts", "../core/fence.js"],
+  ["the SDK importing src/http", "src/client/__fixture__.ts", "../http/errors.js"],
+  ["the SDK importing src/server", "src/client/__fixture__.ts", "../server.js"],
+  ["the SDK importing src/cli", "src/client/__fixture__.ts", "../cli/args.js"],
+];
+
+// [case, file, import]: one import per layer from a layer before it (or its own), which must pass.
+const allowed: Array<[string, string, string]> = [
+  ["src/api importing src/api", "src/api/__fixture__.ts", "./types.js"],
+  ["src/core importing src/api", "src/core/__fixture__.ts", "../api/types.js"],
+  ["src/storage importing src/core", "src/storage/__fixture__.ts", "../core/op.js"],
+  ["src/net importing src/core", "src/net/__fixture__.ts", "../core/ids.js"],
+  ["src/net importing src/storage", "src/net/__fixture__.ts", "../storage/port.js"],
+  ["src/node importing src/net", "src/node/__fixture__.ts", "../net/hub.js"],
+  ["src/http importing src/node", "src/http/__fixture__.ts", "../node/service.js"],
+  ["src/server importing src/http", "src/server.ts", "./http/app.js"],
+  ["src/cli importing src/server", "src/cli/__fixture__.ts", "../server.js"],
+  ["src/cli importing the SDK", "src/cli/__fixture__.ts", "../client/index.js"],
+  ["the SDK importing src/api", "src/client/__fixture__.ts", "../api/types.js"],
+  ["the SDK importing itself", "src/client/__fixture__.ts", "./errors.js"],
+];
+
+describe("lint: layers import only the layers before them", () => {
+  it.each(forbidden)("%s is an error", async (_name, file, spec) => {
+    expect(errorRules(await lint(importing(spec), file))).toContain("no-restricted-imports");
+  });
+
+  it.each(forbidden)("%s is an error as a type-only import too", async (_name, file, spec) => {
+    expect(errorRules(await lint(importing(spec, true), file))).toContain("no-restricted-imports");
+  });
+
+  it.each(allowed)("%s passes", async (_name, file, spec) => {
+    expect(errorRules(await lint(importing(spec), file))).toEqual([]);
+  });
+
+  it("a re-export is an import too: the SDK cannot re-export node types", async () => {
+    expect(errorRules(await lint('export type { StatusView } from "../node/service.js";\n', "src/client/__fixture__.ts"))).toContain("no-restricted-imports");
   });
 });

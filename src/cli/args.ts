@@ -5,6 +5,7 @@
 
 import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
+import { MAX_KEY_BYTES, utf8ByteLength, validateKey } from "../core/key.js";
 import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING } from "../node/settings.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
@@ -45,9 +46,6 @@ export type CliCommand =
 /** Relative to the working directory; the caller resolves them. */
 export const DEFAULT_REGIONS_DIR = "regions";
 export const DEFAULT_DATA_DIR = ".geokv";
-
-/** Same bound the HTTP API enforces, checked here to fail before a round trip. */
-const KEY_BYTES_MAX = 1024;
 
 type OptionSpec = { type: "string" } | { type: "boolean"; short?: string };
 const help: Record<string, OptionSpec> = { help: { type: "boolean", short: "h" } };
@@ -97,11 +95,13 @@ function checkNodeUrl(raw: string): string | undefined {
   return `--node must be a node's URL (http://127.0.0.1:7101), got ${JSON.stringify(raw)}`;
 }
 
+/** A usage error for KEY: which keys exist is src/core/key.ts's call; the wording is the CLI's. */
 function checkKey(key: string): string | undefined {
+  if (validateKey(key) === null) return undefined;
   if (key === "") return "KEY must not be empty";
-  const bytes = Buffer.byteLength(key, "utf8");
-  if (bytes > KEY_BYTES_MAX) return `KEY is ${bytes} bytes; at most ${KEY_BYTES_MAX}`;
-  return undefined;
+  const bytes = utf8ByteLength(key);
+  if (bytes > MAX_KEY_BYTES) return `KEY is ${bytes} bytes; at most ${MAX_KEY_BYTES}`;
+  return "KEY is not valid UTF-8";
 }
 
 /** VALUE is JSON when it parses as JSON (`42`, `{"a":1}`, `"x"`), else the text itself as a string. */

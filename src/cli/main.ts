@@ -25,7 +25,7 @@ async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void>
   if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
   const settings = resolveSettings(cmd.flags, process.env);
   if (isSettingsError(settings)) fail(`bad setting: ${formatSettingsError(settings)}`);
-  const { startNode } = await import("../node/runtime.js");
+  const { startNode } = await import("../server.js");
   let node;
   try {
     node = await startNode({ cluster, nodeId: cmd.node, dataDir: resolve(cmd.data), settings, listen: cmd.listen });

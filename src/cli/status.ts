@@ -2,7 +2,7 @@
 // node, role, leader, epoch, ops applied, and how many of its peers are up.
 
 import type { ClusterConfig } from "../node/config.js";
-import type { StatusView } from "../node/service.js";
+import type { StatusView } from "../api/types.js";
 
 /** Prints the cluster table. */
 export async function runStatus(cluster: ClusterConfig): Promise<void> {

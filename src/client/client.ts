@@ -4,7 +4,7 @@
 // (transport.ts), so every call here is only "build the request, read the
 // answer".
 
-import type { StatusView, AckLevel } from "../node/service.js";
+import type { StatusView, AckLevel } from "../api/types.js";
 import { DEFAULT_BACKOFF } from "./backoff.js";
 import { contractError, errorFromAnswer, GeokvError } from "./errors.js";
 import { Transport, type Answer, type RequestSpec } from "./transport.js";

@@ -4,7 +4,7 @@
 // node gave a usable answer before the deadline, so callers switch on `code`
 // instead of parsing messages.
 
-import type { ErrorCode } from "../node/errors.js";
+import type { ErrorCode } from "../api/types.js";
 
 /** The contract's error codes, plus "unavailable": retries exhausted, nodes unreachable, or the client closed. */
 export type GeokvErrorCode = ErrorCode | "unavailable";

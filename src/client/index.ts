@@ -5,4 +5,4 @@ export { createClient } from "./client.js";
 export type { ClientOptions, ConflictEntry, GeokvClient, JsonValue, KvEntry, KvPage, Version, WriteOptions, WriteResult } from "./client.js";
 export { GeokvError, isGeokvError } from "./errors.js";
 export type { GeokvErrorCode } from "./errors.js";
-export type { AckLevel, StatusView } from "../node/service.js";
+export type { AckLevel, StatusView } from "../api/types.js";

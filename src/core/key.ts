@@ -1,7 +1,9 @@
-// Key validation, shared by every edge that accepts a key (HTTP paths, the
-// binary codec): the contract says a key is 1 to 1024 bytes of UTF-8, and
-// checking it in one place keeps the HTTP layer and the wire format from
-// disagreeing about which keys exist.
+// Key validation, the one place that decides which keys exist: every edge
+// that accepts a key (HTTP paths, the binary codec, the CLI) and the storage
+// assertions ask this file. The contract says a key is 1 to 1024 bytes of
+// UTF-8; checking it once keeps the HTTP layer, the wire format and the
+// store from disagreeing. The reasons are the messages clients see with 400
+// invalid_key.
 
 /** The longest key, in UTF-8 bytes (DESIGN.md: keys are 1 to 1024 bytes). */
 export const MAX_KEY_BYTES = 1024;
@@ -42,7 +44,7 @@ export function isWellFormedString(s: string): boolean {
 export function validateKey(key: string): InvalidKeyError | null {
   if (key.length === 0) return { type: "invalid_key", reason: "key is empty" };
   const bytes = utf8ByteLength(key);
-  if (bytes < 0) return { type: "invalid_key", reason: "key is not valid UTF-8 (lone surrogate)" };
-  if (bytes > MAX_KEY_BYTES) return { type: "invalid_key", reason: `key is ${bytes} bytes, over the ${MAX_KEY_BYTES}-byte limit` };
+  if (bytes < 0) return { type: "invalid_key", reason: "key is not valid UTF-8" };
+  if (bytes > MAX_KEY_BYTES) return { type: "invalid_key", reason: `key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}` };
   return null;
 }

@@ -12,8 +12,8 @@ import { mountClusterRoutes } from "./cluster-routes.js";
 import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody } from "./parse.js";
 import { forwardWrites } from "./forward.js";
-import { errorBody, sendError } from "./errors.js";
-import type { NodeMetrics } from "./metrics.js";
+import { sendError } from "./errors.js";
+import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
 
 export interface AppOptions {
@@ -134,10 +134,10 @@ export function createApp(o: AppOptions): Hono {
     return c.json(o.faults.block(block as string[], direction));
   });
 
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) => sendError(c, nodeError("not_found", `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
     o.logger.error({ err, method: c.req.method, path: c.req.path }, "unhandled error in request");
-    return c.json(errorBody("internal", "internal error; the node logged the details"), 500);
+    return sendError(c, nodeError("internal", "internal error; the node logged the details"));
   });
   return app;
 }

@@ -1,15 +1,16 @@
 // The leadership endpoints of the cluster API: stepdown (forwarded to the
 // leader when asked of a follower), manual promote, and fencing-token
-// validation. Refusals answer 409 with code "refused" and the reason, so an
-// operator sees why a failover was not safe.
+// validation. Refusals are the node's typed errors (409 "refused" with the
+// reason, so an operator sees why a failover was not safe; 503 no_leader),
+// answered through sendError like every other route.
 
 import type { Context, Hono } from "hono";
+import { formatFencingToken, parseFencingToken } from "../core/fence.js";
 import { isNodeError, nodeError } from "../node/errors.js";
 import type { LeadershipService } from "../node/service.js";
-import { errorBody, sendError } from "./errors.js";
+import { sendError } from "./errors.js";
+import { FORWARDED_HEADER } from "./forward.js";
 import { isObject, parseJson, readBody } from "./parse.js";
-
-const FORWARDED_HEADER = "x-geokv-forwarded";
 
 /** Mounts /leadership/stepdown, /leadership/promote and /fence-token/validate. */
 export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipService): void {
@@ -17,14 +18,13 @@ export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipServi
     const r = await l.stepdown();
     if (r.ok) return c.json({ steppedDown: nodeId, leader: r.leader }, 202);
     if (r.forwardTo !== undefined && c.req.header(FORWARDED_HEADER) === undefined) return forward(c, r.forwardTo, nodeId);
-    if (r.status === 503) return sendError(c, nodeError("no_leader", r.reason, 1));
-    return c.json(errorBody("refused", r.reason), 409);
+    return sendError(c, r.error);
   });
 
   app.post("/leadership/promote", (c) => {
     const r = l.promote();
     if (r.ok) return c.json({ promoted: nodeId }, 202);
-    return c.json(errorBody("refused", r.reason), 409);
+    return sendError(c, r.error);
   });
 
   app.post("/fence-token/validate", async (c) => {
@@ -33,9 +33,14 @@ export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipServi
     const body = parseJson(bytes);
     if (isNodeError(body)) return sendError(c, body);
     if (!isObject(body.value) || typeof body.value.token !== "string") return sendError(c, nodeError("bad_request", 'body must be {"token": "<region>:<epoch>"}'));
-    const r = l.validateFence(body.value.token);
-    if (r === null) return sendError(c, nodeError("bad_request", `not a fencing token: ${JSON.stringify(body.value.token).slice(0, 100)}; expected "<region>:<epoch>"`));
-    return c.json(r);
+    const text = body.value.token;
+    const token = parseFencingToken(text);
+    const r = token === null ? null : l.validateFence(token);
+    if (token === null || r === null) return sendError(c, nodeError("bad_request", `not a fencing token: ${JSON.stringify(text).slice(0, 100)}; expected "<region>:<epoch>"`));
+    const current = formatFencingToken(r.current);
+    // Valid means the text is the token the region's leader stamps: a
+    // non-canonical spelling of the same epoch ("us-east:007") is not it.
+    return c.json({ valid: r.valid && formatFencingToken(token) === text, current });
   });
 }
 

@@ -3,6 +3,7 @@
 // they make no decisions of their own.
 
 import type { Context, Hono } from "hono";
+import { parseCausalToken } from "../core/causal-token.js";
 import { encodeHlc } from "../core/hlc.js";
 import type { Conflict, Version } from "../core/op.js";
 import { isNodeError, nodeError, type NodeError } from "../node/errors.js";
@@ -66,8 +67,10 @@ function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
  * request may go ahead.
  */
 async function awaitCausalToken(c: Context, o: DataRouteOptions): Promise<NodeError | null> {
-  const token = c.req.header("x-geokv-token");
-  if (token === undefined) return null;
+  const header = c.req.header("x-geokv-token");
+  if (header === undefined) return null;
+  const token = parseCausalToken(header);
+  if (token === null) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");
   const r = await o.service.awaitToken(token, o.now() + o.tokenWaitMs);
   return r === true ? null : r;
 }

@@ -3,7 +3,8 @@
 
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ErrorCode, NodeError } from "../node/errors.js";
+import type { ErrorCode } from "../api/types.js";
+import type { NodeError } from "../node/errors.js";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   bad_request: 400,

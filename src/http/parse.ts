@@ -4,19 +4,14 @@
 
 import { createHash } from "node:crypto";
 import type { Context } from "hono";
+import { validateKey } from "../core/key.js";
 import { nodeError, type NodeError } from "../node/errors.js";
-import { ACK_LEVELS, type AckLevel } from "../node/service.js";
+import { ACK_LEVELS, type AckLevel } from "../api/types.js";
 
-export const MAX_KEY_BYTES = 1024;
-const encoder = new TextEncoder();
-
-/** Checks a decoded key: 1..1024 bytes of well-formed UTF-8 (no lone surrogates). */
+/** Checks a decoded key with the core's rule (src/core/key.ts), as the contract's invalid_key error. */
 export function checkKey(key: string): NodeError | null {
-  if (key.length === 0) return nodeError("invalid_key", "key is empty");
-  if (!key.isWellFormed()) return nodeError("invalid_key", "key is not valid UTF-8");
-  const bytes = encoder.encode(key).length;
-  if (bytes > MAX_KEY_BYTES) return nodeError("invalid_key", `key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`);
-  return null;
+  const problem = validateKey(key);
+  return problem === null ? null : nodeError("invalid_key", problem.reason);
 }
 
 /**

@@ -21,9 +21,10 @@ import {
   type ElectionState,
   type RoleEvent,
 } from "../core/election.js";
+import { formatFencingToken } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import type { VersionVector } from "../core/version-vector.js";
-import type { NodeMetrics } from "../http/metrics.js";
+import type { NodeMetrics } from "./metrics.js";
 import type { Hub } from "../net/hub.js";
 import type { Storage } from "../storage/port.js";
 
@@ -139,7 +140,7 @@ export class ElectionDriver {
     return epochOf(this.state);
   }
   fencingToken(): string {
-    return fencingToken(this.o.self.region, this.state);
+    return formatFencingToken(fencingToken(this.o.self.region, this.state));
   }
 
   private input(input: ElectionInput): string | undefined {

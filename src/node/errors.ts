@@ -2,20 +2,9 @@
 // status in one place (src/http/errors.ts); everything below it returns these
 // instead of throwing, so a bad request can never crash the node.
 
-/** Every error code of the HTTP contract (DESIGN.md). */
-export type ErrorCode =
-  | "bad_request"
-  | "invalid_key"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "idempotency_mismatch"
-  | "value_too_large"
-  | "no_leader"
-  | "stale_replica"
-  | "clock_skew"
-  | "refused"
-  | "internal";
+import type { ErrorCode } from "../api/types.js";
+
+export type { ErrorCode };
 
 /** An expected failure with a human-readable message. */
 export interface NodeError {

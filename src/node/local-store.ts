@@ -9,6 +9,7 @@
 // on another node (after a failover, say) replays instead of writing again.
 
 import type { Hlc } from "../core/hlc.js";
+import type { CausalToken } from "../core/causal-token.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, Namespace, Op } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
@@ -154,7 +155,7 @@ export class LocalStore implements DataService {
     return this.reads.hasApplied(origin, seq);
   }
 
-  awaitToken(token: string, deadlineMs: number): Promise<true | NodeError> {
+  awaitToken(token: CausalToken, deadlineMs: number): Promise<true | NodeError> {
     return this.reads.awaitToken(token, deadlineMs);
   }
 }

@@ -4,7 +4,7 @@
 
 import { docDiff, validateStateVector } from "../core/crdt/ydoc.js";
 import { loadState, readState } from "../core/apply/table.js";
-import { parseToken } from "../core/apply/token.js";
+import type { CausalToken } from "../core/causal-token.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, Namespace } from "../core/op.js";
 import { vvGet, type VersionVector } from "../core/version-vector.js";
@@ -73,9 +73,7 @@ export class Reads {
   }
 
   /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
-  async awaitToken(token: string, deadlineMs: number): Promise<true | NodeError> {
-    const t = parseToken(token);
-    if (!t) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");
+  async awaitToken(t: CausalToken, deadlineMs: number): Promise<true | NodeError> {
     if (this.hasApplied(t.origin, t.seq)) return true;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

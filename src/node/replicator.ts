@@ -14,7 +14,7 @@ import { highestSeqs } from "../core/replication/decisions.js";
 import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, step, viewOf } from "../core/replication/machine.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
 import { vvLag } from "../core/version-vector.js";
-import type { NodeMetrics } from "../http/metrics.js";
+import type { NodeMetrics } from "./metrics.js";
 import { FRAME_OPS_MAX, type Frame, type Intro } from "../net/frames.js";
 import type { Hub } from "../net/hub.js";
 import type { Storage } from "../storage/port.js";
@@ -65,7 +65,6 @@ export class Replicator {
   private timer: NodeJS.Timeout | undefined;
   private flushQueued = false;
   private stopped = false;
-  private bytesReported = { ops: 0, other: 0 };
 
   constructor(o: ReplicatorOptions) {
     this.o = o;
@@ -231,10 +230,6 @@ export class Replicator {
       this.o.metrics.sendQueueDepth.set({ peer: id }, this.o.hub.queuedBytes(id));
       this.o.metrics.replicationLagOps.set({ peer: id }, vvLag(this.state.committedVv, p.view.vv));
     }
-    const bytes = this.o.hub.sentBytes();
-    this.o.metrics.peerBytesSent.set({ kind: "ops" }, bytes.ops);
-    this.o.metrics.peerBytesSent.set({ kind: "other" }, bytes.other);
-    this.bytesReported = bytes;
   }
 
   private leadershipNow(): Leadership {

@@ -1,21 +1,20 @@
-// Starts one geokv node: opens its SQLite store, builds the replica store,
-// serves the HTTP app, and shuts all of it down in order (stop taking
-// requests, let in-flight writes commit, close the database). The runtime
-// holds handles and timers, not decisions.
+// The node runtime: opens this node's SQLite store, builds the replica store,
+// the peer hub, the election and the replicator, and hands the services the
+// HTTP layer needs to whoever serves them (src/server.ts, the composition
+// root). It holds handles and timers, not decisions, and knows nothing of
+// HTTP: serving, listening and the shutdown drain live above this layer.
 
 import { mkdirSync } from "node:fs";
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
+import type { Duplex } from "node:stream";
 import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
-import { formatFence, parseFence } from "../core/fence.js";
+import { fencingTokenOf } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
-import { createApp } from "../http/app.js";
-import { createMetrics, type NodeMetrics } from "../http/metrics.js";
+import { createMetrics, type NodeMetrics } from "./metrics.js";
 import { createGroupCommitter, type GroupCommitter } from "../storage/group-commit.js";
 import { openSqliteStorage, type SqliteStorage } from "../storage/sqlite.js";
-import type { Duplex } from "node:stream";
 import type { MemberConfig } from "../core/cluster-view.js";
 import { createHub, PEER_PATH, type Hub } from "../net/hub.js";
 import { clusterId, type ClusterConfig, type ClusterNode, type RegionConfig } from "./config.js";
@@ -24,41 +23,47 @@ import { LocalStore } from "./local-store.js";
 import { Replicator } from "./replicator.js";
 import { ElectionDriver } from "./election-driver.js";
 import { mergeVv, vvLag } from "../core/version-vector.js";
-import type { ClusterService, StatusView, WriteRouter } from "./service.js";
+import type { ClusterService, FaultService, LeadershipService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 
 /** Idempotency records are kept this long: a client retrying later than this is not a retry. */
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
 
-/** How long a shutdown waits for in-flight requests before cutting their connections. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
-export interface StartNodeOptions {
+export interface OpenNodeOptions {
   readonly cluster: ClusterConfig;
   readonly nodeId: NodeId;
   /** The data folder of the whole cluster; this node uses <dataDir>/<nodeId>/. */
   readonly dataDir: string;
   readonly settings: Settings;
-  /** Where to listen, when not the host and port of the node's URL (containers). */
-  readonly listen?: { readonly host: string; readonly port: number } | undefined;
   readonly logger?: Logger;
 }
 
-/** A running node. */
-export interface RunningNode {
+/** A node's runtime, built but not yet started: what the HTTP layer serves, and the handles to run and stop it. */
+export interface NodeRuntime {
   readonly nodeId: NodeId;
-  readonly url: string;
+  readonly me: ClusterNode;
+  readonly region: RegionConfig;
   readonly store: LocalStore;
   readonly storage: SqliteStorage;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
-  /** Stops accepting requests, lets in-flight writes commit, closes the database. */
-  close(): Promise<void>;
+  readonly cluster: ClusterService;
+  readonly router: WriteRouter;
+  readonly faults: FaultService;
+  readonly leadership: LeadershipService;
+  /** Takes a peer's WebSocket upgrade; false when the path is not the peer endpoint (the caller refuses it). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Starts the hub, the replicator, the election and the idempotency pruner (once the node can serve). */
+  start(): void;
+  /** Stops the drivers and closes every peer link; the store stays open for requests still in flight. */
+  stopPeers(): Promise<void>;
+  /** Lets in-flight writes commit, closes the database and releases the data directory. */
+  closeStore(): Promise<void>;
 }
 
-/** Opens the node's store and starts serving; resolves once it listens. */
-export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
+/** Opens the node's store and builds its runtime (nothing runs until start()). */
+export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   const me = o.cluster.nodes.get(o.nodeId) as ClusterNode;
   const region = o.cluster.regions.find((r) => r.region === me.region) as RegionConfig;
   const logger = o.logger ?? pino({ level: o.settings.logLevel, base: { node: o.nodeId, region: me.region } });
@@ -74,7 +79,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   }
   if (stored === undefined) storage.setMeta("nodeId", o.nodeId);
   const committer: GroupCommitter = createGroupCommitter(storage);
-  const metrics = createMetrics(() => storage.sizeBytes());
+  const metrics = createMetrics({ storageBytes: () => storage.sizeBytes(), peerBytesSent: () => hub.sentBytes() });
 
   const members: MemberConfig[] = [...o.cluster.nodes.values()].map((n) => ({ node: n.id, region: n.region, priority: n.priority }));
   const self = members.find((m) => m.node === o.nodeId) as MemberConfig;
@@ -207,122 +212,82 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     },
   };
 
-  const app = createApp({
+  const faults: FaultService = {
+    block: (targets, direction) => hub.block(targets, direction),
+    clear: () => hub.clearFaults(),
+  };
+  const leadership: LeadershipService = {
+    async stepdown() {
+      if (election.isActiveLeader()) {
+        const refused = election.stepdown();
+        return refused === null ? { ok: true, leader: null } : { ok: false, error: nodeError("refused", refused) };
+      }
+      const leader = repl.leader();
+      if (leader === null || leader === o.nodeId) return { ok: false, error: nodeError("no_leader", `region ${me.region} has no leader to step down`, 1) };
+      return { ok: false, error: nodeError("refused", `${o.nodeId} is not the leader`), forwardTo: (o.cluster.nodes.get(leader) as ClusterNode).url };
+    },
+    promote() {
+      // The most up-to-date reachable node of the region: promote is refused when this one is behind it.
+      let best = storage.appliedVv();
+      for (const p of repl.peerViews()) if (p.region === me.region && p.up) best = mergeVv(best, p.vv);
+      const refused = election.promote(best);
+      if (refused === null) return { ok: true };
+      const behind = vvLag(best, storage.appliedVv());
+      return { ok: false, error: nodeError("refused", behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused) };
+    },
+    validateFence(token) {
+      if (!o.cluster.regions.some((r) => r.region === token.region)) return null;
+      const current = fencingTokenOf(token.region, repl.knownEpoch(token.region));
+      return { valid: token.epoch === current.epoch, current };
+    },
+  };
+
+  let pruner: ReturnType<typeof setInterval> | undefined;
+  let storeClosing: Promise<void> | undefined;
+  return {
     nodeId: o.nodeId,
-    service: store,
-    cluster,
+    me,
+    region,
+    store,
+    storage,
     metrics,
     logger,
-    maxValueBytes: o.settings.maxValueBytes,
-    tokenWaitMs: o.settings.writeWaitMs,
-    clientToken: o.settings.clientToken,
-    adminToken: o.settings.adminToken,
+    cluster,
     router,
-    writeWaitMs: o.settings.writeWaitMs,
-    faults: {
-      block: (targets, direction) => hub.block(targets, direction),
-      clear: () => hub.clearFaults(),
+    faults,
+    leadership,
+    handleUpgrade(req, socket, head) {
+      const path = (req.url ?? "").split("?")[0];
+      if (path !== PEER_PATH) return false;
+      hub.handleUpgrade(req, socket, head);
+      return true;
     },
-    leadership: {
-      async stepdown() {
-        if (election.isActiveLeader()) {
-          const refused = election.stepdown();
-          return refused === null ? { ok: true, leader: null } : { ok: false, status: 409, reason: refused };
-        }
-        const leader = repl.leader();
-        if (leader === null || leader === o.nodeId) return { ok: false, status: 503, reason: `region ${me.region} has no leader to step down` };
-        return { ok: false, status: 409, reason: `${o.nodeId} is not the leader`, forwardTo: (o.cluster.nodes.get(leader) as ClusterNode).url };
-      },
-      promote() {
-        // The most up-to-date reachable node of the region: promote is refused when this one is behind it.
-        let best = storage.appliedVv();
-        for (const p of repl.peerViews()) if (p.region === me.region && p.up) best = mergeVv(best, p.vv);
-        const refused = election.promote(best);
-        if (refused === null) return { ok: true };
-        const behind = vvLag(best, storage.appliedVv());
-        return { ok: false, reason: behind > 0 && !/behind/.test(refused) ? `${refused} (${behind} ops behind)` : refused };
-      },
-      validateFence(token) {
-        const f = parseFence(token);
-        if (f === null || !o.cluster.regions.some((r) => r.region === f.region)) return null;
-        const current = formatFence(f.region, repl.knownEpoch(f.region));
-        return { valid: token === current, current };
-      },
+    start() {
+      hub.start();
+      repl.start();
+      election.start();
+      pruner = setInterval(() => {
+        const n = storage.pruneIdempotency(Date.now() - IDEMPOTENCY_TTL_MS);
+        if (n > 0) logger.info({ pruned: n }, "pruned expired idempotency records");
+      }, IDEMPOTENCY_PRUNE_EVERY_MS);
+      pruner.unref();
     },
-  });
-
-  const host = o.listen?.host ?? me.host;
-  const port = o.listen?.port ?? me.port;
-  let server: ServerType;
-  try {
-    server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
-      s.once("error", reject);
-    });
-  } catch (err) {
-    // Port taken or not ours to bind: release the database so the caller can
-    // retry or exit cleanly instead of holding the file open.
-    await committer.close();
-    storage.close();
-    releaseDir();
-    throw err;
-  }
-  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? "").split("?")[0];
-    if (path === PEER_PATH) hub.handleUpgrade(req, socket, head);
-    else socket.destroy();
-  });
-  hub.start();
-  repl.start();
-  election.start();
-  const pruner = setInterval(() => {
-    const n = storage.pruneIdempotency(Date.now() - IDEMPOTENCY_TTL_MS);
-    if (n > 0) logger.info({ pruned: n }, "pruned expired idempotency records");
-  }, IDEMPOTENCY_PRUNE_EVERY_MS);
-  pruner.unref();
-  logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
-
-  // serve() builds an HTTP/1 server (no createServer option is passed).
-  const http1 = server as HttpServer;
-  // Answers under way, so a shutdown can ask their keep-alive connections to
-  // close after the answer: a busy client would otherwise keep reusing its
-  // connection and server.close() would never finish.
-  const answering = new Set<ServerResponse>();
-  let draining = false;
-  // Prepended, so it runs before the app can send headers.
-  http1.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
-    if (draining) res.setHeader("Connection", "close");
-    answering.add(res);
-    res.once("close", () => answering.delete(res));
-  });
-
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
+    async stopPeers() {
       clearInterval(pruner);
       election.stop();
       repl.stop();
       await hub.close();
-      await new Promise<void>((resolve) => {
-        draining = true;
-        for (const res of answering) if (!res.headersSent) res.setHeader("Connection", "close");
-        // A connection that stays busy past the grace period is cut; its write may still commit.
-        const force = setTimeout(() => http1.closeAllConnections(), SHUTDOWN_GRACE_MS);
-        server.close(() => {
-          clearTimeout(force);
-          resolve();
-        });
-        // Idle keep-alive sockets would hold close() open; in-flight requests still finish.
-        http1.closeIdleConnections();
-      });
-      await committer.close();
-      storage.close();
-      releaseDir();
-      logger.info("node stopped");
-    })();
-    return closing;
+    },
+    closeStore() {
+      storeClosing ??= (async () => {
+        await committer.close();
+        storage.close();
+        metrics.close();
+        releaseDir();
+      })();
+      return storeClosing;
+    },
   };
-  return { nodeId: o.nodeId, url: me.url, store, storage, metrics, logger, close };
 }
 
 /**

@@ -2,12 +2,15 @@
 // NodeErrors. The runtime implements it; src/http only parses requests and
 // renders answers, so the same service can be driven from tests directly.
 
+import type { CausalToken } from "../core/causal-token.js";
+import type { FencingToken } from "../core/fence.js";
 import type { Conflict, Version } from "../core/op.js";
+import type { AckLevel, StatusView } from "../api/types.js";
 import type { NodeError } from "./errors.js";
 
-/** How durable a write must be before it is acknowledged (DESIGN.md). */
-export type AckLevel = "local" | "region" | "all";
-export const ACK_LEVELS: readonly AckLevel[] = ["local", "region", "all"];
+// The API's own types live in src/api (shared with the SDK); re-exported so
+// the node's modules keep one place to import the service's vocabulary from.
+export { ACK_LEVELS, type AckLevel, type PeerStatus, type StatusView } from "../api/types.js";
 
 /** What a write carries besides its data. */
 export interface WriteMeta {
@@ -52,33 +55,8 @@ export interface DataService {
   /** True when this node holds the answer for an Idempotency-Key (so a retry is answered here). */
   knowsIdempotencyKey?(key: string): boolean;
 
-  /** Resolves once this node has applied the write named by `token`, or with an error at the deadline. */
-  awaitToken(token: string, deadlineMs: number): Promise<true | NodeError>;
-}
-
-/** One peer as /status shows it. */
-export interface PeerStatus {
-  readonly node: string;
-  readonly region: string;
-  readonly state: "up" | "down";
-  readonly lagOps: number;
-  readonly lastContactMs: number | null;
-}
-
-/** The body of GET /status (DESIGN.md). */
-export interface StatusView {
-  readonly node: string;
-  readonly region: string;
-  readonly role: "leader" | "follower" | "candidate";
-  readonly leader: string | null;
-  readonly epoch: number;
-  readonly fencingToken: string | null;
-  readonly vv: Readonly<Record<string, number>>;
-  readonly peers: readonly PeerStatus[];
-  /** The election phase: follower, electing, awaiting_coordinator, leader_pending, leader. */
-  readonly phase?: string;
-  /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
-  readonly refusedBy?: readonly { node: string; reason: string }[];
+  /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
+  awaitToken(token: CausalToken, deadlineMs: number): Promise<true | NodeError>;
 }
 
 /** The cluster side of a node, as the HTTP layer sees it. */
@@ -107,12 +85,24 @@ export interface FaultService {
   clear(): { blocked: string[] };
 }
 
+/**
+ * An operator action this node did not perform: why, as the contract's error
+ * (refused, or no_leader when the region has none), and where the leader is
+ * when another node could perform it. The HTTP layer picks the status.
+ */
+export interface LeadershipRefusal {
+  readonly ok: false;
+  readonly error: NodeError;
+  /** The URL of the region's leader, when this node is not it and the action belongs there. */
+  readonly forwardTo?: string;
+}
+
 /** Operator actions on a region's leadership (DESIGN.md cluster API). */
 export interface LeadershipService {
-  /** Leader: step down (null) or refuse (reason). Not leader: forward to the leader. */
-  stepdown(): Promise<{ ok: true; leader: string | null } | { ok: false; status: 409 | 503; reason: string; forwardTo?: string }>;
+  /** Leader: step down, or refuse with the reason. Not leader: refused, with the leader to forward to. */
+  stepdown(): Promise<{ readonly ok: true; readonly leader: string | null } | LeadershipRefusal>;
   /** Manual failover: proclaim this node, or refuse with the reason. */
-  promote(): { ok: true } | { ok: false; reason: string };
-  /** Whether a fencing token is current, and the current one for its region. */
-  validateFence(token: string): { valid: boolean; current: string } | null;
+  promote(): { readonly ok: true } | LeadershipRefusal;
+  /** Whether `token` names its region's current epoch, and the current token; null when the region is not in the cluster. */
+  validateFence(token: FencingToken): { readonly valid: boolean; readonly current: FencingToken } | null;
 }

@@ -5,17 +5,16 @@
 // meets a BMP character in E000-FFFF. Both storage implementations use these
 // helpers so that they list keys in exactly the same order.
 
+import { isWellFormedString } from "../core/key.js";
+
 const SURROGATE_MIN = 0xd800;
 const PRIVATE_USE_MIN = 0xe000;
 const CODE_POINT_MAX = 0x10ffff;
 const LAST_BEFORE_SURROGATES = 0xd7ff;
 
-/** A lone surrogate cannot be encoded as UTF-8; keys never contain one. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** True when `s` has no lone surrogate, i.e. it has a UTF-8 encoding. */
+/** True when `s` has no lone surrogate, i.e. it has a UTF-8 encoding (src/core/key.ts decides). */
 export function isWellFormed(s: string): boolean {
-  return !LONE_SURROGATE.test(s);
+  return isWellFormedString(s);
 }
 
 /** Throws unless `s` is well-formed (a programmer error: keys are validated at the edge). */

@@ -26,6 +26,7 @@ import {
   type ElectionOutput,
   type ElectionState,
 } from "../../src/core/election.js";
+import { formatFencingToken } from "../../src/core/fence.js";
 import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
 import type { VersionVector } from "../../src/core/version-vector.js";
 import { ClusterSim, type SimConfig } from "../sim/cluster-sim.js";
@@ -272,7 +273,7 @@ describe("election: one machine, rule by rule", () => {
     expect(isActiveLeader(n1.s)).toBe(true);
     expect(caughtUp.events[0]).toMatchObject({ role: "leader", leader: N1, epoch: 1 });
     expect(sent(caughtUp)).toEqual([`heartbeat@1->${N2}`, `heartbeat@1->${N3}`]);
-    expect(fencingToken(REGION, n1.s)).toBe("us-east:1");
+    expect(formatFencingToken(fencingToken(REGION, n1.s))).toBe("us-east:1");
   });
 
   it("an acceptance older than the lease does not count (a slow catch-up needs fresh ones)", () => {
@@ -467,7 +468,7 @@ describe("election: one machine, rule by rule", () => {
     m.tick(100);
     expect(() => m.tick(50)).toThrow(/time went back/);
     expect(() => m.feed(200, { type: "local_vv", vv: { [N1]: 2 } })).toThrow(/local_vv went back/);
-    expect(() => fencingToken("eu-west", m.s)).toThrow(/fencing token/);
+    expect(() => fencingToken(asRegionId("eu-west"), m.s)).toThrow(/fencing token/);
   });
 });
 
@@ -545,7 +546,7 @@ describe("election: scripted runs of a 3-node region", () => {
     const sim = region();
     sim.runUntil(2000);
     expect(view(sim)).toEqual(["n1:leader:n1:1", "n2:follower:n1:1", "n3:follower:n1:1"]);
-    expect(fencingToken("sim", sim.node(0).state!)).toBe("sim:1");
+    expect(formatFencingToken(fencingToken(asRegionId("sim"), sim.node(0).state!))).toBe("sim:1");
   });
 
   it("with equal priorities the higher id ranks first", () => {

@@ -3,7 +3,8 @@
 // leader's), and how a sender backs off from a refusal instead of looping.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch, parseFence } from "../../src/core/fence.js";
+import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch, parseFencingToken } from "../../src/core/fence.js";
+import type { RegionId } from "../../src/core/ids.js";
 import {
   REFUSAL_BACKOFF_MAX_MS,
   REFUSAL_BACKOFF_MIN_MS,
@@ -18,14 +19,17 @@ import {
 describe("fencing tokens", () => {
   it("format and parse are inverse, and garbage parses to null", () => {
     fc.assert(
-      fc.property(fc.constantFrom("us-east", "eu-west", "r.1_x"), fc.integer({ min: 0, max: 10 ** 15 - 1 }), (region, epoch) => {
-        expect(parseFence(formatFence(region, epoch))).toEqual({ region, epoch });
+      fc.property(fc.constantFrom("us-east", "eu-west", "r.1_x") as fc.Arbitrary<RegionId>, fc.integer({ min: 0, max: 10 ** 15 - 1 }), (region, epoch) => {
+        const text = formatFencingToken(fencingTokenOf(region, epoch));
+        expect(text).toBe(`${region}:${epoch}`);
+        expect(parseFencingToken(text)).toEqual({ region, epoch });
       }),
     );
     for (const bad of ["", "us-east", "us-east:", ":3", "us-east:-1", "us-east:1.5", "us east:1", "a:b:1", "us-east:9999999999999999", "us-east:0x1"]) {
-      expect(parseFence(bad), bad).toBeNull();
+      expect(parseFencingToken(bad), bad).toBeNull();
     }
-    expect(() => formatFence("us-east", -1)).toThrow(/epoch/);
+    expect(() => fencingTokenOf("us-east" as RegionId, -1)).toThrow(/epoch/);
+    expect(() => fencingTokenOf("us-east" as RegionId, 1.5)).toThrow(/epoch/);
   });
 
   it("a batch is taken at or above the known epoch, refused below it, dropped when malformed or from another region", () => {

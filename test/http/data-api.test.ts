@@ -722,6 +722,9 @@ describe("operations endpoints", () => {
     expect(after).toContain("# TYPE geokv_http_requests_total counter");
     expect(after).toContain("# TYPE geokv_writes_total counter");
     expect(after).toContain("# TYPE geokv_reads_total counter");
+    expect(after).toContain("# TYPE geokv_peer_bytes_sent_total counter");
+    expect(after).toMatch(/^geokv_event_loop_delay_seconds\{stat="max"\} \d/m);
+    expect(after).toMatch(/^geokv_event_loop_delay_seconds\{stat="p99"\} \d/m);
     const delta = (name: string, labels: string) => metricValue(after, name, labels) - metricValue(before, name, labels);
     expect(delta("geokv_writes_total", 'ns="kv"')).toBe(1);
     expect(delta("geokv_writes_total", 'ns="counters"')).toBe(2);

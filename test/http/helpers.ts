@@ -5,7 +5,7 @@
 
 import type { NodeId } from "../../src/core/ids.js";
 import { isConfigError, loadCluster, formatConfigError } from "../../src/node/config.js";
-import { startNode, type RunningNode } from "../../src/node/runtime.js";
+import { startNode, type RunningNode } from "../../src/server.js";
 import { formatSettingsError, isSettingsError, resolveSettings } from "../../src/node/settings.js";
 import { makeTempCluster, waitFor, type TempCluster } from "../support/cluster-files.js";
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { NodeId } from "../../src/core/ids.js";
 import { isConfigError, loadCluster } from "../../src/node/config.js";
-import { startNode } from "../../src/node/runtime.js";
+import { startNode } from "../../src/server.js";
 import { isSettingsError, resolveSettings } from "../../src/node/settings.js";
 import { makeTempCluster, waitFor, type TempCluster } from "../support/cluster-files.js";
 import { call, callJson } from "./helpers.js";

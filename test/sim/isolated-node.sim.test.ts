@@ -15,7 +15,7 @@
 import fc from "fast-check";
 import { describe, it } from "vitest";
 import { epochOf, isActiveLeader, leaderOf } from "../../src/core/election.js";
-import { formatFence, judgeBatch } from "../../src/core/fence.js";
+import { fencingTokenOf, formatFencingToken, judgeBatch } from "../../src/core/fence.js";
 import { REGION, type ClusterSim, type SimNode } from "./cluster-sim.js";
 import { InvariantViolation } from "./invariants.js";
 import { HEALTHY, LEADER_BOUND_MS, QUIET, TIMING, createSim, withTrace } from "./scenario.js";
@@ -117,7 +117,7 @@ function checkNewLeaderFenced(sim: ClusterSim, watch: CutWatch): void {
     throw new InvariantViolation(`${leader.id}, elected in epoch ${watch.newEpoch} at ${watch.electedAt} ms by the majority, lost office at ${sim.now} ms during the cut`);
   }
   const known = sim.outside.knownEpoch;
-  const verdict = judgeBatch(formatFence(REGION, watch.newEpoch), REGION, known);
+  const verdict = judgeBatch(formatFencingToken(fencingTokenOf(REGION, watch.newEpoch)), REGION, known);
   if (verdict.kind !== "accept") {
     throw new InvariantViolation(`the other regions would refuse ${leader.id}'s batches of epoch ${watch.newEpoch} (${verdict.kind}): they know epoch ${known}`);
   }

@@ -6,7 +6,7 @@
 
 import { compareRank, majority } from "../cluster-view.js";
 import { assertRandom, awakeNow, armSilenceTimer, observeInput, startClock } from "../failure-detector.js";
-import { formatFence } from "../fence.js";
+import { fencingTokenOf, type FencingToken } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { dominates, type VersionVector } from "../version-vector.js";
 import type { Ctx } from "./context.js";
@@ -166,10 +166,10 @@ export function isActiveLeader(s: ElectionState): boolean {
   return s.phase.kind === "leader";
 }
 
-/** The fencing token of this node's epoch: `<region>:<epoch>`. */
-export function fencingToken(region: RegionId | string, s: ElectionState): string {
+/** The fencing token of this node's epoch. */
+export function fencingToken(region: RegionId, s: ElectionState): FencingToken {
   if (region !== s.cfg.self.region) throw new Error(`election: fencing token for ${region} asked of a ${s.cfg.self.region} node`);
-  return formatFence(region, s.epoch);
+  return fencingTokenOf(region, s.epoch);
 }
 
 /** The detailed phase, for /status and logs: pending means "leader pending" (majority or catch-up outstanding). */

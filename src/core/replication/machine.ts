@@ -12,8 +12,8 @@
 
 import type { ClusterView, PeerView } from "../cluster-view.js";
 import { awakeNow, observeInput, startClock } from "../failure-detector.js";
-import { advanceKnownEpoch, epochLearnedFromPing, formatFence, judgeBatch } from "../fence.js";
-import type { NodeId } from "../ids.js";
+import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
+import type { NodeId, RegionId } from "../ids.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
@@ -139,6 +139,11 @@ function finish(d: Draft, skipPlan: boolean): ReplOutput {
   return { state: d.s, send: d.send, batch: d.batch, resolved: d.resolved, more: d.more, events: d.events };
 }
 
+/** `<region>:<epoch>` as it travels on batches. */
+function fenceText(region: RegionId, epoch: number): string {
+  return formatFencingToken(fencingTokenOf(region, epoch));
+}
+
 // ---- views -------------------------------------------------------------------
 
 /** The cluster as this node sees it, for the pure decisions in decisions.ts. */
@@ -162,7 +167,7 @@ export function knownEpochOf(s: ReplState, region: string): number {
 
 /** The fence this node stamps on its batches: its epoch's while it leads, "" otherwise. */
 export function ownFence(s: ReplState): string {
-  return s.leadership?.active ? formatFence(s.cfg.self.region, s.leadership.epoch) : "";
+  return s.leadership?.active ? fenceText(s.cfg.self.region, s.leadership.epoch) : "";
 }
 
 /** True when this node's clock is too far from its peers' to take writes. */
@@ -303,7 +308,7 @@ function onRefuse(d: Draft, p: PeerState, knownEpoch: number, vv: VersionVector)
   d.events.push({
     level: "warn",
     msg: "peer refused our batches under a stale fencing token; backing off",
-    fields: { peer: p.view.node, fence, known: formatFence(d.s.cfg.self.region, knownEpoch), backoffMs: after.backoffMs },
+    fields: { peer: p.view.node, fence, known: fenceText(d.s.cfg.self.region, knownEpoch), backoffMs: after.backoffMs },
   });
 }
 
@@ -316,7 +321,7 @@ function logRefusal(d: Draft, p: PeerState, fence: string, knownEpoch: number): 
   d.events.push({
     level: "info",
     msg: "refused a batch under a stale fencing token",
-    fields: { peer: p.view.node, fence, known: formatFence(p.view.region, knownEpoch), alsoRefusedSinceLastLine: r.suppressed },
+    fields: { peer: p.view.node, fence, known: fenceText(p.view.region, knownEpoch), alsoRefusedSinceLastLine: r.suppressed },
   });
   setPeer(d, p.view.node, (x) => ({ ...x, refusals: { loggedMs: d.monoMs, suppressed: 0 } }));
 }

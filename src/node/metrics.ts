@@ -1,7 +1,10 @@
-// Prometheus metrics for one node. Each node gets its own registry (not the
+// Prometheus metrics for one node. The node layer owns them (DESIGN.md,
+// Architecture): drivers count what they perform, and src/http only renders
+// the registry at /metrics. Each node gets its own registry (not the
 // prom-client global) so that several nodes can live in one test process.
 // Labels are bounded: routes are hono's route patterns, never raw paths.
 
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The node's metrics and the registry that renders them. */
@@ -19,15 +22,34 @@ export interface NodeMetrics {
   readonly replicationLagOps: Gauge<"peer">;
   readonly linkUp: Gauge<"peer">;
   readonly sendQueueDepth: Gauge<"peer">;
-  readonly peerBytesSent: Gauge<"kind">;
+  readonly peerBytesSent: Counter<"kind">;
+  readonly eventLoopDelay: Gauge<"stat">;
   readonly staleBatches: Counter;
+  /** Stops the event-loop delay sampler; the registry can still be read. */
+  close(): void;
 }
 
-/** Creates a registry with geokv's metrics; `storageBytes` is read at scrape time. */
-export function createMetrics(readStorageBytes: () => number, withDefaults = true): NodeMetrics {
+/** What the metrics read from the node at scrape time. */
+export interface MetricSources {
+  /** Size of the node's database in bytes. */
+  readonly storageBytes: () => number;
+  /** Bytes of frames sent to peers since start, by kind (cumulative; the counter adds the deltas). */
+  readonly peerBytesSent?: () => { readonly ops: number; readonly other: number };
+}
+
+/** Sampling period of the event-loop delay monitor; a stall shorter than this may be missed. */
+const EVENT_LOOP_RESOLUTION_MS = 10;
+const NS_PER_S = 1e9;
+
+/** Creates a registry with geokv's metrics; gauges fed by `sources` are read at scrape time. */
+export function createMetrics(sources: MetricSources, withDefaults = true): NodeMetrics {
   const registry = new Registry();
   if (withDefaults) collectDefaultMetrics({ register: registry, prefix: "geokv_process_" });
   const registers = [registry];
+  const loop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  loop.enable();
+  // The hub counts bytes since start; the counter adds what was sent since the last scrape.
+  const sentBefore = { ops: 0, other: 0 };
   return {
     registry,
     httpRequests: new Counter({ name: "geokv_http_requests_total", help: "HTTP requests by route, method and status code", labelNames: ["route", "method", "code"], registers }),
@@ -46,7 +68,7 @@ export function createMetrics(readStorageBytes: () => number, withDefaults = tru
       help: "Size of the node's SQLite database",
       registers,
       collect() {
-        this.set(readStorageBytes());
+        this.set(sources.storageBytes());
       },
     }),
     epoch: new Gauge({ name: "geokv_epoch", help: "The region epoch this node knows", registers }),
@@ -56,6 +78,39 @@ export function createMetrics(readStorageBytes: () => number, withDefaults = tru
     linkUp: new Gauge({ name: "geokv_link_up", help: "1 when the link to a peer is up", labelNames: ["peer"], registers }),
     sendQueueDepth: new Gauge({ name: "geokv_send_queue_bytes", help: "Bytes queued in the socket to a peer", labelNames: ["peer"], registers }),
     staleBatches: new Counter({ name: "geokv_stale_batches_rejected_total", help: "Replicated batches refused for a stale fencing token", registers }),
-    peerBytesSent: new Gauge({ name: "geokv_peer_bytes_sent", help: "Bytes of frames sent to peers since start, by kind (ops, other)", labelNames: ["kind"], registers }),
+    peerBytesSent: new Counter({
+      name: "geokv_peer_bytes_sent_total",
+      help: "Bytes of frames sent to peers, by kind (ops, other)",
+      labelNames: ["kind"],
+      registers,
+      collect() {
+        if (sources.peerBytesSent === undefined) return;
+        const now = sources.peerBytesSent();
+        for (const kind of ["ops", "other"] as const) {
+          const delta = now[kind] - sentBefore[kind];
+          // A counter never goes back: a smaller cumulative figure is ignored, not subtracted.
+          if (delta > 0) this.inc({ kind }, delta);
+          sentBefore[kind] = Math.max(sentBefore[kind], now[kind]);
+        }
+      },
+    }),
+    eventLoopDelay: new Gauge({
+      name: "geokv_event_loop_delay_seconds",
+      help: `Event-loop delay since the previous scrape (reset at every scrape; sampled every ${EVENT_LOOP_RESOLUTION_MS} ms), by stat (max, p99)`,
+      labelNames: ["stat"],
+      registers,
+      collect() {
+        // Reset per scrape, so a stall shows in the next scrape and then leaves
+        // it: a rolling figure would hide when it happened. With no sample yet
+        // (scraped twice within one resolution) both read 0.
+        const has = loop.count > 0;
+        this.set({ stat: "max" }, has ? loop.max / NS_PER_S : 0);
+        this.set({ stat: "p99" }, has ? loop.percentile(99) / NS_PER_S : 0);
+        loop.reset();
+      },
+    }),
+    close() {
+      loop.disable();
+    },
   };
 }

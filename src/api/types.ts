@@ -1,0 +1,49 @@
+// The HTTP API's shared vocabulary: the types and constants a client and the
+// server must agree on (error codes, ack levels, the /status body). It is the
+// one module the SDK shares with the server (DESIGN.md, Architecture), so it
+// holds no logic and imports nothing: any layer may import it, and the SDK
+// never needs a node internal to speak the API.
+
+/** Every error code of the HTTP contract (DESIGN.md, HTTP API). */
+export type ErrorCode =
+  | "bad_request"
+  | "invalid_key"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "idempotency_mismatch"
+  | "value_too_large"
+  | "no_leader"
+  | "stale_replica"
+  | "clock_skew"
+  | "refused"
+  | "internal";
+
+/** How durable a write must be before it is acknowledged (`?ack=`, DESIGN.md). */
+export type AckLevel = "local" | "region" | "all";
+export const ACK_LEVELS: readonly AckLevel[] = ["local", "region", "all"];
+
+/** One peer as /status shows it. */
+export interface PeerStatus {
+  readonly node: string;
+  readonly region: string;
+  readonly state: "up" | "down";
+  readonly lagOps: number;
+  readonly lastContactMs: number | null;
+}
+
+/** The body of GET /status (DESIGN.md). */
+export interface StatusView {
+  readonly node: string;
+  readonly region: string;
+  readonly role: "leader" | "follower" | "candidate";
+  readonly leader: string | null;
+  readonly epoch: number;
+  readonly fencingToken: string | null;
+  readonly vv: Readonly<Record<string, number>>;
+  readonly peers: readonly PeerStatus[];
+  /** The election phase: follower, electing, awaiting_coordinator, leader_pending, leader. */
+  readonly phase?: string;
+  /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
+  readonly refusedBy?: readonly { node: string; reason: string }[];
+}

@@ -1,0 +1,123 @@
+// The composition root (DESIGN.md, Architecture): storage + node + http +
+// listen. It builds the node runtime (src/node), puts the HTTP app (src/http)
+// in front of it, listens, routes peer WebSocket upgrades to the node, and
+// shuts all of it down in order: stop the peers, stop taking requests and let
+// the ones in flight finish, let in-flight writes commit, close the database.
+// It lives above src/node so that the node layer never imports src/http.
+
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { serve, type ServerType } from "@hono/node-server";
+import type { Logger } from "pino";
+import type { NodeId } from "./core/ids.js";
+import { createApp } from "./http/app.js";
+import type { ClusterConfig } from "./node/config.js";
+import type { LocalStore } from "./node/local-store.js";
+import type { NodeMetrics } from "./node/metrics.js";
+import { openNodeRuntime } from "./node/runtime.js";
+import type { Settings } from "./node/settings.js";
+import type { SqliteStorage } from "./storage/sqlite.js";
+
+/** How long a shutdown waits for in-flight requests before cutting their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface StartNodeOptions {
+  readonly cluster: ClusterConfig;
+  readonly nodeId: NodeId;
+  /** The data folder of the whole cluster; this node uses <dataDir>/<nodeId>/. */
+  readonly dataDir: string;
+  readonly settings: Settings;
+  /** Where to listen, when not the host and port of the node's URL (containers). */
+  readonly listen?: { readonly host: string; readonly port: number } | undefined;
+  readonly logger?: Logger;
+}
+
+/** A running node. */
+export interface RunningNode {
+  readonly nodeId: NodeId;
+  readonly url: string;
+  readonly store: LocalStore;
+  readonly storage: SqliteStorage;
+  readonly metrics: NodeMetrics;
+  readonly logger: Logger;
+  /** Stops accepting requests, lets in-flight writes commit, closes the database. */
+  close(): Promise<void>;
+}
+
+/** Opens the node's store and starts serving; resolves once it listens. */
+export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
+  const node = openNodeRuntime({ cluster: o.cluster, nodeId: o.nodeId, dataDir: o.dataDir, settings: o.settings, ...(o.logger ? { logger: o.logger } : {}) });
+  const { me, region, logger } = node;
+  const app = createApp({
+    nodeId: o.nodeId,
+    service: node.store,
+    cluster: node.cluster,
+    metrics: node.metrics,
+    logger,
+    maxValueBytes: o.settings.maxValueBytes,
+    tokenWaitMs: o.settings.writeWaitMs,
+    clientToken: o.settings.clientToken,
+    adminToken: o.settings.adminToken,
+    router: node.router,
+    writeWaitMs: o.settings.writeWaitMs,
+    faults: node.faults,
+    leadership: node.leadership,
+  });
+
+  const host = o.listen?.host ?? me.host;
+  const port = o.listen?.port ?? me.port;
+  let server: ServerType;
+  try {
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+      s.once("error", reject);
+    });
+  } catch (err) {
+    // Port taken or not ours to bind: release the database so the caller can
+    // retry or exit cleanly instead of holding the file open.
+    await node.closeStore();
+    throw err;
+  }
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!node.handleUpgrade(req, socket, head)) socket.destroy();
+  });
+  node.start();
+  logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
+
+  // serve() builds an HTTP/1 server (no createServer option is passed).
+  const http1 = server as HttpServer;
+  // Answers under way, so a shutdown can ask their keep-alive connections to
+  // close after the answer: a busy client would otherwise keep reusing its
+  // connection and server.close() would never finish.
+  const answering = new Set<ServerResponse>();
+  let draining = false;
+  // Prepended, so it runs before the app can send headers.
+  http1.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
+    if (draining) res.setHeader("Connection", "close");
+    answering.add(res);
+    res.once("close", () => answering.delete(res));
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await node.stopPeers();
+      await new Promise<void>((resolve) => {
+        draining = true;
+        for (const res of answering) if (!res.headersSent) res.setHeader("Connection", "close");
+        // A connection that stays busy past the grace period is cut; its write may still commit.
+        const force = setTimeout(() => http1.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        // Idle keep-alive sockets would hold close() open; in-flight requests still finish.
+        http1.closeIdleConnections();
+      });
+      await node.closeStore();
+      logger.info("node stopped");
+    })();
+    return closing;
+  };
+  return { nodeId: o.nodeId, url: me.url, store: node.store, storage: node.storage, metrics: node.metrics, logger, close };
+}

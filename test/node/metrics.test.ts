@@ -1,0 +1,56 @@
+// The node's metrics as Prometheus sees them: geokv_peer_bytes_sent_total is a
+// counter that adds the hub's cumulative byte count as deltas (it never goes
+// back), and geokv_event_loop_delay_seconds reports max and p99 of the delay
+// since the previous scrape, resetting at every scrape.
+import { afterEach, describe, expect, it } from "vitest";
+import { createMetrics, type NodeMetrics } from "../../src/node/metrics.js";
+
+let metrics: NodeMetrics | undefined;
+afterEach(() => metrics?.close());
+
+function value(text: string, name: string, labels: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
+  if (line === undefined) throw new Error(`no ${name}{${labels}} in:\n${text}`);
+  return Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+function busyMs(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // Block the event loop on purpose: the monitor must see the stall.
+  }
+}
+
+describe("node metrics", () => {
+  it("geokv_peer_bytes_sent_total is a counter fed by deltas of the cumulative count", async () => {
+    const sent = { ops: 0, other: 0 };
+    metrics = createMetrics({ storageBytes: () => 0, peerBytesSent: () => ({ ...sent }) }, false);
+    sent.ops = 100;
+    sent.other = 7;
+    const first = await metrics.registry.metrics();
+    expect(first).toContain("# TYPE geokv_peer_bytes_sent_total counter");
+    expect(value(first, "geokv_peer_bytes_sent_total", 'kind="ops"')).toBe(100);
+    expect(value(first, "geokv_peer_bytes_sent_total", 'kind="other"')).toBe(7);
+    sent.ops = 250;
+    const second = await metrics.registry.metrics();
+    expect(value(second, "geokv_peer_bytes_sent_total", 'kind="ops"')).toBe(250);
+    expect(value(second, "geokv_peer_bytes_sent_total", 'kind="other"')).toBe(7);
+    // A scrape with nothing new adds nothing.
+    expect(value(await metrics.registry.metrics(), "geokv_peer_bytes_sent_total", 'kind="ops"')).toBe(250);
+  });
+
+  it("geokv_event_loop_delay_seconds shows a stall in the next scrape, then resets", async () => {
+    metrics = createMetrics({ storageBytes: () => 0 }, false);
+    await new Promise((r) => setTimeout(r, 50));
+    busyMs(120);
+    await new Promise((r) => setTimeout(r, 30));
+    const stalled = await metrics.registry.metrics();
+    expect(stalled).toContain("# TYPE geokv_event_loop_delay_seconds gauge");
+    expect(value(stalled, "geokv_event_loop_delay_seconds", 'stat="max"')).toBeGreaterThan(0.08);
+    expect(value(stalled, "geokv_event_loop_delay_seconds", 'stat="p99"')).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 100));
+    const calm = await metrics.registry.metrics();
+    // Reset: the 120 ms stall is not reported again (a loaded machine may still add a little delay).
+    expect(value(calm, "geokv_event_loop_delay_seconds", 'stat="max"')).toBeLessThan(value(stalled, "geokv_event_loop_delay_seconds", 'stat="max"'));
+  });
+});
