@@ -8,7 +8,7 @@ import type { Conflict, Version } from "../core/op.js";
 import { isNodeError, nodeError, type NodeError } from "../node/errors.js";
 import type { DataService, KvRead, WriteAnswer, WriteMeta } from "../node/service.js";
 import { sendError } from "./errors.js";
-import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash, strictQuery } from "./parse.js";
+import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash, requestHeader, strictQuery } from "./parse.js";
 
 export interface DataRouteOptions {
   readonly service: DataService;
@@ -43,7 +43,7 @@ function rawJson(c: Context, text: string): Response {
 function writeMeta(c: Context, hashInput: Uint8Array | string): WriteMeta | NodeError {
   const ack = ackQuery(c);
   if (isNodeError(ack)) return ack;
-  const idem = c.req.header("idempotency-key");
+  const idem = requestHeader(c, "idempotency-key");
   const hash = requestHash(c.req.method, rawPath(c), hashInput);
   if (idem === undefined) return { ack, requestHash: hash };
   if (idem.length === 0 || Buffer.byteLength(idem) > MAX_IDEMPOTENCY_KEY_BYTES) {
@@ -66,7 +66,7 @@ function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
  * request may go ahead.
  */
 async function awaitCausalToken(c: Context, o: DataRouteOptions): Promise<NodeError | null> {
-  const token = c.req.header("x-geokv-token");
+  const token = requestHeader(c, "x-geokv-token");
   if (token === undefined) return null;
   const r = await o.service.awaitToken(token, o.now() + o.tokenWaitMs);
   return r === true ? null : r;

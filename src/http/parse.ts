@@ -3,6 +3,7 @@
 // NodeError, so handlers read top to bottom with no try/catch.
 
 import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { nodeError, type NodeError } from "../node/errors.js";
 import { ACK_LEVELS, type AckLevel } from "../node/service.js";
@@ -38,6 +39,46 @@ export function keyFromPath(rawPath: string, ns: string, suffix?: string): strin
     return nodeError("invalid_key", "key is not valid URL-encoded UTF-8");
   }
   return checkKey(key) ?? key;
+}
+
+/** The Node request under @hono/node-server (its bindings are c.env); undefined elsewhere (app.request in tests). */
+export function incomingOf(c: Context): IncomingMessage | undefined {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
+/** HTTP whitespace that the Fetch standard strips from both ends of a header value. */
+function isHttpWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
+/**
+ * A request header, exactly as c.req.header gives it (every field of that
+ * name, in order, joined with ", ", each value trimmed of HTTP whitespace),
+ * read from Node's raw header list when there is one. c.req.header builds a
+ * web Headers object from all the request's headers on first use, a cost
+ * that showed in the profile of a GET (BENCHMARKS.md, HTTP notes). Node's own
+ * parsed `headers` is no substitute: it drops repeated fields of some names
+ * (Content-Type, Authorization) instead of joining them.
+ */
+export function requestHeader(c: Context, lowerName: string): string | undefined {
+  const incoming = incomingOf(c);
+  if (incoming === undefined) return c.req.header(lowerName);
+  const raw = incoming.rawHeaders;
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== lowerName.length || name.toLowerCase() !== lowerName) continue;
+    let v = raw[i + 1] as string;
+    if (v.length > 0 && (isHttpWhitespace(v.charCodeAt(0)) || isHttpWhitespace(v.charCodeAt(v.length - 1)))) {
+      let a = 0;
+      let b = v.length;
+      while (a < b && isHttpWhitespace(v.charCodeAt(a))) a++;
+      while (b > a && isHttpWhitespace(v.charCodeAt(b - 1))) b--;
+      v = v.slice(a, b);
+    }
+    out = out === undefined ? v : `${out}, ${v}`;
+  }
+  return out;
 }
 
 /** The raw path of the request (no query), still percent-encoded. */
@@ -94,7 +135,7 @@ export function ackQuery(c: Context): AckLevel | NodeError {
 }
 
 function mediaType(c: Context): string | undefined {
-  const ct = c.req.header("content-type");
+  const ct = requestHeader(c, "content-type");
   return ct?.split(";")[0]?.trim().toLowerCase();
 }
 
@@ -108,7 +149,7 @@ export function checkContentType(c: Context, expected: "application/json" | "app
 
 /** Reads the body as bytes, refusing it past `maxBytes`. */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array | NodeError> {
-  const declared = c.req.header("content-length");
+  const declared = requestHeader(c, "content-length");
   if (declared !== undefined && Number(declared) > maxBytes) {
     return nodeError("value_too_large", `body is ${declared} bytes; the limit is ${maxBytes}`);
   }
