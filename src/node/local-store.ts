@@ -110,6 +110,12 @@ export class LocalStore implements DataService {
   /** Readers waiting for a token (read-your-writes), woken after each commit. */
   private readonly tokenWaiters = new Set<() => void>();
   private vv: VersionVector;
+  /**
+   * Per origin, the highest seq whose op is committed. `vv` runs ahead of it
+   * while a group commit is pending; a token read must wait for this one, or
+   * it would read the table from before the write its token names.
+   */
+  private readonly committedSeqs = new Map<string, number>();
 
   constructor(o: LocalStoreOptions) {
     this.storage = o.storage;
@@ -127,6 +133,7 @@ export class LocalStore implements DataService {
     // The op log is the truth for our own seq: never reuse a logged dot.
     this.seq = Math.max(meta.lastSeq, vvGet(this.storage.opLogVv(), this.nodeId));
     this.vv = this.storage.appliedVv();
+    for (const [origin, seq] of Object.entries(this.vv)) this.committedSeqs.set(origin, seq);
   }
 
   /** The node vector: per origin, the highest contiguous seq applied. */
@@ -384,6 +391,7 @@ export class LocalStore implements DataService {
   }
 
   private committed(ops: readonly Op[], conflicts: readonly Conflict[]): void {
+    for (const op of ops) if (op.seq > (this.committedSeqs.get(op.origin) ?? 0)) this.committedSeqs.set(op.origin, op.seq);
     if (conflicts.length > 0) this.onConflicts(conflicts);
     this.onCommitted(ops);
     for (const wake of [...this.tokenWaiters]) wake();
@@ -482,9 +490,9 @@ export class LocalStore implements DataService {
     return this.storage.conflicts(limit);
   }
 
-  /** True when this node has applied the write named by `token`. */
+  /** True when this node has applied the write named by `token` and committed it (so reads show it). */
   hasApplied(origin: string, seq: number): boolean {
-    return vvGet(this.vv, origin) >= seq || this.storage.hasOp(origin as NodeId, seq);
+    return (this.committedSeqs.get(origin) ?? 0) >= seq || this.storage.hasOp(origin as NodeId, seq);
   }
 
   async awaitToken(token: string, deadlineMs: number): Promise<true | NodeError> {
