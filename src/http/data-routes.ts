@@ -44,19 +44,23 @@ function writeMeta(c: Context, hashInput: Uint8Array | string): WriteMeta | Node
   const ack = ackQuery(c);
   if (isNodeError(ack)) return ack;
   const idem = requestHeader(c, "idempotency-key");
-  const hash = requestHash(c.req.method, rawPath(c), hashInput);
-  if (idem === undefined) return { ack, requestHash: hash };
+  // Without a key nothing compares the hash: hashing every write for nothing was a few percent of a PUT.
+  if (idem === undefined) return { ack, requestHash: "" };
   if (idem.length === 0 || Buffer.byteLength(idem) > MAX_IDEMPOTENCY_KEY_BYTES) {
     return nodeError("bad_request", `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`);
   }
-  return { ack, idempotencyKey: idem, requestHash: hash };
+  return { ack, idempotencyKey: idem, requestHash: requestHash(c.req.method, rawPath(c), hashInput) };
 }
 
 function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
   if (isNodeError(a)) return sendError(c, a);
-  c.header("X-Geokv-Token", a.token);
-  if (a.replayed) c.header("Idempotent-Replayed", "true");
-  return c.json(a.body, 200);
+  // A Response with a plain header object, not c.header() + c.json(): hono
+  // turns more than one header into a web Headers object, which
+  // @hono/node-server then copies back into Node's, per write. Same headers
+  // (lower case, as Headers writes them) and the same JSON text as c.json.
+  const headers: Record<string, string> = { "content-type": "application/json", "x-geokv-token": a.token };
+  if (a.replayed) headers["idempotent-replayed"] = "true";
+  return new Response(JSON.stringify(a.body), { status: 200, headers });
 }
 
 /**
