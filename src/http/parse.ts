@@ -9,13 +9,14 @@ import { nodeError, type NodeError } from "../node/errors.js";
 import { ACK_LEVELS, type AckLevel } from "../node/service.js";
 
 export const MAX_KEY_BYTES = 1024;
-const encoder = new TextEncoder();
 
 /** Checks a decoded key: 1..1024 bytes of well-formed UTF-8 (no lone surrogates). */
 export function checkKey(key: string): NodeError | null {
   if (key.length === 0) return nodeError("invalid_key", "key is empty");
   if (!key.isWellFormed()) return nodeError("invalid_key", "key is not valid UTF-8");
-  const bytes = encoder.encode(key).length;
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: short keys need no count.
+  if (key.length * 3 <= MAX_KEY_BYTES) return null;
+  const bytes = Buffer.byteLength(key, "utf8");
   if (bytes > MAX_KEY_BYTES) return nodeError("invalid_key", `key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`);
   return null;
 }
