@@ -9,7 +9,7 @@ import type { Conflict, Version } from "../core/op.js";
 import { isNodeError, nodeError, type NodeError } from "../node/errors.js";
 import type { DataService, KvRead, WriteAnswer, WriteMeta } from "../node/service.js";
 import { sendError } from "./errors.js";
-import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash, strictQuery } from "./parse.js";
+import { ackQuery, checkContentType, checkKey, intQuery, isObject, keyFromPath, parseJson, rawPath, readBody, requestHash, requestHeader, strictQuery } from "./parse.js";
 
 export interface DataRouteOptions {
   readonly service: DataService;
@@ -44,20 +44,24 @@ function rawJson(c: Context, text: string): Response {
 function writeMeta(c: Context, hashInput: Uint8Array | string): WriteMeta | NodeError {
   const ack = ackQuery(c);
   if (isNodeError(ack)) return ack;
-  const idem = c.req.header("idempotency-key");
-  const hash = requestHash(c.req.method, rawPath(c), hashInput);
-  if (idem === undefined) return { ack, requestHash: hash };
+  const idem = requestHeader(c, "idempotency-key");
+  // Without a key nothing compares the hash: hashing every write for nothing was a few percent of a PUT.
+  if (idem === undefined) return { ack, requestHash: "" };
   if (idem.length === 0 || Buffer.byteLength(idem) > MAX_IDEMPOTENCY_KEY_BYTES) {
     return nodeError("bad_request", `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_BYTES} bytes`);
   }
-  return { ack, idempotencyKey: idem, requestHash: hash };
+  return { ack, idempotencyKey: idem, requestHash: requestHash(c.req.method, rawPath(c), hashInput) };
 }
 
 function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
   if (isNodeError(a)) return sendError(c, a);
-  c.header("X-Geokv-Token", a.token);
-  if (a.replayed) c.header("Idempotent-Replayed", "true");
-  return c.json(a.body, 200);
+  // A Response with a plain header object, not c.header() + c.json(): hono
+  // turns more than one header into a web Headers object, which
+  // @hono/node-server then copies back into Node's, per write. Same headers
+  // (lower case, as Headers writes them) and the same JSON text as c.json.
+  const headers: Record<string, string> = { "content-type": "application/json", "x-geokv-token": a.token };
+  if (a.replayed) headers["idempotent-replayed"] = "true";
+  return new Response(JSON.stringify(a.body), { status: 200, headers });
 }
 
 /**
@@ -67,7 +71,7 @@ function sendWrite(c: Context, a: WriteAnswer | NodeError): Response {
  * request may go ahead.
  */
 async function awaitCausalToken(c: Context, o: DataRouteOptions): Promise<NodeError | null> {
-  const header = c.req.header("x-geokv-token");
+  const header = requestHeader(c, "x-geokv-token");
   if (header === undefined) return null;
   const token = parseCausalToken(header);
   if (token === null) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");

@@ -9,6 +9,7 @@ import type { Context, Next } from "hono";
 import { nodeError } from "../node/errors.js";
 import type { WriteRouter } from "../node/service.js";
 import { sendError } from "./errors.js";
+import { requestHeader } from "./parse.js";
 
 /** Marks a request one node passed to another, so it is never passed on again (writes and stepdown alike). */
 export const FORWARDED_HEADER = "x-geokv-forwarded";
@@ -33,7 +34,7 @@ export interface ForwardOptions {
 export function forwardWrites(o: ForwardOptions) {
   return async (c: Context, next: Next): Promise<Response | void> => {
     if (!WRITE_METHODS.has(c.req.method) || !DATA_WRITE_PATH.test(c.req.path)) return next();
-    const idem = c.req.header("idempotency-key");
+    const idem = requestHeader(c, "idempotency-key");
     if (idem !== undefined && o.knowsIdempotencyKey?.(idem)) return next();
     const deadline = o.now() + o.writeWaitMs;
     let body: Uint8Array | undefined;

@@ -3,6 +3,7 @@
 // NodeError, so handlers read top to bottom with no try/catch.
 
 import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { validateKey } from "../core/key.js";
 import { nodeError, type NodeError } from "../node/errors.js";
@@ -33,6 +34,46 @@ export function keyFromPath(rawPath: string, ns: string, suffix?: string): strin
     return nodeError("invalid_key", "key is not valid URL-encoded UTF-8");
   }
   return checkKey(key) ?? key;
+}
+
+/** The Node request under @hono/node-server (its bindings are c.env); undefined elsewhere (app.request in tests). */
+export function incomingOf(c: Context): IncomingMessage | undefined {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
+/** HTTP whitespace that the Fetch standard strips from both ends of a header value. */
+function isHttpWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
+/**
+ * A request header, exactly as c.req.header gives it (every field of that
+ * name, in order, joined with ", ", each value trimmed of HTTP whitespace),
+ * read from Node's raw header list when there is one. c.req.header builds a
+ * web Headers object from all the request's headers on first use, a cost
+ * that showed in the profile of a GET (BENCHMARKS.md, HTTP notes). Node's own
+ * parsed `headers` is no substitute: it drops repeated fields of some names
+ * (Content-Type, Authorization) instead of joining them.
+ */
+export function requestHeader(c: Context, lowerName: string): string | undefined {
+  const incoming = incomingOf(c);
+  if (incoming === undefined) return c.req.header(lowerName);
+  const raw = incoming.rawHeaders;
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== lowerName.length || name.toLowerCase() !== lowerName) continue;
+    let v = raw[i + 1] as string;
+    if (v.length > 0 && (isHttpWhitespace(v.charCodeAt(0)) || isHttpWhitespace(v.charCodeAt(v.length - 1)))) {
+      let a = 0;
+      let b = v.length;
+      while (a < b && isHttpWhitespace(v.charCodeAt(a))) a++;
+      while (b > a && isHttpWhitespace(v.charCodeAt(b - 1))) b--;
+      v = v.slice(a, b);
+    }
+    out = out === undefined ? v : `${out}, ${v}`;
+  }
+  return out;
 }
 
 /** The raw path of the request (no query), still percent-encoded. */
@@ -89,7 +130,7 @@ export function ackQuery(c: Context): AckLevel | NodeError {
 }
 
 function mediaType(c: Context): string | undefined {
-  const ct = c.req.header("content-type");
+  const ct = requestHeader(c, "content-type");
   return ct?.split(";")[0]?.trim().toLowerCase();
 }
 
@@ -103,10 +144,16 @@ export function checkContentType(c: Context, expected: "application/json" | "app
 
 /** Reads the body as bytes, refusing it past `maxBytes`. */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array | NodeError> {
-  const declared = c.req.header("content-length");
+  const declared = requestHeader(c, "content-length");
   if (declared !== undefined && Number(declared) > maxBytes) {
     return nodeError("value_too_large", `body is ${declared} bytes; the limit is ${maxBytes}`);
   }
+  const incoming = incomingOf(c);
+  // Untouched so far (nobody read it through the web Request, as a forward
+  // does with a clone): read it from Node's stream. c.req.raw.body builds a
+  // web Request, an AbortController and two ReadableStreams per request,
+  // which in the profile of a PUT cost more than the SQLite statements.
+  if (incoming !== undefined && incoming.readableFlowing === null && !incoming.readableDidRead && !incoming.readableEnded) return readIncoming(incoming, maxBytes);
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -122,7 +169,12 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  return concatChunks(chunks, total);
+}
+
+/** The chunks as one array; a single chunk is returned as is unless `copy`. */
+function concatChunks(chunks: readonly Uint8Array[], total: number, copy = false): Uint8Array {
+  if (chunks.length === 1 && !copy) return chunks[0] as Uint8Array;
   const out = new Uint8Array(total);
   let off = 0;
   for (const ch of chunks) {
@@ -130,6 +182,55 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     off += ch.byteLength;
   }
   return out;
+}
+
+/**
+ * The body from Node's request stream. Past `maxBytes` it stops reading and
+ * pauses the stream: @hono/node-server drains what is left (within its own
+ * bounds) once the answer is sent, as it does for a body read part way
+ * through the web Request. A stream that fails or closes before its end
+ * rejects, like the web reader does, and the request fails as it did before.
+ */
+function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Uint8Array | NodeError> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const done = () => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        done();
+        incoming.pause();
+        resolve(nodeError("value_too_large", `body is over the limit of ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      // Always a copy: Node's chunks are views into the socket's read buffer,
+      // and an op that keeps its bytes (a doc update in the replication tail)
+      // would pin the whole buffer. The web reader copied them too.
+      resolve(concatChunks(chunks, total, true));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(new Error("the request was closed before its body ended"));
+    };
+    incoming.on("data", onData);
+    incoming.once("end", onEnd);
+    incoming.once("error", onError);
+    incoming.once("close", onClose);
+  });
 }
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });

@@ -64,6 +64,7 @@ export class LocalStore implements DataService {
       idempotencyKeyHeld: (key) => this.idempotent.held(key),
       onCommitted: (ops, conflicts) => {
         if (conflicts.length > 0) onConflicts(conflicts);
+        this.reads.committed(ops);
         onCommitted(ops);
         this.reads.wake();
       },

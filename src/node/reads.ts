@@ -7,7 +7,7 @@ import { loadState, readState } from "../core/apply/table.js";
 import type { CausalToken } from "../core/causal-token.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, Namespace } from "../core/op.js";
-import { vvGet, type VersionVector } from "../core/version-vector.js";
+import type { VersionVector } from "../core/version-vector.js";
 import type { Storage } from "../storage/port.js";
 import { nodeError, type NodeError } from "./errors.js";
 import type { KvRead } from "./service.js";
@@ -27,7 +27,21 @@ export class Reads {
   /** Readers waiting for a token (read-your-writes), woken after each commit. */
   private readonly tokenWaiters = new Set<() => void>();
 
-  constructor(private readonly o: ReadsOptions) {}
+  /**
+   * Per origin, the highest seq whose op is committed. The node vector runs
+   * ahead of it while a group commit is pending; a token read must wait for
+   * this one, or it would read the table from before the write its token names.
+   */
+  private readonly committedSeqs = new Map<string, number>();
+
+  constructor(private readonly o: ReadsOptions) {
+    for (const [origin, seq] of Object.entries(o.storage.appliedVv())) this.committedSeqs.set(origin, seq);
+  }
+
+  /** Ops just committed (local or remote): token reads that name them may go ahead. */
+  committed(ops: readonly { readonly origin: string; readonly seq: number }[]): void {
+    for (const op of ops) if (op.seq > (this.committedSeqs.get(op.origin) ?? 0)) this.committedSeqs.set(op.origin, op.seq);
+  }
 
   kvGet(key: string): KvRead | undefined {
     this.o.onRead("kv");
@@ -69,7 +83,7 @@ export class Reads {
 
   /** True when this node has applied the write named by `token`. */
   hasApplied(origin: string, seq: number): boolean {
-    return vvGet(this.o.vv(), origin) >= seq || this.o.storage.hasOp(origin as NodeId, seq);
+    return (this.committedSeqs.get(origin) ?? 0) >= seq || this.o.storage.hasOp(origin as NodeId, seq);
   }
 
   /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */

@@ -17,7 +17,7 @@ export interface WriteMeta {
   readonly ack: AckLevel;
   /** Client-chosen key that makes retries safe; absent when not sent. */
   readonly idempotencyKey?: string;
-  /** A digest of the request (method, path, body): same key + other request is refused. */
+  /** A digest of the request (method, path, body): same key + other request is refused. Empty without idempotencyKey (nothing compares it then). */
   readonly requestHash: string;
 }
 

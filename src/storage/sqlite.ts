@@ -3,7 +3,8 @@
 // durable when it returns (the ack=local promise), NORMAL trades the last
 // transactions on power loss for speed. Statements are prepared once; each
 // Batch is one IMMEDIATE transaction, so a write lock is taken up front
-// instead of upgraded mid-transaction.
+// instead of upgraded mid-transaction. kv point reads go through a bounded
+// cache of what was committed (kv-read-cache.ts).
 
 import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -14,6 +15,7 @@ import { decodeHlc, encodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
 import { assertBatch, assertIntIn, assertLimit, assertVv, encodeMetaValue } from "./checks.js";
 import { assertWellFormedKey, listRange } from "./key-order.js";
+import { KV_READ_CACHE_DEFAULTS, KvReadCache, type KvReadCacheOptions } from "./kv-read-cache.js";
 import { migrate } from "./migrations.js";
 import { opFromRow, opToRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
@@ -29,6 +31,8 @@ export interface SqliteStorageOptions {
   readonly busyTimeoutMs?: number;
   /** Upper bound on the WAL file kept after a checkpoint. */
   readonly walSizeLimitBytes?: number;
+  /** Bounds of the in-memory kv read cache (kv-read-cache.ts); entriesMax 0 turns it off. */
+  readonly kvReadCache?: KvReadCacheOptions;
 }
 
 /** The connection settings in effect (for tests and /status). */
@@ -88,6 +92,7 @@ function prepareStatements(db: Database.Database) {
     getMeta: db.prepare<[string], string>("SELECT v FROM meta WHERE k = ?").pluck(),
     setMeta: db.prepare<[string, string]>("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
     getKv: db.prepare<[string], string>("SELECT state FROM kv WHERE key = ?").pluck(),
+    // Run by writeBatch only: commit() keeps the kv read cache equal to what this writes.
     putKv: db.prepare<[string, string, number]>(
       "INSERT INTO kv (key, state, deleted) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET state = excluded.state, deleted = excluded.deleted",
     ),
@@ -148,7 +153,9 @@ class SqliteStore implements SqliteStorage {
   private readonly listStatements = new Map<string, Database.Statement>();
 
   private readonly s: Statements;
-  private readonly commitTxn: Database.Transaction<(batch: Batch) => CommitResult>;
+  private readonly commitTxn: Database.Transaction<(batch: Batch, kvTexts: string[]) => CommitResult>;
+  /** Copies of kv rows as committed; only commit() writes kv rows, and it updates this after each transaction. */
+  private readonly kvCache: KvReadCache;
   private readonly compactTxn: Database.Transaction<(stable: VersionVector) => number>;
 
   constructor(readonly path: string, opts: SqliteStorageOptions) {
@@ -167,7 +174,8 @@ class SqliteStore implements SqliteStorage {
       throw err;
     }
     this.s = prepareStatements(db);
-    this.commitTxn = db.transaction((batch: Batch) => this.writeBatch(batch));
+    this.kvCache = new KvReadCache(opts.kvReadCache ?? KV_READ_CACHE_DEFAULTS);
+    this.commitTxn = db.transaction((batch: Batch, kvTexts: string[]) => this.writeBatch(batch, kvTexts));
     this.compactTxn = db.transaction((stable: VersionVector) => this.deleteStableOps(stable));
   }
 
@@ -181,8 +189,12 @@ class SqliteStore implements SqliteStorage {
   }
 
   getKv(key: string): KvRegister | undefined {
+    const cached = this.kvCache.get(key);
+    if (cached !== undefined) return cached;
     const v = this.s.getKv.get(key);
-    return v === undefined ? undefined : (JSON.parse(v) as KvRegister);
+    // Keys never written are not cached: misses are cheap to recompute and
+    // would let a scan of absent keys push the live ones out.
+    return v === undefined ? undefined : this.kvCache.put(key, v);
   }
 
   getCounter(key: string): CounterState | undefined {
@@ -230,13 +242,25 @@ class SqliteStore implements SqliteStorage {
 
   commit(batch: Batch): CommitResult {
     assertBatch(batch);
-    return this.commitTxn.immediate(batch);
+    const kvTexts: string[] = [];
+    const result = this.commitTxn.immediate(batch, kvTexts);
+    // Only once the transaction committed (a batch that threw was rolled back
+    // and left the table, and so the cache, as it was), in batch order so the
+    // later state of a key listed twice wins, as in the table.
+    const kv = batch.kv ?? [];
+    for (let i = 0; i < kv.length; i++) this.kvCache.put((kv[i] as KvRow).key, kvTexts[i] as string);
+    return result;
   }
 
-  private writeBatch(batch: Batch): CommitResult {
+  /** Writes a batch inside the open transaction; the text of each kv row goes to `kvTexts`, in order. */
+  private writeBatch(batch: Batch, kvTexts: string[]): CommitResult {
     let opsInserted = 0;
     for (const op of batch.ops ?? []) opsInserted += this.s.insertOp.run(opToRow(op)).changes;
-    for (const r of batch.kv ?? []) this.s.putKv.run(r.key, JSON.stringify(r.reg), r.deleted ? 1 : 0);
+    for (const r of batch.kv ?? []) {
+      const text = JSON.stringify(r.reg);
+      this.s.putKv.run(r.key, text, r.deleted ? 1 : 0);
+      kvTexts.push(text);
+    }
     for (const r of batch.counters ?? []) this.s.putCounter.run(r.key, JSON.stringify(r.state));
     for (const r of batch.sets ?? []) this.s.putSet.run(r.key, JSON.stringify(r.state));
     for (const r of batch.docs ?? []) this.s.putDoc.run(r.key, r.state);
@@ -345,6 +369,8 @@ class SqliteStore implements SqliteStorage {
   }
 
   close(): void {
+    // Emptied, so that a read after close reaches the closed database and throws, as the port says.
+    this.kvCache.clear();
     if (this.db.open) this.db.close();
   }
 }

@@ -3,52 +3,21 @@
 // records the answer in the same batch, so a retry that reaches it (after the
 // origin died, say) replays the origin's token instead of writing again.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Database from "better-sqlite3";
 import * as Y from "yjs";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { asNodeId, type NodeId } from "../../src/core/ids.js";
+import { describe, expect, it } from "vitest";
+import { asNodeId } from "../../src/core/ids.js";
 import { encodeHlc } from "../../src/core/hlc.js";
 import type { Op } from "../../src/core/op.js";
 import { isNodeError, type NodeError } from "../../src/node/errors.js";
-import { LocalStore } from "../../src/node/local-store.js";
 import type { WriteAnswer, WriteMeta } from "../../src/node/service.js";
-import { createGroupCommitter, type GroupCommitter } from "../../src/storage/group-commit.js";
-import { openSqliteStorage, type SqliteStorage } from "../../src/storage/sqlite.js";
+import { useReplicas } from "./replicas.js";
 
 const A = asNodeId("r-1");
 const B = asNodeId("r-2");
 const HASH = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
 
-interface Replica {
-  readonly id: NodeId;
-  readonly path: string;
-  storage: SqliteStorage;
-  committer: GroupCommitter;
-  store: LocalStore;
-}
-
-let root: string;
-let replicas: Replica[];
-let wallMs: number;
-
-/** A replica on its own SQLite file; the clock advances 1 ms per reading. */
-function open(id: NodeId, path = join(root, id, "geokv.sqlite")): Replica {
-  const storage = openSqliteStorage({ path });
-  const committer = createGroupCommitter(storage);
-  const store = new LocalStore({ nodeId: id, storage, committer, now: () => wallMs++ });
-  const r: Replica = { id, path, storage, committer, store };
-  replicas.push(r);
-  return r;
-}
-
-async function close(r: Replica): Promise<void> {
-  await r.committer.close();
-  r.storage.close();
-  replicas = replicas.filter((x) => x !== r);
-}
+const { open, close, ownOps } = useReplicas("geokv-idem-");
 
 function meta(idempotencyKey: string | undefined, requestHash = HASH): WriteMeta {
   return idempotencyKey === undefined ? { ack: "local", requestHash } : { ack: "local", idempotencyKey, requestHash };
@@ -59,28 +28,12 @@ function answer(a: WriteAnswer | NodeError): WriteAnswer {
   return a;
 }
 
-/** Every op `from` logged of its own, read back from its storage as replication would. */
-function ownOps(from: Replica): Op[] {
-  return from.storage.getOps(from.id, 1, Number.MAX_SAFE_INTEGER, 1000);
-}
-
 function docUpdate(text: string): Uint8Array {
   const doc = new Y.Doc();
   doc.clientID = 7;
   doc.getText("t").insert(0, text);
   return Y.encodeStateAsUpdate(doc);
 }
-
-beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), "geokv-idem-"));
-  replicas = [];
-  wallMs = 1_763_000_000_000;
-});
-
-afterEach(async () => {
-  for (const r of [...replicas]) await close(r);
-  rmSync(root, { recursive: true, force: true });
-});
 
 describe("idempotency across replicas", () => {
   it("a retry on a replica that applied the origin's op replays the origin's answer and writes nothing", async () => {

@@ -70,7 +70,19 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
     procs.delete(node);
   };
 
-  await Promise.all([...files.urls.keys()].map((n) => start(n)));
+  const stopAll = async () => {
+    await Promise.all([...procs.keys()].map((n) => stop(n, "SIGKILL")));
+    files.cleanup();
+  };
+  // A node that fails to start (it exits, or is too slow on a busy machine)
+  // fails the caller before it holds close(): stop the ones already running
+  // here, or they outlive the test file and load the machine for the rest.
+  const started = await Promise.allSettled([...files.urls.keys()].map((n) => start(n)));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) {
+    await stopAll();
+    throw failed.reason;
+  }
   return {
     files,
     urls: files.urls,
@@ -79,10 +91,7 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
     stop,
     running: (n) => procs.has(n),
     logFile: (n) => join(logsDir, `${n}.log`),
-    async close() {
-      await Promise.all([...procs.keys()].map((n) => stop(n, "SIGKILL")));
-      files.cleanup();
-    },
+    close: stopAll,
   };
 }
 
