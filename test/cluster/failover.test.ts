@@ -8,34 +8,15 @@
 // exactly one leader remains. Manual mode elects nothing until promoted.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { call, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
+import { agreedLeader, call, startProcCluster, statuses, waitFor, type NodeStatus as Status, type ProcCluster } from "../support/proc-cluster.js";
 
 const clusters: ProcCluster[] = [];
 afterAll(async () => {
   await Promise.all(clusters.map((c) => c.close()));
 });
 
-interface Status {
-  node: string;
-  role: string;
-  leader: string | null;
-  epoch: number;
-  fencingToken: string;
-  vv: Record<string, number>;
-}
 
-async function statuses(c: ProcCluster, nodes: string[]): Promise<Status[]> {
-  return Promise.all(nodes.map(async (n) => (await call(`${c.urls.get(n)}/status`)).body as Status));
-}
 
-/** The one leader all `nodes` agree on, or null. */
-async function agreedLeader(c: ProcCluster, nodes: string[]): Promise<Status | null> {
-  const s = await statuses(c, nodes);
-  const leaders = s.filter((x) => x.role === "leader");
-  if (leaders.length !== 1) return null;
-  const l = leaders[0] as Status;
-  return s.every((x) => x.leader === l.node && x.epoch === l.epoch) ? l : null;
-}
 
 describe("automatic failover", () => {
   it("a killed leader is replaced, loses no acknowledged write, and returns as a follower", async () => {

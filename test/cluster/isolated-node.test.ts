@@ -9,20 +9,13 @@
 // After healing the region has one agreed leader and L follows it.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { call, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
+import { agreedLeader, call, startProcCluster, waitFor, type NodeStatus as Status, type ProcCluster } from "../support/proc-cluster.js";
 
 const clusters: ProcCluster[] = [];
 afterAll(async () => {
   await Promise.all(clusters.map((c) => c.close()));
 });
 
-interface Status {
-  node: string;
-  role: string;
-  leader: string | null;
-  epoch: number;
-  fencingToken: string;
-}
 
 const REGIONS = ["us-east", "eu-west", "ap-south"] as const;
 /** The scenario: how long the cut lasts, counted from the moment it is made. */
@@ -40,18 +33,7 @@ const SLOW_FACTOR = 3;
 const MAX_WRITES = 400;
 const WRITE_EVERY_MS = 25;
 
-async function statuses(c: ProcCluster, nodes: readonly string[]): Promise<Status[]> {
-  return Promise.all(nodes.map(async (n) => (await call(`${c.urls.get(n)}/status`)).body as Status));
-}
 
-/** The one leader all `nodes` agree on, or null. */
-async function agreedLeader(c: ProcCluster, nodes: readonly string[]): Promise<Status | null> {
-  const s = await statuses(c, nodes);
-  const leaders = s.filter((x) => x.role === "leader");
-  if (leaders.length !== 1) return null;
-  const l = leaders[0] as Status;
-  return s.every((x) => x.leader === l.node && x.epoch === l.epoch) ? l : null;
-}
 
 /** Sum of a Prometheus counter (all label sets) on a node's /metrics; 0 when absent. */
 async function counter(c: ProcCluster, node: string, name: string): Promise<number> {

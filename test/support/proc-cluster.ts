@@ -132,4 +132,28 @@ export async function regionLeader(c: ProcCluster, region: string, timeoutMs = 2
   return { leader, followers: nodes.filter((n) => n !== leader) };
 }
 
+/** The parts of GET /status the cluster tests read. */
+export interface NodeStatus {
+  node: string;
+  role: string;
+  leader: string | null;
+  epoch: number;
+  fencingToken: string;
+  vv: Record<string, number>;
+}
+
+/** GET /status of each of `nodes`. */
+export async function statuses(c: ProcCluster, nodes: readonly string[]): Promise<NodeStatus[]> {
+  return Promise.all(nodes.map(async (n) => (await call(`${c.urls.get(n)}/status`)).body as NodeStatus));
+}
+
+/** The one leader all `nodes` agree on (same leader, same epoch), or null. */
+export async function agreedLeader(c: ProcCluster, nodes: readonly string[]): Promise<NodeStatus | null> {
+  const s = await statuses(c, nodes);
+  const leaders = s.filter((x) => x.role === "leader");
+  if (leaders.length !== 1) return null;
+  const l = leaders[0] as NodeStatus;
+  return s.every((x) => x.leader === l.node && x.epoch === l.epoch) ? l : null;
+}
+
 export { waitFor };

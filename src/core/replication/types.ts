@@ -81,13 +81,15 @@ export interface ReplState {
   readonly wallMs: number;
 }
 
-/** What the peer protocol carries, as the machine sees it (ops frames by their extent only). */
-export type InFrame =
-  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly highest: VersionVector }
+/** Frames other than ops, the same both ways. */
+export type ControlFrame =
   | { readonly t: "ack"; readonly batch: number; readonly vv: VersionVector }
   | { readonly t: "refuse"; readonly batch: number; readonly knownEpoch: number; readonly vv: VersionVector }
   | { readonly t: "ping"; readonly wallMs: number; readonly role: PeerRole; readonly leader: string; readonly epoch: number; readonly vv: VersionVector }
   | { readonly t: "pong"; readonly echoWallMs: number; readonly wallMs: number; readonly vv: VersionVector };
+
+/** What the peer protocol carries, as the machine sees it (ops frames by their extent only). */
+export type InFrame = { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly highest: VersionVector } | ControlFrame;
 
 export type ReplInput =
   /** Time passes; at least every heartbeatMs. */
@@ -108,12 +110,7 @@ export type ReplInput =
   | { readonly type: "await"; readonly id: number; readonly origin: NodeId; readonly seq: number; readonly level: "region" | "all" };
 
 /** Frames the machine sends; ops go out as ranges the runtime fills from its tail or log. */
-export type OutFrame =
-  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly range: CatchUpRange }
-  | { readonly t: "ack"; readonly batch: number; readonly vv: VersionVector }
-  | { readonly t: "refuse"; readonly batch: number; readonly knownEpoch: number; readonly vv: VersionVector }
-  | { readonly t: "ping"; readonly wallMs: number; readonly role: PeerRole; readonly leader: string; readonly epoch: number; readonly vv: VersionVector }
-  | { readonly t: "pong"; readonly echoWallMs: number; readonly wallMs: number; readonly vv: VersionVector };
+export type OutFrame = { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly range: CatchUpRange } | ControlFrame;
 
 export interface ReplEvent {
   readonly level: "debug" | "info" | "warn";
