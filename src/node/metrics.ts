@@ -88,8 +88,10 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
         const now = sources.peerBytesSent();
         for (const kind of ["ops", "other"] as const) {
           const delta = now[kind] - sentBefore[kind];
-          // A counter never goes back: a smaller cumulative figure is ignored, not subtracted.
-          if (delta > 0) this.inc({ kind }, delta);
+          // A counter never goes back: a smaller cumulative figure is ignored,
+          // not subtracted. inc(0) still exports the series, so a scrape
+          // before the first frame reads 0 rather than nothing.
+          this.inc({ kind }, Math.max(0, delta));
           sentBefore[kind] = Math.max(sentBefore[kind], now[kind]);
         }
       },

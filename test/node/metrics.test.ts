@@ -40,6 +40,16 @@ describe("node metrics", () => {
     expect(value(await metrics.registry.metrics(), "geokv_peer_bytes_sent_total", 'kind="ops"')).toBe(250);
   });
 
+  it("geokv_peer_bytes_sent_total reads 0 before the first frame instead of missing", async () => {
+    // A labelled counter that was never incremented exports no sample; the
+    // replication bench (and any rate() over it) found no series on a node
+    // that had not sent yet.
+    metrics = createMetrics({ storageBytes: () => 0, peerBytesSent: () => ({ ops: 0, other: 0 }) }, false);
+    const text = await metrics.registry.metrics();
+    expect(value(text, "geokv_peer_bytes_sent_total", 'kind="ops"')).toBe(0);
+    expect(value(text, "geokv_peer_bytes_sent_total", 'kind="other"')).toBe(0);
+  });
+
   it("geokv_event_loop_delay_seconds shows a stall in the next scrape, then resets", async () => {
     metrics = createMetrics({ storageBytes: () => 0 }, false);
     await new Promise((r) => setTimeout(r, 50));
