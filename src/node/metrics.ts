@@ -24,6 +24,7 @@ export interface NodeMetrics {
   readonly sendQueueDepth: Gauge<"peer">;
   readonly peerBytesSent: Counter<"kind">;
   readonly eventLoopDelay: Gauge<"stat">;
+  readonly opsFromLog: Counter;
   readonly staleBatches: Counter;
   /** Stops the event-loop delay sampler; the registry can still be read. */
   close(): void;
@@ -77,6 +78,11 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
     replicationLagOps: new Gauge({ name: "geokv_replication_lag_ops", help: "Ops a peer lacks that this node has", labelNames: ["peer"], registers }),
     linkUp: new Gauge({ name: "geokv_link_up", help: "1 when the link to a peer is up", labelNames: ["peer"], registers }),
     sendQueueDepth: new Gauge({ name: "geokv_send_queue_bytes", help: "Bytes queued in the socket to a peer", labelNames: ["peer"], registers }),
+    opsFromLog: new Counter({
+      name: "geokv_replication_ops_from_log_total",
+      help: "Ops read back from the op log to send to peers (a peer behind the in-memory tail); live streaming reads none",
+      registers,
+    }),
     staleBatches: new Counter({ name: "geokv_stale_batches_rejected_total", help: "Replicated batches refused for a stale fencing token", registers }),
     peerBytesSent: new Counter({
       name: "geokv_peer_bytes_sent_total",

@@ -200,10 +200,16 @@ export class Replicator {
     }
   }
 
-  /** Called by the store after a commit (local writes and remote ops alike). */
+  /**
+   * Called by the store after a commit (local writes and remote ops alike),
+   * once per batch, in commit order. The committed vector grows by exactly
+   * these ops, all of them now in the tail: storage.appliedVv() would already
+   * count the later batches of the same group commit, whose ops the tail does
+   * not have yet, and sending them would read them back from the log.
+   */
   onCommitted(ops: readonly Op[]): void {
     this.tail.add(ops);
-    this.input({ type: "committed", vv: this.o.storage.appliedVv() });
+    this.input({ type: "committed", vv: highestSeqs(ops) });
   }
 
   /** The election changed role, leader or epoch. */
@@ -275,7 +281,11 @@ export class Replicator {
     if (frame.t !== "ops") return this.o.hub.send(to, frame);
     const r = frame.range;
     // Live streaming from the shared tail; the op log only for a peer behind it.
-    const ops = this.tail.get(r.origin, r.fromSeq, r.toSeq) ?? this.o.storage.getOps(r.origin, r.fromSeq, r.toSeq, r.toSeq - r.fromSeq + 1);
+    let ops = this.tail.get(r.origin, r.fromSeq, r.toSeq);
+    if (ops === undefined) {
+      ops = this.o.storage.getOps(r.origin, r.fromSeq, r.toSeq, r.toSeq - r.fromSeq + 1);
+      this.o.metrics.opsFromLog.inc(ops.length);
+    }
     // Every planned op is committed, so it is in the tail or the log.
     if (ops.length !== r.toSeq - r.fromSeq + 1) {
       this.o.logger.error({ peer: to, origin: r.origin, fromSeq: r.fromSeq, toSeq: r.toSeq, found: ops.length }, "planned ops are missing from the tail and the op log");
