@@ -43,9 +43,22 @@ export function compareRank(a: MemberConfig, b: MemberConfig): number {
   return a.node < b.node ? 1 : a.node > b.node ? -1 : 0;
 }
 
+/** Per members list, per region: its members best-ranked first (members lists never change once built). */
+const membersByRegion = new WeakMap<readonly MemberConfig[], Map<string, readonly MemberConfig[]>>();
+
 /** The members of `region`, best-ranked first. */
-export function regionMembers(view: ClusterView, region: RegionId | string): MemberConfig[] {
-  return view.members.filter((m) => m.region === region).sort(compareRank);
+export function regionMembers(view: ClusterView, region: RegionId | string): readonly MemberConfig[] {
+  let byRegion = membersByRegion.get(view.members);
+  if (byRegion === undefined) {
+    byRegion = new Map();
+    membersByRegion.set(view.members, byRegion);
+  }
+  let out = byRegion.get(region);
+  if (out === undefined) {
+    out = view.members.filter((m) => m.region === region).sort(compareRank);
+    byRegion.set(region, out);
+  }
+  return out;
 }
 
 /** A majority of `n` voters. */

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { MemberConfig } from "../../src/core/cluster-view.js";
 import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
 import { REFUSAL_BACKOFF_MIN_MS } from "../../src/core/replication/decisions.js";
-import { initReplication, isClockSkewed, knownEpochOf, step } from "../../src/core/replication/machine.js";
+import { initReplication, isClockSkewed, knownEpochOf, PONG_INTERVAL_MS, step } from "../../src/core/replication/machine.js";
 import type { Leadership, OutFrame, ReplConfig, ReplInput, ReplOutput, ReplState } from "../../src/core/replication/types.js";
 import { vvGet, type VersionVector } from "../../src/core/version-vector.js";
 
@@ -171,6 +171,22 @@ describe("replication machine, scripted", () => {
     expect(n.s.peers.get(id("us-2"))?.view.up).toBe(true);
     for (let t = 3100; t <= 3700; t += 100) n.feed(t, { type: "tick" });
     expect(n.s.peers.get(id("us-2"))?.view.up).toBe(false);
+  });
+
+  it("answers a peer's pings with a pong at most once per PONG_INTERVAL_MS: both sides ping every heartbeat anyway", () => {
+    const n = new Node("us-1");
+    n.feed(1, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    const pongsAt = (now: number) =>
+      n.feed(now, { type: "frame", peer: id("us-2"), frame: { t: "ping", wallMs: now, role: "follower", leader: "us-1", epoch: 1, vv: {} } }).send.filter((x) => x.frame.t === "pong").length;
+    const pongs: number[] = [];
+    for (let t = 100; t <= 2100; t += HB) pongs.push(pongsAt(t));
+    // The first ping of the link is answered (a fresh offset at once), then one a second.
+    expect(pongs.reduce((a, b) => a + b, 0)).toBe(3);
+    expect([pongs[0], pongs[PONG_INTERVAL_MS / HB], pongs[(2 * PONG_INTERVAL_MS) / HB]]).toEqual([1, 1, 1]);
+    // A new link answers its first ping again.
+    n.feed(2150, { type: "link_down", peer: id("us-2"), reason: "test" });
+    n.feed(2160, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    expect(pongsAt(2200)).toBe(1);
   });
 
   it("clock offsets come only from quick round trips; a skewed clock is flagged", () => {

@@ -39,6 +39,16 @@ import type { AckWait, InFrame, OutFrame, PeerState, ReplConfig, ReplEvent, Repl
  */
 export const RESEND_AFTER_TIMEOUTS = 2;
 
+/**
+ * A ping is answered with a pong at most once per this period per peer. Both
+ * sides ping every heartbeat, and a ping carries everything liveness and
+ * sending need (role, epoch, vector); the pong only adds a round trip for the
+ * clock-offset estimate, which a sample a second keeps fresh. Answering
+ * every ping doubled the control frames of an idle cluster (9 nodes, 8 links
+ * each: 1,440 pongs a second at a 100 ms heartbeat).
+ */
+export const PONG_INTERVAL_MS = 1000;
+
 /** At most one log line per peer in this period about batches refused from it; the rest are counted in it. */
 export const REFUSAL_LOG_INTERVAL_MS = 5000;
 
@@ -57,6 +67,7 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
       ackDue: null,
       progress: new Map(),
       refusals: { loggedMs: -Infinity, suppressed: 0 },
+      pongedMs: null,
       unsentAtMs: null,
       inflightSinceMs: null,
     });
@@ -74,6 +85,8 @@ interface Draft {
   readonly resolved: Array<ReplOutput["resolved"][number]>;
   readonly events: ReplEvent[];
   more: boolean;
+  /** The peers map of `s` was copied in this step and may be changed in place (the input state's never is). */
+  peersOwned: boolean;
 }
 
 /** Feeds one input at monotonic `nowMs` and wall-clock `wallMs`. */
@@ -88,6 +101,7 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
     resolved: [],
     events: [],
     more: false,
+    peersOwned: false,
   };
   switch (input.type) {
     case "tick":
@@ -146,17 +160,39 @@ function fenceText(region: RegionId, epoch: number): string {
 
 // ---- views -------------------------------------------------------------------
 
+// A step asks for the view and the leaders many times (per peer, per ack
+// wait); both are functions of the peers map, so they are computed once per
+// map and dropped when a step changes it (setPeer).
+const views = new WeakMap<ReplState["peers"], ClusterView>();
+const leadersByView = new WeakMap<ClusterView, Map<string, NodeId | null>>();
+
 /** The cluster as this node sees it, for the pure decisions in decisions.ts. */
 export function viewOf(s: ReplState): ClusterView {
-  const peers = new Map<string, PeerView>();
-  for (const [id, p] of s.peers) peers.set(id, p.view);
-  return { self: s.cfg.self, members: s.cfg.members, peers };
+  let view = views.get(s.peers);
+  if (view === undefined) {
+    const peers = new Map<string, PeerView>();
+    for (const [id, p] of s.peers) peers.set(id, p.view);
+    view = { self: s.cfg.self, members: s.cfg.members, peers };
+    views.set(s.peers, view);
+  }
+  return view;
 }
 
 /** Who leads `region` as this node believes: its own from the election, others from their pings. */
 export function leaderOf(s: ReplState, region: string): NodeId | null {
-  if (region === s.cfg.self.region) return s.leadership ? s.leadership.leader : highestRankedLeader(viewOf(s), region);
-  return highestRankedLeader(viewOf(s), region);
+  if (region === s.cfg.self.region && s.leadership) return s.leadership.leader;
+  const view = viewOf(s);
+  let leaders = leadersByView.get(view);
+  if (leaders === undefined) {
+    leaders = new Map();
+    leadersByView.set(view, leaders);
+  }
+  let leader = leaders.get(region);
+  if (leader === undefined) {
+    leader = highestRankedLeader(view, region);
+    leaders.set(region, leader);
+  }
+  return leader;
 }
 
 /** The epoch this node knows for another region (its own comes from the election). */
@@ -191,7 +227,15 @@ function setPeer(d: Draft, peer: NodeId, f: (p: PeerState) => PeerState): PeerSt
   const p = d.s.peers.get(peer);
   if (p === undefined) return undefined; // not a member: the hub only routes members, but a stray id changes nothing
   const next = f(p);
-  d.s = { ...d.s, peers: new Map(d.s.peers).set(peer, next) };
+  // Copy on the first write of a step, then change the copy in place: the
+  // state passed in stays as it was, and a step costs one copy, not one per change.
+  if (!d.peersOwned) {
+    d.s = { ...d.s, peers: new Map(d.s.peers) };
+    d.peersOwned = true;
+  } else {
+    views.delete(d.s.peers);
+  }
+  (d.s.peers as Map<NodeId, PeerState>).set(peer, next);
   return next;
 }
 
@@ -205,6 +249,7 @@ function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void 
     send: { ...sendStateFrom(vv), nextBatch: p.send.nextBatch },
     progress: new Map(),
     ackDue: null,
+    pongedMs: null,
   }));
 }
 
@@ -251,7 +296,10 @@ function onFrame(d: Draft, peer: NodeId, f: InFrame): void {
       setPeer(d, peer, (x) => ({ ...x, view: { ...x.view, role: f.role, leader: f.leader, epoch: f.epoch } }));
       learnEpoch(d, p.view.region, epochLearnedFromPing(f.role, f.epoch));
       peerVv(d, peer, f.vv);
-      d.send.push({ to: peer, frame: { t: "pong", echoWallMs: f.wallMs, wallMs: d.s.wallMs, vv: d.s.committedVv } });
+      if (p.pongedMs === null || d.nowMs - p.pongedMs >= PONG_INTERVAL_MS) {
+        setPeer(d, peer, (x) => ({ ...x, pongedMs: d.nowMs }));
+        d.send.push({ to: peer, frame: { t: "pong", echoWallMs: f.wallMs, wallMs: d.s.wallMs, vv: d.s.committedVv } });
+      }
       return;
     case "pong": {
       const rttMs = Math.max(0, d.s.wallMs - f.echoWallMs);
@@ -399,7 +447,7 @@ function planAll(d: Draft): void {
         if (to < r.toSeq && budget <= 0) d.more = true;
       }
     }
-    setPeer(d, peer, (x) => ({ ...x, send, inflightSinceMs: x.inflightSinceMs ?? (send.inflight.size > 0 ? d.nowMs : null) }));
+    if (send !== p.send) setPeer(d, peer, (x) => ({ ...x, send, inflightSinceMs: x.inflightSinceMs ?? (send.inflight.size > 0 ? d.nowMs : null) }));
   }
 }
 
@@ -414,27 +462,41 @@ function offerFor(d: Draft, p: PeerState): VersionVector {
   const cfg = d.s.cfg;
   const local = d.s.committedVv;
   if (p.view.region === cfg.self.region) return local;
-  const regionOf = new Map(cfg.members.map((m) => [m.node as string, m.region as string]));
+  const regionOf = regionsOf(cfg);
   const offer: Record<string, number> = {};
   const progress = new Map(p.progress);
+  let moved = false;
   for (const origin of Object.keys(local)) {
     const ours = vvGet(local, origin);
     const theirs = vvGet(p.send.sent, origin);
     if (regionOf.get(origin) === cfg.self.region || ours <= theirs) {
       offer[origin] = ours;
-      progress.delete(origin);
+      moved = progress.delete(origin) || moved;
       continue;
     }
     const seen = progress.get(origin);
     if (seen === undefined || seen.seq !== theirs) {
       progress.set(origin, { seq: theirs, atMs: d.nowMs });
+      moved = true;
       offer[origin] = theirs;
     } else {
       offer[origin] = d.nowMs - seen.atMs >= cfg.electionTimeoutMs ? ours : theirs;
     }
   }
-  setPeer(d, p.view.node, (x) => ({ ...x, progress }));
+  if (moved) setPeer(d, p.view.node, (x) => ({ ...x, progress }));
   return offer;
+}
+
+const regionsByConfig = new WeakMap<ReplConfig, ReadonlyMap<string, string>>();
+
+/** Node id -> region, for a configuration (computed once). */
+function regionsOf(cfg: ReplConfig): ReadonlyMap<string, string> {
+  let m = regionsByConfig.get(cfg);
+  if (m === undefined) {
+    m = new Map(cfg.members.map((x) => [x.node as string, x.region as string]));
+    regionsByConfig.set(cfg, m);
+  }
+  return m;
 }
 
 function checkConfig(cfg: ReplConfig): void {

@@ -55,6 +55,8 @@ export interface PeerState {
   readonly inflightSinceMs: number | null;
   /** Awake time an ops frame to this peer last failed to go out (its queue was full), or null. */
   readonly unsentAtMs: number | null;
+  /** Awake time this node last answered a ping of this peer with a pong (null: not on this link yet). */
+  readonly pongedMs: number | null;
   /** Refusals of this peer's batches since the last logged one (the log is rate-limited). */
   readonly refusals: { readonly loggedMs: number; readonly suppressed: number };
 }
