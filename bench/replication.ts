@@ -967,7 +967,7 @@ export async function run(): Promise<BenchSection> {
     }
     if (healRatio > HEAL_BYTES_TARGET) {
       learned.push(
-        `Learned, heal bytes: ${healRatio.toFixed(2)}x the divergent ops (${fmt(heal.healBytes / 2 ** 20, 1)} MiB sent for ${fmt(divergentBytes / 2 ** 20, 1)} MiB missing): the three leaders sent ${fmt(heal.healBytesBy.leaders / 2 ** 20, 1)} MiB, the six followers ${fmt(heal.healBytesBy.followers / 2 ** 20, 1)} MiB${heal.healLinkDrops > 0 ? `; ${fmt(heal.healLinkDrops)} links were cut during the heal` : ""}. Frames also carry a header (type, batch, fence, op count) that the divergent bytes do not; which ops crossed more than once the counters cannot say.`,
+        `Learned, heal bytes: ${healRatio.toFixed(2)}x the divergent ops (${fmt(heal.healBytes / 2 ** 20, 1)} MiB sent for ${fmt(divergentBytes / 2 ** 20, 1)} MiB missing): the three leaders (as at the start of the partition) sent ${fmt(heal.healBytesBy.leaders / 2 ** 20, 1)} MiB, the six followers ${fmt(heal.healBytesBy.followers / 2 ** 20, 1)} MiB${heal.healLinkDrops > 0 ? `; ${fmt(heal.healLinkDrops)} links were cut during the heal` : ""}. Frames also carry a header (type, batch, fence, op count) that the divergent bytes do not; which ops crossed more than once the counters cannot say.`,
       );
     }
     const geokvCpuMsPerS = geokvRun.cpuMs / geokvRun.seconds;

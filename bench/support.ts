@@ -215,6 +215,8 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
       }, 20_000),
     ),
   );
+  // A profile's file name carries its process's pid, not the node's name.
+  if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: pids ${[...children].map(([n, c]) => `${n}=${c.pid}`).join(", ")}`);
   const pid = (node: string) => {
     const p = children.get(node)?.pid;
     if (p === undefined) throw new Error(`no process for ${node}`);
