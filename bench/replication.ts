@@ -1,16 +1,25 @@
 // Replication on a real cluster: three regions of three nodes, each node a
-// child process on loopback. Measures (1) how long an acknowledged write takes
-// to become visible at the other regions' leaders at a paced 1,000 and 5,000
-// writes/s, (2) how long the cluster takes to converge after every region was
-// cut off from the others and kept taking writes, and how many op bytes the
-// heal costs compared with the ops that were actually missing, and (3) ack=region
-// write throughput next to a 3-member etcd cluster driven the same way in the
-// same run (when etcd is installed).
+// child process on loopback. Measures, each next to its target (issue 9) and,
+// where there is one, a baseline from the same run:
+// (1) how long an acknowledged write takes to become visible at the other
+//     regions' leaders at a paced 1,000 writes/s (target: p99 < 25 ms with
+//     >= 95% of the rate sustained; 5,000/s is reported), and the ops bytes a
+//     write costs the cluster (<= 1.05x the 8 copies it needs);
+// (2) a heal after every region was cut off from the others and kept taking
+//     writes: convergence time (<= 5 s), the rate the cluster applied the
+//     missing op copies at next to one node applying them alone from an op
+//     log (>= 50%), the op bytes sent (<= 1.3x the divergent ops), and the
+//     largest event-loop delay on any node (<= 200 ms, with no link dropped
+//     and no election);
+// (3) ack=region write throughput and CPU per write, of the 3 x 3 cluster
+//     (>= 1x etcd) and of one region of three nodes (>= 1.5x etcd at no more
+//     CPU per write), next to a 3-member etcd cluster driven the same way.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { measureLogApply, opPages, PAGE_OPS, PAGES_IN_FLIGHT_MAX, type LogApply } from "./log-apply.js";
 import { fmt, type BenchSection } from "./report.js";
 import {
   benchSeconds,
@@ -49,6 +58,10 @@ const WATCH_POLL_MS = 2;
 /** After the last write, how long the watchers wait to see it before giving up. */
 const WATCH_TAIL_MS = 10_000;
 const PROPAGATION_P99_TARGET_MS = 25;
+/** The propagation target holds only when the origin leader sustained at least this share of the paced rate. */
+const PROPAGATION_ACHIEVED_MIN = 0.95;
+/** Ops-frame bytes per write, cluster-wide, over the 8 copies a write needs. */
+const OPS_BYTES_TARGET = 1.05;
 /** Keys shared by all regions during the partition (so writes conflict), and keys of one region only. */
 const SHARED_KEYS = 2_000;
 const OWN_KEYS = 5_000;
@@ -56,12 +69,23 @@ const PARTITION_INFLIGHT_MAX = 64;
 const CONVERGE_POLL_MS = 20;
 const CONVERGE_TIMEOUT_MS = 120_000;
 const CONVERGE_TARGET_MS = 5_000;
-const HEAL_BYTES_TARGET = 2;
+/** The heal's apply rate (missing op copies / convergence time) over one node's log-apply rate. */
+const HEAL_RATE_TARGET = 0.5;
+const HEAL_BYTES_TARGET = 1.3;
+/** The largest event-loop delay any node may see during the heal. */
+const HEAL_LOOP_DELAY_TARGET_MS = 200;
 /** geokv_peer_bytes_sent_total is read from the hub at scrape time; the wait lets frames still being sent at the end of a phase be counted. */
 const METRICS_SETTLE_MS = 400;
 const THROUGHPUT_CLIENTS = 16;
-const THROUGHPUT_TARGET = 3;
+/** ack=region writes/s of the 3 x 3 cluster over etcd's. */
+const THROUGHPUT_TARGET = 1;
+/** Where the 3 x 3 ratio is meant to get to in the long run (reported, not judged). */
+const THROUGHPUT_GOAL = 3;
+/** ack=region writes/s of one region of three nodes over etcd's (and CPU per write no more than etcd's). */
+const SMALL_THROUGHPUT_TARGET = 1.5;
 const WARMUP_SECONDS = 2;
+/** How long the cluster's CPU is measured with no load, before the ack=region run. */
+const IDLE_CPU_SECONDS = 3;
 
 interface Status {
   node: string;
@@ -121,23 +145,61 @@ async function statuses(client: HttpClient, cluster: GeokvCluster): Promise<Map<
   return new Map(nodes.map((n, i) => [n, all[i] as Status]));
 }
 
-/** Sum of geokv_peer_bytes_sent_total{kind="ops"} over every node. */
-async function opsBytesSent(client: HttpClient, cluster: GeokvCluster): Promise<number> {
-  let total = 0;
-  for (const n of (await opsBytesByNode(client, cluster)).values()) total += n;
-  return total;
+/** What the bench reads from one node's /metrics. */
+interface NodeMetrics {
+  /** geokv_peer_bytes_sent_total{kind="ops"}: bytes of whole ops frames sent to peers. */
+  readonly opsBytes: number;
+  /** geokv_event_loop_delay_seconds{stat="max"} in ms: the largest delay since the node's previous scrape (a scrape resets it). */
+  readonly loopDelayMaxMs: number;
+  readonly elections: number;
+  readonly conflicts: number;
 }
 
-/** geokv_peer_bytes_sent_total{kind="ops"} of every node. */
-async function opsBytesByNode(client: HttpClient, cluster: GeokvCluster): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const [node, url] of cluster.urls) {
-    const a = await client.get(`${url}/metrics`);
-    const m = /^geokv_peer_bytes_sent_total\{kind="ops"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(a.body);
-    if (!m) throw new Error(`${url}/metrics has no geokv_peer_bytes_sent_total{kind="ops"}`);
-    out.set(node, Number(m[1]));
+const METRIC_NUMBER = String.raw`([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)`;
+
+/** The value of one series (name and labels exactly as exported) in a /metrics text. */
+function metricValue(body: string, series: string, url: string): number {
+  const escaped = series.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const m = new RegExp(`^${escaped} ${METRIC_NUMBER}$`, "m").exec(body);
+  if (!m) throw new Error(`${url}/metrics has no ${series}`);
+  return Number(m[1]);
+}
+
+/** Every node's metrics, scraped at once (each scrape also resets that node's event-loop max). */
+async function scrapeNodes(client: HttpClient, cluster: GeokvCluster): Promise<Map<string, NodeMetrics>> {
+  const nodes = [...cluster.urls];
+  const bodies = await Promise.all(nodes.map(async ([, url]) => (await client.get(`${url}/metrics`)).body));
+  return new Map(
+    nodes.map(([node, url], i) => {
+      const body = bodies[i] as string;
+      return [
+        node,
+        {
+          opsBytes: metricValue(body, 'geokv_peer_bytes_sent_total{kind="ops"}', url),
+          loopDelayMaxMs: metricValue(body, 'geokv_event_loop_delay_seconds{stat="max"}', url) * 1000,
+          elections: metricValue(body, "geokv_elections_total", url),
+          conflicts: metricValue(body, "geokv_conflicts_total", url),
+        },
+      ];
+    }),
+  );
+}
+
+/** The node with the largest event-loop max in `m`, and that max (ms). */
+function worstLoopDelay(m: Map<string, NodeMetrics>): { node: string; ms: number } {
+  let worst = { node: "", ms: 0 };
+  for (const [node, x] of m) if (x.loopDelayMaxMs >= worst.ms) worst = { node, ms: x.loopDelayMaxMs };
+  return worst;
+}
+
+/** Sum over nodes of `f(after) - f(before)`. */
+function deltaSum(before: Map<string, NodeMetrics>, after: Map<string, NodeMetrics>, f: (m: NodeMetrics) => number): number {
+  let total = 0;
+  for (const [node, a] of after) {
+    const b = before.get(node);
+    total += f(a) - (b === undefined ? 0 : f(b));
   }
-  return out;
+  return total;
 }
 
 // ---- paced writes ---------------------------------------------------------------
@@ -301,6 +363,10 @@ interface Propagation {
   readonly failed: number;
   readonly perTarget: { region: string; p50: number; p99: number; unseen: number }[];
   readonly pollMs: number;
+  /** Slots the pacer dropped because the in-flight bound was reached. */
+  readonly dropped: number;
+  /** The largest event-loop delay any node saw from the start of the paced writes to the end of the watch, and where. */
+  readonly loopDelay: { node: string; ms: number };
   /** Ops-frame bytes sent per acknowledged write: by the origin leader, by each other leader, by each follower (means), and by all nine. */
   readonly bytesPerWrite: { origin: number; otherLeaders: number; followers: number; total: number };
 }
@@ -315,7 +381,8 @@ async function propagation(cluster: GeokvCluster, leaders: Leaders, rate: number
   const hardStop = performance.now() + seconds * 1000 + WATCH_TAIL_MS + 5_000;
   const watches = others.map((r) => ({ region: r, w: watch(cluster.urls.get(leaderIn(leaders, r)) as string, origin, hardStop) }));
   const metricsClient = new HttpClient(2);
-  const bytesBefore = await opsBytesByNode(metricsClient, cluster);
+  // This scrape also resets every node's event-loop max, so the one after the run covers just the run.
+  const before = await scrapeNodes(metricsClient, cluster);
   const started = performance.now();
   const client = new HttpClient(PACED_INFLIGHT_MAX);
   const r = await paced({
@@ -358,9 +425,10 @@ async function propagation(cluster: GeokvCluster, leaders: Leaders, rate: number
   if (otherOrigin > 0) console.error(`${otherOrigin} writes were taken by another node than ${origin} (a leader change): not measured`);
   console.log(`propagation at ${fmt(rate)}/s: achieved ${fmt(achieved)}/s, failed ${r.failed}, dropped slots ${r.dropped}; ${perTarget.map((p) => `${p.region} p50 ${p.p50.toFixed(1)} ms p99 ${p.p99.toFixed(1)} ms unseen ${p.unseen}`).join("; ")}; poll every ${pollMs.toFixed(2)} ms`);
   await sleep(METRICS_SETTLE_MS);
-  const bytesAfter = await opsBytesByNode(metricsClient, cluster);
+  const after = await scrapeNodes(metricsClient, cluster);
   metricsClient.close();
-  const sent = (node: string) => ((bytesAfter.get(node) ?? 0) - (bytesBefore.get(node) ?? 0)) / Math.max(1, r.ok);
+  const loopDelay = worstLoopDelay(after);
+  const sent = (node: string) => ((after.get(node)?.opsBytes ?? 0) - (before.get(node)?.opsBytes ?? 0)) / Math.max(1, r.ok);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const otherLeaders = others.map((reg) => leaderIn(leaders, reg));
   const followers = [...cluster.urls.keys()].filter((n) => n !== origin && !otherLeaders.includes(n));
@@ -370,8 +438,8 @@ async function propagation(cluster: GeokvCluster, leaders: Leaders, rate: number
     followers: mean(followers.map(sent)),
     total: [...cluster.urls.keys()].reduce((acc, n) => acc + sent(n), 0),
   };
-  console.log(`  ops bytes per write: origin leader ${bytesPerWrite.origin.toFixed(0)}, other leaders ${bytesPerWrite.otherLeaders.toFixed(0)} each, followers ${bytesPerWrite.followers.toFixed(0)} each, cluster ${bytesPerWrite.total.toFixed(0)}`);
-  return { rate, achieved, failed: r.failed, perTarget, pollMs, bytesPerWrite };
+  console.log(`  ops bytes per write: origin leader ${bytesPerWrite.origin.toFixed(0)}, other leaders ${bytesPerWrite.otherLeaders.toFixed(0)} each, followers ${bytesPerWrite.followers.toFixed(0)} each, cluster ${bytesPerWrite.total.toFixed(0)}; largest event-loop delay ${loopDelay.ms.toFixed(0)} ms (${loopDelay.node})`);
+  return { rate, achieved, failed: r.failed, perTarget, pollMs, dropped: r.dropped, loopDelay, bytesPerWrite };
 }
 
 // ---- partition and heal -------------------------------------------------------------
@@ -382,26 +450,41 @@ interface Heal {
   readonly writesFailed: number;
   /** 503 refusals during the partition that were retried, by code. */
   readonly refused: Map<string, number>;
+  /** Op copies the nodes lacked at heal time, summed over all nine (union vector minus each node's). */
   readonly lackingOps: number;
   readonly avgOpBytes: number;
   readonly healBytes: number;
+  /** The same bytes sent by region leaders and by followers (leaders as known at the start of the partition). */
+  readonly healBytesBy: { leaders: number; followers: number };
   readonly convergeMs: number | null;
   readonly conflicts: number;
   /** The longest a round of /status calls to all nine nodes took while converging (a stalled event loop shows here). */
   readonly slowestPollMs: number;
   readonly failedPolls: number;
-  /** Peer links the nodes cut for missed pongs, and handshakes that timed out, between heal and convergence (from the node logs). */
+  /** Peer links the nodes cut (missed pongs, bad frames), and handshakes that timed out, between heal and convergence (from the node logs). */
   readonly healLinkDrops: number;
   readonly healHandshakeTimeouts: number;
+  /** The largest event-loop delay any node saw from the heal to just after convergence, and where. */
+  readonly loopDelay: { node: string; ms: number };
+  /** Elections started over all nine nodes in the same window. */
+  readonly elections: number;
+  /** One node applying what it lacked at heal time from an op log, alone (undefined when the cluster did not converge). */
+  readonly baseline: (LogApply & { node: string }) | undefined;
 }
 
-/** Counts, over all node logs, links cut for missed pongs and timed-out handshakes (warn lines). */
+/**
+ * Counts, over all node logs, links a node cut and handshakes that timed out.
+ * At GEOKV_LOG_LEVEL=warn the logs hold a link's end only when the link itself
+ * cut it (src/net/link.ts: "peer link missed pongs; terminating it", reason
+ * "... presumed dead"; "closing peer link: bad frame"); "peer link down" is
+ * logged at info and is not there.
+ */
 function linkTrouble(cluster: GeokvCluster): { dropped: number; handshakeTimeouts: number } {
   let dropped = 0;
   let handshakeTimeouts = 0;
   for (const node of cluster.urls.keys()) {
     for (const line of cluster.log(node).split("\n")) {
-      if (line.includes("missed pongs")) dropped++;
+      if (line.includes("missed pongs") || line.includes("presumed dead") || line.includes("closing peer link")) dropped++;
       else if (line.includes("handshake timeout") && line.includes('"msg":"refusing peer"')) handshakeTimeouts++;
     }
   }
@@ -427,13 +510,9 @@ async function averageOpBytes(build: Build, dbPath: string, fromSeq: Record<stri
     let bytes = 0;
     let n = 0;
     for (const [origin, top] of Object.entries(toVv)) {
-      // Bounded: one page per step, at most the ops the vector names.
-      for (let from = (fromSeq[origin] ?? 0) + 1; from <= top; ) {
-        const ops = storage.getOps(asNodeId(origin), from, top, 5_000);
-        if (ops.length === 0) break;
+      for (const ops of opPages(storage, asNodeId(origin), (fromSeq[origin] ?? 0) + 1, top, PAGE_OPS)) {
         for (const op of ops) bytes += encodeOp(op).length;
         n += ops.length;
-        from = (ops[ops.length - 1] as { seq: number }).seq + 1;
       }
     }
     if (n === 0) throw new Error(`no partition ops found in ${dbPath}`);
@@ -504,7 +583,6 @@ async function partitionAndHeal(build: Build, cluster: GeokvCluster, partitionSe
     });
   }, 60_000, 50);
   await sleep(METRICS_SETTLE_MS);
-  const bytesBefore = await opsBytesSent(client, cluster);
   const atHeal = await statuses(client, cluster);
   const union: Record<string, number> = {};
   for (const st of atHeal.values()) for (const [o, seq] of Object.entries(st.vv)) union[o] = Math.max(union[o] ?? 0, seq);
@@ -513,6 +591,8 @@ async function partitionAndHeal(build: Build, cluster: GeokvCluster, partitionSe
 
   // Heal, and poll until all nine nodes report the same version vector.
   const linkTroubleBefore = linkTrouble(cluster);
+  // The last scrape before the heal: it also resets every node's event-loop max, so the next one covers the heal.
+  const metricsBefore = await scrapeNodes(client, cluster);
   const healAt = performance.now();
   await Promise.all([...cluster.urls.values()].map((url) => post(client, `${url}/admin/faults`, { clear: true })));
   let convergeMs: number | null = null;
@@ -537,33 +617,56 @@ async function partitionAndHeal(build: Build, cluster: GeokvCluster, partitionSe
     if (wait > 0) await sleep(wait);
   }
   await sleep(METRICS_SETTLE_MS);
-  const healBytes = (await waitFor("every node's /metrics", () => opsBytesSent(client, cluster), 60_000, 500)) - bytesBefore;
+  let scrapes = 0;
+  const after = await waitFor("every node's /metrics", () => {
+    scrapes++;
+    return scrapeNodes(client, cluster);
+  }, 60_000, 500);
+  // A failed round may have reset some nodes' event-loop max already: the figure would then be low.
+  if (scrapes > 1) console.error(`the /metrics scrape after the heal took ${scrapes} rounds: the event-loop max may miss part of the heal`);
+  const healBytes = deltaSum(metricsBefore, after, (m) => m.opsBytes);
+  const leaderSet = new Set(leaders.values());
+  const only = (keep: (node: string) => boolean) => new Map([...after].filter(([n]) => keep(n)));
+  const healBytesBy = {
+    leaders: deltaSum(metricsBefore, only((n) => leaderSet.has(n)), (m) => m.opsBytes),
+    followers: deltaSum(metricsBefore, only((n) => !leaderSet.has(n)), (m) => m.opsBytes),
+  };
+  const loopDelay = worstLoopDelay(after);
+  const elections = deltaSum(metricsBefore, after, (m) => m.elections);
   const trouble = linkTrouble(cluster);
   const healLinkDrops = trouble.dropped - linkTroubleBefore.dropped;
   const healHandshakeTimeouts = trouble.handshakeTimeouts - linkTroubleBefore.handshakeTimeouts;
-  let conflicts = 0;
-  for (const region of REGIONS) {
-    const m = /^geokv_conflicts_total (\d+)$/m.exec((await client.get(`${cluster.urls.get(leaderIn(leaders, region))}/metrics`)).body);
-    conflicts += Number(m?.[1] ?? 0);
-  }
+  const conflicts = REGIONS.reduce((acc, region) => acc + (after.get(leaderIn(leaders, region))?.conflicts ?? 0), 0);
   client.close();
 
-  // The nodes are done: stop them (SIGKILL; SQLite's WAL keeps every commit) and read one op log.
+  // The nodes are done: stop them (SQLite's WAL keeps every commit) and read their op logs.
   const sample = leaderIn(leaders, REGIONS[1]);
   await cluster.stop();
   const avgOpBytes = await averageOpBytes(build, join(cluster.files.dataDir, sample, "geokv.db"), fromSeq, union);
-  console.log(`heal: converged in ${convergeMs === null ? "never" : `${convergeMs.toFixed(0)} ms`}; lacking ops ${fmt(lackingOps)} x ${avgOpBytes.toFixed(1)} B; ops bytes sent ${fmt(healBytes)}; conflicts at leaders ${conflicts}; slowest /status round ${slowestPollMs.toFixed(0)} ms, ${failedPolls} failed; links dropped for missed pongs ${healLinkDrops}, handshake timeouts ${healHandshakeTimeouts}`);
-  return { writeSeconds, writesOk, writesFailed, refused, lackingOps, avgOpBytes, healBytes, convergeMs, conflicts, slowestPollMs, failedPolls, healLinkDrops, healHandshakeTimeouts };
+  console.log(`heal: converged in ${convergeMs === null ? "never" : `${convergeMs.toFixed(0)} ms`}; lacking ops ${fmt(lackingOps)} x ${avgOpBytes.toFixed(1)} B; ops bytes sent ${fmt(healBytes)}; conflicts at leaders ${conflicts}; slowest /status round ${slowestPollMs.toFixed(0)} ms, ${failedPolls} failed; largest event-loop delay ${loopDelay.ms.toFixed(0)} ms (${loopDelay.node}); elections ${elections}; links cut ${healLinkDrops}, handshake timeouts ${healHandshakeTimeouts}`);
+
+  // The baseline: a follower of the second region, alone, applying from its own (now complete) log
+  // what it lacked at heal time. Without convergence its log may not hold all of it.
+  let baseline: Heal["baseline"];
+  const node = [...atHeal.values()].find((st) => st.region === REGIONS[1] && st.node !== sample)?.node ?? sample;
+  if (convergeMs === null) console.error("log-apply baseline skipped: the cluster did not converge");
+  else {
+    const had = (atHeal.get(node) as Status).vv;
+    baseline = { node, ...(await measureLogApply(build, join(cluster.files.dataDir, node, "geokv.db"), node, had, union)) };
+    console.log(`log-apply baseline: ${node} applied ${fmt(baseline.ops)} ops in ${baseline.seconds.toFixed(2)} s = ${fmt(baseline.opsPerSec)} ops/s (after ${fmt(baseline.prefillOps)} untimed); the heal: ${fmt(lackingOps / (convergeMs / 1000))} op copies/s cluster-wide`);
+  }
+  return { writeSeconds, writesOk, writesFailed, refused, lackingOps, avgOpBytes, healBytes, healBytesBy, convergeMs, conflicts, slowestPollMs, failedPolls, healLinkDrops, healHandshakeTimeouts, loopDelay, elections, baseline };
 }
 
 // ---- ack=region throughput, and etcd ----------------------------------------------------
 
-/** Runs `body` and returns its result with the CPU time (ms) the processes `pids` spent meanwhile (NaN without /proc). */
-async function withCpu<T>(pids: readonly number[], body: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+/** Runs `body` and returns its result with the CPU time (ms) the processes `pids` spent meanwhile (NaN without /proc) and its wall time (s). */
+async function withCpu<T>(pids: readonly number[], body: () => Promise<T>): Promise<{ result: T; cpuMs: number; seconds: number }> {
   const read = () => pids.reduce((acc, pid) => acc + (cpuMs(pid) ?? Number.NaN), 0);
   const before = read();
+  const t0 = performance.now();
   const result = await body();
-  return { result, cpuMs: read() - before };
+  return { result, cpuMs: read() - before, seconds: (performance.now() - t0) / 1000 };
 }
 
 function regionWrites(url: string, seconds: number): Promise<LoadResult> {
@@ -702,11 +805,22 @@ export async function run(): Promise<BenchSection> {
     leaders = await agreedLeaders(client, cluster, true);
     const aLeader = leaderIn(leaders, REGIONS[0]);
     const aUrl = cluster.urls.get(aLeader) as string;
+    const pids = [...cluster.urls.keys()].map((n) => cluster.pid(n));
+
+    // What the cluster costs doing nothing (heartbeats, pings, timers), once every node holds every write.
+    await waitFor("every node to hold every write", async () => {
+      const s = [...(await statuses(client, cluster)).values()];
+      return s.every((st) => sameVv(st.vv, (s[0] as Status).vv));
+    }, 60_000, 50);
+    const idle = await withCpu(pids, () => sleep(IDLE_CPU_SECONDS * 1000));
+    const idleCpuMsPerS = idle.cpuMs / idle.seconds;
+    console.log(`idle: the ${pids.length} nodes used ${fmt(idleCpuMsPerS, 1)} ms of CPU per second`);
+
     await regionWrites(aUrl, WARMUP_SECONDS);
-    const geokvRun = await withCpu([...cluster.urls.keys()].map((n) => cluster.pid(n)), () => regionWrites(aUrl, seconds));
+    const geokvRun = await withCpu(pids, () => regionWrites(aUrl, seconds));
     const geokvTput = geokvRun.result;
     const geokvCpuPerWrite = geokvRun.cpuMs / Math.max(1, geokvTput.ok);
-    console.log(`ack=region: geokv ${fmt(geokvTput.requestsPerSec)} writes/s p50 ${geokvTput.p50Ms} ms p99 ${geokvTput.p99Ms} ms failed ${geokvTput.failed}`);
+    console.log(`ack=region: geokv ${fmt(geokvTput.requestsPerSec)} writes/s p50 ${geokvTput.p50Ms} ms p99 ${geokvTput.p99Ms} ms failed ${geokvTput.failed}; ${fmt(geokvCpuPerWrite, 2)} ms CPU per write`);
 
     await agreedLeaders(client, cluster, true);
     client.close();
@@ -727,132 +841,156 @@ export async function run(): Promise<BenchSection> {
     const smallTput = smallRun.result;
     const smallCpuPerWrite = smallRun.cpuMs / Math.max(1, smallTput.ok);
     await small.close();
-    console.log(`ack=region, one region of 3 nodes: geokv ${fmt(smallTput.requestsPerSec)} writes/s p50 ${smallTput.p50Ms} ms p99 ${smallTput.p99Ms} ms failed ${smallTput.failed}`);
+    console.log(`ack=region, one region of 3 nodes: geokv ${fmt(smallTput.requestsPerSec)} writes/s p50 ${smallTput.p50Ms} ms p99 ${smallTput.p99Ms} ms failed ${smallTput.failed}; ${fmt(smallCpuPerWrite, 2)} ms CPU per write`);
 
     // etcd last, with no geokv process left running.
     const bin = etcdBinary();
-    let etcd: { result: LoadResult; version: string; cpuPerWrite: number } | undefined;
+    let etcd: { result: LoadResult; version: string; cpuPerWrite: number; cpuMsPerS: number } | undefined;
     if (bin) {
       const e = await startEtcd(bin);
       await etcdPuts(e.leaderUrl, WARMUP_SECONDS);
       const run = await withCpu(e.pids, () => etcdPuts(e.leaderUrl, seconds));
-      etcd = { result: run.result, version: e.version, cpuPerWrite: run.cpuMs / Math.max(1, run.result.ok) };
+      etcd = { result: run.result, version: e.version, cpuPerWrite: run.cpuMs / Math.max(1, run.result.ok), cpuMsPerS: run.cpuMs / run.seconds };
       await e.stop();
-      console.log(`etcd ${etcd.version}: ${fmt(etcd.result.requestsPerSec)} puts/s p50 ${etcd.result.p50Ms} ms p99 ${etcd.result.p99Ms} ms failed ${etcd.result.failed}`);
+      console.log(`etcd ${etcd.version}: ${fmt(etcd.result.requestsPerSec)} puts/s p50 ${etcd.result.p50Ms} ms p99 ${etcd.result.p99Ms} ms failed ${etcd.result.failed}; ${fmt(etcd.cpuPerWrite, 2)} ms CPU per write`);
     } else {
       console.log("etcd not installed (apt-get install etcd-server, or BENCH_INSTALL_ETCD=1)");
     }
 
     // ---- the table ----
     const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} ms` : "n/a");
+    const pct = (x: number) => (Number.isFinite(x) ? `${fmt(x * 100)}%` : "n/a");
     const rows: string[][] = [["measurement", "geokv", "baseline in the same run", "target", "verdict"]];
     for (const p of props) {
+      const targeted = p.rate === PROPAGATION_RATES[0];
+      const sustained = p.achieved >= p.rate * PROPAGATION_ACHIEVED_MIN;
       for (const t of p.perTarget) {
-        const targeted = p.rate === PROPAGATION_RATES[0];
-        const met = t.p99 < PROPAGATION_P99_TARGET_MS && t.unseen === 0 && p.failed === 0;
+        const met = t.p99 < PROPAGATION_P99_TARGET_MS && sustained && t.unseen === 0 && p.failed === 0;
         rows.push([
-          `propagation ${REGIONS[0]} -> ${t.region} leader, paced ${fmt(p.rate)} writes/s (achieved ${fmt(p.achieved)}/s)`,
-          `p50 ${ms(t.p50)}, p99 ${ms(t.p99)}${t.unseen > 0 ? `, ${fmt(t.unseen)} never seen` : ""}${p.failed > 0 ? `, ${fmt(p.failed)} writes failed` : ""}`,
+          `propagation ${REGIONS[0]} -> ${t.region} leader, paced ${fmt(p.rate)} writes/s`,
+          `p50 ${ms(t.p50)}, p99 ${ms(t.p99)}; achieved ${fmt(p.achieved)} writes/s (${pct(p.achieved / p.rate)} of the paced rate)${t.unseen > 0 ? `, ${fmt(t.unseen)} never seen` : ""}${p.failed > 0 ? `, ${fmt(p.failed)} writes failed` : ""}`,
           "",
-          targeted ? `p99 < ${PROPAGATION_P99_TARGET_MS} ms` : "(reported)",
+          targeted ? `p99 < ${PROPAGATION_P99_TARGET_MS} ms with >= ${fmt(PROPAGATION_ACHIEVED_MIN * 100)}% of the paced rate achieved` : "(reported)",
           targeted ? verdict(met) : "",
         ]);
       }
     }
-    {
-      // The origin leader sends exactly the copies a write needs from it (one per follower and per other
-      // leader: 4), so its bytes / 4 is one copy on the wire, and a write needs 8 copies in all.
-      const b = (props[0] as Propagation).bytesPerWrite;
-      const needed = (b.origin / 4) * 8;
-      rows.push([
-        `ops-frame bytes sent per write, whole cluster, at ${fmt((props[0] as Propagation).rate)} writes/s`,
-        `${fmt(b.total)} B = ${(b.total / needed).toFixed(2)}x the 8 copies a write needs (origin leader ${fmt(b.origin)} B, each other leader ${fmt(b.otherLeaders)} B, each follower ${fmt(b.followers)} B)`,
-        "",
-        "(reported)",
-        "",
-      ]);
-    }
+    const first = props[0] as Propagation;
+    // The origin leader sends exactly the copies a write needs from it (one per follower and per other
+    // leader: 4), so its bytes / 4 is one copy on the wire, and a write needs 8 copies in all.
+    const copyBytes = first.bytesPerWrite.origin / 4;
+    const opsBytesRatio = first.bytesPerWrite.total / (copyBytes * 8);
     rows.push([
-      `convergence after a ${fmt(heal.writeSeconds, 1)} s three-way partition (${fmt(heal.writesOk)} writes, ${fmt(writesPerRegion)} per region)`,
+      `ops-frame bytes sent per write, whole cluster, steady state at ${fmt(first.rate)} writes/s`,
+      `${fmt(first.bytesPerWrite.total)} B = ${opsBytesRatio.toFixed(2)}x the 8 copies a write needs (origin leader ${fmt(first.bytesPerWrite.origin)} B, each other leader ${fmt(first.bytesPerWrite.otherLeaders)} B, each follower ${fmt(first.bytesPerWrite.followers)} B)`,
+      "",
+      `<= ${OPS_BYTES_TARGET}x the 8 copies`,
+      verdict(opsBytesRatio <= OPS_BYTES_TARGET),
+    ]);
+    const partition = `a ${fmt(heal.writeSeconds, 1)} s three-way partition (${fmt(heal.writesOk)} writes, ${fmt(writesPerRegion)} per region)`;
+    rows.push([
+      `heal: convergence after ${partition}`,
       heal.convergeMs === null ? `not within ${CONVERGE_TIMEOUT_MS / 1000} s` : `${fmt(heal.convergeMs)} ms`,
       "",
-      `< ${fmt(CONVERGE_TARGET_MS)} ms`,
-      verdict(heal.convergeMs !== null && heal.convergeMs < CONVERGE_TARGET_MS && heal.writesFailed === 0),
+      `<= ${fmt(CONVERGE_TARGET_MS)} ms`,
+      verdict(heal.convergeMs !== null && heal.convergeMs <= CONVERGE_TARGET_MS && heal.writesFailed === 0),
+    ]);
+    const healRate = heal.convergeMs === null ? Number.NaN : heal.lackingOps / (heal.convergeMs / 1000);
+    const healRateRatio = heal.baseline ? healRate / heal.baseline.opsPerSec : Number.NaN;
+    rows.push([
+      "heal: missing op copies applied per second, cluster-wide (all copies the nine nodes lacked / convergence time)",
+      Number.isFinite(healRate) ? `${fmt(healRate)} op copies/s (${fmt(heal.lackingOps)} in ${fmt((heal.convergeMs ?? 0) / 1000, 2)} s) = ${pct(healRateRatio)} of the baseline` : "not converged",
+      heal.baseline
+        ? `one node (${heal.baseline.node}) alone applying the ${fmt(heal.baseline.ops)} ops it lacked from an op log through geokv's apply path: ${fmt(heal.baseline.opsPerSec)} ops/s`
+        : "not measured (no convergence)",
+      `>= ${fmt(HEAL_RATE_TARGET * 100)}% of the baseline`,
+      verdict(healRateRatio >= HEAL_RATE_TARGET),
     ]);
     const divergentBytes = heal.lackingOps * heal.avgOpBytes;
     const healRatio = heal.healBytes / divergentBytes;
     rows.push([
       heal.convergeMs === null
-        ? `op bytes sent in the ${CONVERGE_TIMEOUT_MS / 1000} s after the heal (not converged) / bytes of the divergent ops`
-        : "op bytes sent during convergence / bytes of the divergent ops",
+        ? `heal: op bytes sent in the ${CONVERGE_TIMEOUT_MS / 1000} s after the heal (not converged) / bytes of the divergent ops`
+        : "heal: op bytes sent during convergence / bytes of the divergent ops",
       `${healRatio.toFixed(2)}x (${fmt(heal.healBytes / 2 ** 20, 1)} MiB / ${fmt(divergentBytes / 2 ** 20, 1)} MiB: ${fmt(heal.lackingOps)} missing op copies x ${heal.avgOpBytes.toFixed(1)} B)`,
       "",
       `<= ${HEAL_BYTES_TARGET}x`,
       verdict(healRatio <= HEAL_BYTES_TARGET),
     ]);
+    rows.push([
+      "heal: largest event-loop delay on any node, links dropped, elections (heal to convergence)",
+      `${fmt(heal.loopDelay.ms)} ms (${heal.loopDelay.node}); ${fmt(heal.healLinkDrops)} links dropped; ${fmt(heal.elections)} elections`,
+      "",
+      `<= ${HEAL_LOOP_DELAY_TARGET_MS} ms, 0 links dropped, 0 elections`,
+      verdict(heal.loopDelay.ms <= HEAL_LOOP_DELAY_TARGET_MS && heal.healLinkDrops === 0 && heal.elections === 0),
+    ]);
     const tputCell = (r: LoadResult, cpuPerWrite: number) =>
       `${fmt(r.requestsPerSec)} writes/s (p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms${r.failed > 0 ? `, ${fmt(r.failed)} errors/non-2xx` : ""}; ${Number.isFinite(cpuPerWrite) ? fmt(cpuPerWrite, 2) : "n/a"} ms CPU per write, all its processes)`;
     const etcdRatio = etcd ? geokvTput.requestsPerSec / etcd.result.requestsPerSec : Number.NaN;
     const etcdCell = etcd ? `etcd ${etcd.version}, 3 members: ${tputCell(etcd.result, etcd.cpuPerWrite)}` : "etcd not installed";
-    rows.push([
-      `ack=region writes, ${THROUGHPUT_CLIENTS} concurrent clients, to the ${REGIONS[0]} leader of the 3 x 3 cluster`,
-      tputCell(geokvTput, geokvCpuPerWrite),
-      etcd ? `${etcdCell}; geokv / etcd = ${etcdRatio.toFixed(2)}x` : etcdCell,
-      `>= ${THROUGHPUT_TARGET}x etcd`,
-      etcd ? verdict(etcdRatio >= THROUGHPUT_TARGET && geokvTput.failed === 0) : "not measured",
-    ]);
     const smallRatio = etcd ? smallTput.requestsPerSec / etcd.result.requestsPerSec : Number.NaN;
     rows.push([
-      `ack=region writes, same load, to the leader of a one-region cluster of ${NODES_PER_REGION} nodes (etcd's footprint)`,
+      `ack=region writes, ${THROUGHPUT_CLIENTS} concurrent clients, to the leader of a one-region cluster of ${NODES_PER_REGION} nodes (etcd's footprint)`,
       tputCell(smallTput, smallCpuPerWrite),
-      etcd ? `${etcdCell}; geokv / etcd = ${smallRatio.toFixed(2)}x` : etcdCell,
-      "(reported)",
-      "",
+      etcd ? `${etcdCell}; geokv / etcd = ${smallRatio.toFixed(2)}x writes/s, ${(smallCpuPerWrite / etcd.cpuPerWrite).toFixed(2)}x CPU per write` : etcdCell,
+      `>= ${SMALL_THROUGHPUT_TARGET}x etcd's writes/s, CPU per write <= etcd's`,
+      etcd ? verdict(smallRatio >= SMALL_THROUGHPUT_TARGET && smallCpuPerWrite <= etcd.cpuPerWrite && smallTput.failed === 0) : "not measured",
+    ]);
+    rows.push([
+      `ack=region writes, same load, to the ${REGIONS[0]} leader of the 3 x 3 cluster`,
+      tputCell(geokvTput, geokvCpuPerWrite),
+      etcd ? `${etcdCell}; geokv / etcd = ${etcdRatio.toFixed(2)}x` : etcdCell,
+      `>= ${THROUGHPUT_TARGET}x etcd (long-term goal ${THROUGHPUT_GOAL}x)`,
+      etcd ? verdict(etcdRatio >= THROUGHPUT_TARGET && geokvTput.failed === 0) : "not measured",
     ]);
 
     const pollMs = Math.max(...props.map((p) => p.pollMs));
 
-    // What this run teaches, for each target it missed; the causes named were found by reading
-    // src/ and profiling (BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR") on 2026-11-22.
+    // What this run teaches: its own numbers, for each target it missed, and where to look next.
+    // No cause is named that this run does not show; a profile (BENCH_PROFILE_DIR) is how to find one.
     const learned: string[] = [];
-    const first = props[0] as Propagation;
-    const copy = first.bytesPerWrite.origin / 4;
-    if (first.bytesPerWrite.followers > copy / 4 || first.bytesPerWrite.otherLeaders > copy * 2.5) {
+    if (opsBytesRatio > OPS_BYTES_TARGET) {
       learned.push(
-        `Learned, steady state: each follower sends ${fmt(first.bytesPerWrite.followers)} B of ops per write (${(first.bytesPerWrite.followers / copy).toFixed(1)} copies) although its leader lacks nothing it has, and each other leader ${fmt(first.bytesPerWrite.otherLeaders)} B (${(first.bytesPerWrite.otherLeaders / copy).toFixed(1)} copies) where 2 (its followers) would do. In src/node/replicator.ts a node does not count a batch it received as held by the node that sent it, so until that node's next ack or ping it looks like it lacks those ops and gets them back; and a leader streams every other region's ops on to the third region's leader, which already gets them from their origin.`,
+        `Learned, steady-state bytes: ${opsBytesRatio.toFixed(2)}x the 8 copies. One copy is ${fmt(copyBytes)} B on the wire (the origin leader's bytes / its 4 peers); each other leader sent ${(first.bytesPerWrite.otherLeaders / copyBytes).toFixed(2)} copies per write (2 would be its followers) and each follower ${(first.bytesPerWrite.followers / copyBytes).toFixed(2)} (0 would do): that is where the surplus goes.`,
       );
     }
-    if (first.achieved < first.rate * 0.95 || first.perTarget.some((t) => !(t.p99 < PROPAGATION_P99_TARGET_MS))) {
+    if (first.achieved < first.rate * PROPAGATION_ACHIEVED_MIN || first.perTarget.some((t) => !(t.p99 < PROPAGATION_P99_TARGET_MS))) {
       learned.push(
-        `Learned, propagation: the ${REGIONS[0]} leader sustained ${fmt(first.achieved)} of the ${fmt(first.rate)} writes/s asked for (the in-flight bound was reached), so the p99 target was measured under overload; p50 stays near ${fmt(Math.min(...first.perTarget.map((t) => t.p50)), 1)} ms, and the tail comes from stalls of the nodes' event loops: every group commit fsyncs inside better-sqlite3's synchronous call, and the replicator reads back and re-encodes ops from SQLite for every peer on every ack and ping.`,
+        `Learned, propagation at ${fmt(first.rate)} writes/s: the ${REGIONS[0]} leader sustained ${pct(first.achieved / first.rate)} of the rate (${fmt(first.dropped)} slots dropped at the in-flight bound of ${PACED_INFLIGHT_MAX}); p50 ${fmt(Math.min(...first.perTarget.map((t) => t.p50)), 1)}-${fmt(Math.max(...first.perTarget.map((t) => t.p50)), 1)} ms, p99 up to ${fmt(Math.max(...first.perTarget.map((t) => t.p99)), 1)} ms; the largest event-loop delay on any node during the run was ${fmt(first.loopDelay.ms)} ms (${first.loopDelay.node}). A profile (below) shows what that node's event loop was doing.`,
       );
     }
-    if (heal.convergeMs === null || heal.convergeMs >= CONVERGE_TARGET_MS) {
-      const rate = heal.convergeMs === null ? "" : ` (${fmt(heal.lackingOps / (heal.convergeMs / 1000))} missing op copies applied per second, cluster-wide)`;
+    const healMissed = heal.convergeMs === null || heal.convergeMs > CONVERGE_TARGET_MS || !(healRateRatio >= HEAL_RATE_TARGET) || heal.loopDelay.ms > HEAL_LOOP_DELAY_TARGET_MS || heal.healLinkDrops > 0 || heal.elections > 0;
+    if (healMissed) {
       learned.push(
-        `Learned, heal time: ${heal.convergeMs === null ? `no convergence within ${CONVERGE_TIMEOUT_MS / 1000} s` : `${fmt(heal.convergeMs / 1000, 1)} s`}${rate}; a round of /status calls took up to ${fmt(heal.slowestPollMs / 1000, 1)} s${heal.healLinkDrops > 0 ? ` and the nodes cut ${fmt(heal.healLinkDrops)} peer links for missed pongs` : ""}. A CPU profile of a heal (commit bd57b64, 2026-11-22) showed the leaders busy for stretches of up to 11 s in Replicator.pump, which runs on every incoming ack and ping and, for each peer, reads the ops back from SQLite (getOps, opFromRow) and encodes them again (encodeFrame); meanwhile the event loop answers neither HTTP nor heartbeats. Bounding the work pump does per turn, encoding an op once for all peers, and not sending ops back to the node they came from are the levers.`,
+        `Learned, heal: ${heal.convergeMs === null ? `no convergence within ${CONVERGE_TIMEOUT_MS / 1000} s` : `converged in ${fmt(heal.convergeMs / 1000, 2)} s at ${fmt(healRate)} op copies/s`}${heal.baseline ? `, against ${fmt(heal.baseline.opsPerSec)} ops/s for one node applying from its log alone (${pct(healRateRatio)})` : ""}; the largest event-loop delay was ${fmt(heal.loopDelay.ms)} ms (${heal.loopDelay.node}), the slowest round of /status calls ${fmt(heal.slowestPollMs)} ms, ${fmt(heal.healLinkDrops)} links were cut, ${fmt(heal.healHandshakeTimeouts)} handshakes timed out and ${fmt(heal.elections)} elections started.`,
       );
     }
     if (healRatio > HEAL_BYTES_TARGET) {
       learned.push(
-        `Learned, heal bytes: ${healRatio.toFixed(2)}x the divergent ops. Besides the echoes and third-region duplicates above, a link cut during the heal (${fmt(heal.healLinkDrops)} here) restarts its send state from the handshake vector and resends everything the peer has not yet acknowledged.`,
+        `Learned, heal bytes: ${healRatio.toFixed(2)}x the divergent ops (${fmt(heal.healBytes / 2 ** 20, 1)} MiB sent for ${fmt(divergentBytes / 2 ** 20, 1)} MiB missing): the three leaders (as at the start of the partition) sent ${fmt(heal.healBytesBy.leaders / 2 ** 20, 1)} MiB, the six followers ${fmt(heal.healBytesBy.followers / 2 ** 20, 1)} MiB${heal.healLinkDrops > 0 ? `; ${fmt(heal.healLinkDrops)} links were cut during the heal` : ""}. Frames also carry a header (type, batch, fence, op count) that the divergent bytes do not; which ops crossed more than once the counters cannot say.`,
       );
     }
-    if (!etcd || etcdRatio < THROUGHPUT_TARGET) {
-      learned.push(
-        `Learned, throughput: on two shared cores, writes/s follows CPU per write. geokv spends ${fmt(geokvCpuPerWrite, 2)} ms of CPU per ack=region write across the 3 x 3 cluster and ${fmt(smallCpuPerWrite, 2)} ms in one region of three${etcd ? `, etcd ${fmt(etcd.cpuPerWrite, 2)} ms` : ""}. geokv sends one ops frame and gets one ack per commit group and per peer, every node fsyncs each group commit on its event loop, and the ops echoed back and forwarded twice (above) are decoded and acknowledged for nothing.`,
-      );
-    }
+    const geokvCpuMsPerS = geokvRun.cpuMs / geokvRun.seconds;
+    // What the writes cost above what the cluster spends doing nothing.
+    const geokvCpuPerWriteAboveIdle = (geokvRun.cpuMs - idleCpuMsPerS * geokvRun.seconds) / Math.max(1, geokvTput.ok);
+    learned.push(
+      `Learned, CPU: ack=region writes cost ${fmt(geokvCpuPerWrite, 2)} ms of CPU per write across the ${pids.length} processes of the 3 x 3 cluster (${fmt(geokvCpuMsPerS)} ms of CPU per second during the run) and ${fmt(smallCpuPerWrite, 2)} ms across the ${NODES_PER_REGION} of one region${etcd ? `; etcd ${fmt(etcd.cpuPerWrite, 2)} ms across its 3 (${fmt(etcd.cpuMsPerS)} ms/s)` : ""}. Idle, the 3 x 3 cluster used ${fmt(idleCpuMsPerS, 1)} ms of CPU per second (${IDLE_CPU_SECONDS} s with no load, once every node held every write): ${pct(idleCpuMsPerS / geokvCpuMsPerS)} of what it used under load, leaving ${fmt(geokvCpuPerWriteAboveIdle, 2)} ms per write above idle. The machine has ${cpus().length} cores (${fmt(cpus().length * 1000)} ms of CPU per second) for all of it and the load generator.`,
+    );
+    learned.push(
+      `To see where the time goes: BENCH_PROFILE_DIR=DIR npm run bench -- replication starts every geokv node with --cpu-prof --cpu-prof-dir=DIR and stops the nodes with SIGTERM (a SIGKILLed node writes no profile), leaving one .cpuprofile per node process (open it in Chrome DevTools or speedscope). The engine measured: replication is the pure step machine in src/core/replication driven by src/node/replicator.ts; live ops are served from the in-memory tail (src/node/op-tail.ts) and each op is encoded once for all peers (encodedOpBody in src/net/frames.ts); echoes are suppressed and third-region ops are forwarded only where the direct path seems to fail.`,
+    );
     return {
       name: "replication",
       title: "Replication: propagation, partition heal, ack=region throughput",
       table: rows,
       notes: [
         `Cluster: ${REGIONS.length} regions x ${NODES_PER_REGION} nodes of geokv (${build.label}), each node the built CLI in a child process on 127.0.0.1 (GEOKV_LOG_LEVEL=warn, SQLite synchronous=FULL), all on this one machine: no network latency between "regions", and all nine processes, the load generator and the watchers share its cores (1-minute load average ${loadAtStart} at the start, ${loadAverage()} at the end: other work was running too).`,
-        `Propagation: writes (ack=local, ${VALUE_BYTES}-byte JSON values, ${fmt(KEYS)} keys) paced by a 1 ms timer for ${propagationSeconds} s with at most ${PACED_INFLIGHT_MAX} in flight; writes the in-flight bound holds back are dropped, not sent late, so "achieved" is the rate the leader actually sustained (acknowledged writes / time). For each acknowledged write (its token names its seq), the delay is the time from receiving its answer to receiving the first /status answer of the other leader whose vv[<${REGIONS[0]} leader>] covers that seq (vv counts contiguous seqs, so a write counts as visible once it and every earlier write are). One watcher per remote leader polls /status with one request in flight, at most every ${WATCH_POLL_MS} ms (measured: one poll every ${pollMs.toFixed(1)} ms on average, worst of the runs), so a delay is an upper bound that is at most about one poll period too high.`,
-        `Partition: every node blocks the other two regions (POST /admin/faults); each region leader takes ${fmt(writesPerRegion)} writes (BENCH_PARTITION_WRITES) paced over BENCH_PARTITION_S=${partitionSeconds} s (half to ${fmt(SHARED_KEYS)} keys all regions write, so most of them conflict at the heal; half to ${fmt(OWN_KEYS)} keys of its own); each region's followers catch up before the heal. Convergence: from sending the heal (clear faults on all nine nodes) until all nine /status vectors equal the union of the vectors at heal time, polled every ${CONVERGE_POLL_MS} ms (the slowest round of /status calls took ${fmt(heal.slowestPollMs)} ms${heal.failedPolls > 0 ? `, ${heal.failedPolls} rounds failed` : ""}; between heal and convergence the nodes cut ${fmt(heal.healLinkDrops)} peer links for missed pongs and refused ${fmt(heal.healHandshakeTimeouts)} handshakes that timed out, counted from their logs). Conflicts recorded by the three leaders: ${fmt(heal.conflicts)}. Writes refused with 503 during the partition and sent again after ${RETRY_MS} ms: ${[...heal.refused].map(([c, n]) => `${fmt(n)} ${c}`).join(", ") || "none"}; writes that failed for good: ${fmt(heal.writesFailed)}.`,
-        `Heal bytes: sum over all nine nodes of geokv_peer_bytes_sent_total{kind="ops"} (whole ops frames) after convergence (or after ${CONVERGE_TIMEOUT_MS / 1000} s without it) minus before the heal. Bytes of the divergent ops: for every node, the ops it lacked at heal time (union vector minus its vector, ${fmt(heal.lackingOps)} in all: each node lacks the two other regions' writes), times the average encodeOp size of the partition's ops read from the op log (${heal.avgOpBytes.toFixed(1)} B, kv ops carry their version vector). A ratio of 1 means every missing op crossed the network exactly once per node that lacked it; ops forwarded transitively (A -> B -> C while A -> C also sends) or resent after a window reset push it up.`,
-        `ack=region throughput: autocannon, ${THROUGHPUT_CLIENTS} connections, ${seconds} s after a ${WARMUP_SECONDS} s warm-up, PUT /kv/:key?ack=region to ${aLeader}, the ${REGIONS[0]} leader (the answer waits for a majority of its region to have the write durable). etcd: a 3-member cluster on loopback started for this run (its leader found through /v3/maintenance/status), driven with the same autocannon settings through its HTTP/JSON gateway (POST /v3/kv/put, base64 key and ${VALUE_BYTES}-byte value) at the leader; etcd fsyncs its WAL per batch as geokv's synchronous=FULL does. The three runs happen one after another, each with nothing else of the bench running: the 3 x 3 cluster is stopped before the one-region cluster starts, and that one before etcd starts. In the 3 x 3 cluster every write is also streamed to the other two regions (nine durable copies, versus three for etcd and for the one-region row).`,
+        `Propagation: writes (ack=local, ${VALUE_BYTES}-byte JSON values, ${fmt(KEYS)} keys) paced by a 1 ms timer for ${propagationSeconds} s with at most ${PACED_INFLIGHT_MAX} in flight; writes the in-flight bound holds back are dropped, not sent late, so "achieved" is the rate the leader actually sustained (acknowledged writes / time), and the target needs >= ${fmt(PROPAGATION_ACHIEVED_MIN * 100)}% of the paced rate. For each acknowledged write (its token names its seq), the delay is the time from receiving its answer to receiving the first /status answer of the other leader whose vv[<${REGIONS[0]} leader>] covers that seq (vv counts contiguous seqs, so a write counts as visible once it and every earlier write are). One watcher per remote leader polls /status with one request in flight, at most every ${WATCH_POLL_MS} ms (measured: one poll every ${pollMs.toFixed(1)} ms on average, worst of the runs), so a delay is an upper bound that is at most about one poll period too high.`,
+        `Partition: every node blocks the other two regions (POST /admin/faults); each region leader takes ${fmt(writesPerRegion)} writes (BENCH_PARTITION_WRITES) paced over BENCH_PARTITION_S=${partitionSeconds} s (half to ${fmt(SHARED_KEYS)} keys all regions write, so most of them conflict at the heal; half to ${fmt(OWN_KEYS)} keys of its own); each region's followers catch up before the heal. Convergence: from sending the heal (clear faults on all nine nodes) until all nine /status vectors equal the union of the vectors at heal time, polled every ${CONVERGE_POLL_MS} ms (the slowest round of /status calls took ${fmt(heal.slowestPollMs)} ms${heal.failedPolls > 0 ? `, ${heal.failedPolls} rounds failed` : ""}). Conflicts recorded by the three leaders: ${fmt(heal.conflicts)}. Writes refused with 503 during the partition and sent again after ${RETRY_MS} ms: ${[...heal.refused].map(([c, n]) => `${fmt(n)} ${c}`).join(", ") || "none"}; writes that failed for good: ${fmt(heal.writesFailed)}.`,
+        `Heal apply rate: all op copies the nine nodes lacked at heal time (${fmt(heal.lackingOps)}) / convergence time; nine nodes on the machine's shared cores apply them in parallel while they also send them. Baseline: after the cluster stopped, one node (${heal.baseline?.node ?? "none"}) alone, in the bench process: a fresh SQLite database (synchronous=FULL) first gets, untimed, every op that node had at heal time${heal.baseline ? ` (${fmt(heal.baseline.prefillOps)})` : ""}, then, timed, the ops it lacked, read from that node's own op log in pages of ${PAGE_OPS} ops (an ops frame) and applied through the build's ApplyDriver and group commit with at most ${PAGES_IN_FLIGHT_MAX} pages awaiting their commit; the run checks that the database's vector ends equal to the node's.`,
+        `Heal bytes: sum over all nine nodes of geokv_peer_bytes_sent_total{kind="ops"} (whole ops frames) after convergence (or after ${CONVERGE_TIMEOUT_MS / 1000} s without it) minus before the heal. Bytes of the divergent ops: for every node, the ops it lacked at heal time (union vector minus its vector, ${fmt(heal.lackingOps)} in all: each node lacks the two other regions' writes), times the average encodeOp size of the partition's ops read from the op log (${heal.avgOpBytes.toFixed(1)} B, kv ops carry their version vector). A ratio of 1 means every missing op crossed the network exactly once per node that lacked it.`,
+        `Heal event loop, links, elections: every node's /metrics is scraped just before the heal (which resets geokv_event_loop_delay_seconds{stat="max"}) and ${METRICS_SETTLE_MS} ms after convergence; the figure is the largest max of the nine, elections are the sum of the geokv_elections_total deltas. Links dropped: lines of the node logs (warn level) in the same window in which a link cut itself ("missed pongs" / "presumed dead", or a bad frame); a link closed from the other side or replaced is logged at info only and not counted.`,
+        `ack=region throughput: autocannon, ${THROUGHPUT_CLIENTS} connections, ${seconds} s after a ${WARMUP_SECONDS} s warm-up, PUT /kv/:key?ack=region to ${aLeader}, the ${REGIONS[0]} leader (the answer waits for a majority of its region to have the write durable). etcd: a 3-member cluster on loopback started for this run (its leader found through /v3/maintenance/status), driven with the same autocannon settings through its HTTP/JSON gateway (POST /v3/kv/put, base64 key and ${VALUE_BYTES}-byte value) at the leader; etcd fsyncs its WAL per batch as geokv's synchronous=FULL does. CPU per write: user + system time of all the system's processes (/proc/<pid>/stat) over the run / acknowledged writes. The three runs happen one after another, each with nothing else of the bench running: the 3 x 3 cluster is stopped before the one-region cluster starts, and that one before etcd starts. In the 3 x 3 cluster every write is also streamed to the other two regions (nine durable copies, versus three for etcd and for the one-region row).`,
         ...learned,
       ],
     };

@@ -149,9 +149,9 @@ export interface GeokvCluster {
   pid(node: string): number;
   /** What a node has logged so far (stdout and stderr; warn and above at GEOKV_LOG_LEVEL=warn). */
   log(node: string): string;
-  /** Kills every node (SIGKILL, by pid); their data stays until close(). */
+  /** Kills every node (SIGKILL, by pid; SIGTERM under BENCH_PROFILE_DIR); their data stays until close(). */
   stop(): Promise<void>;
-  /** Kills every node (SIGKILL, by pid) and removes the temp folder. */
+  /** Stops every node as stop() does and removes the temp folder. */
   close(): Promise<void>;
 }
 
@@ -162,6 +162,8 @@ export interface GeokvCluster {
  * fails to start does not leave the others running.
  */
 export async function startGeokv(build: Build, specs: readonly TempRegionSpec[], env: Record<string, string> = {}): Promise<GeokvCluster> {
+  const profileDir = process.env.BENCH_PROFILE_DIR || undefined;
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const files = await makeTempCluster(specs);
   const children = new Map<string, ChildProcess>();
   const logs = join(files.root, "logs");
@@ -172,7 +174,7 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
   const close = () => (closing ??= closeOnce());
   const stopOnce = async () => {
     const died = [...children].filter(([, c]) => c.exitCode !== null || c.signalCode !== null).map(([n, c]) => `${n} (exit ${c.exitCode ?? c.signalCode})`);
-    await Promise.all([...children.values()].map((c) => killChild(c)));
+    await Promise.all([...children.values()].map((c) => (profileDir === undefined ? killChild(c) : terminateChild(c))));
     if (died.length > 0) console.error(`geokv nodes that died during the bench: ${died.join(", ")}`);
     if (failing || died.length > 0) {
       for (const node of children.keys()) {
@@ -186,9 +188,14 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
     files.cleanup();
   };
   onCleanup(close);
-  // Extra node flags for every geokv process, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
-  // (SIGTERM the nodes to have the profiles written; SIGKILL writes none).
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+  // Extra node flags for every geokv process, e.g. BENCH_NODE_ARGS="--inspect". BENCH_PROFILE_DIR=DIR
+  // adds --cpu-prof --cpu-prof-dir=DIR and stops the nodes with SIGTERM: a node writes its
+  // profile only when it exits on its own (the CLI's SIGTERM handler), never when SIGKILLed.
+  const nodeArgs = [
+    ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
+    ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}`]),
+  ];
+  if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: CPU profiles of every geokv node go to ${resolve(profileDir)}`);
   for (const node of files.urls.keys()) {
     const log = createWriteStream(join(logs, `${node}.log`));
     const child = spawn(process.execPath, [...nodeArgs, build.main, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir], {
@@ -208,6 +215,8 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
       }, 20_000),
     ),
   );
+  // A profile's file name carries its process's pid, not the node's name.
+  if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: pids ${[...children].map(([n, c]) => `${n}=${c.pid}`).join(", ")}`);
   const pid = (node: string) => {
     const p = children.get(node)?.pid;
     if (p === undefined) throw new Error(`no process for ${node}`);
@@ -236,6 +245,22 @@ export function killChild(child: ChildProcess): Promise<void> {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   process.kill(child.pid, "SIGKILL");
   return exited;
+}
+
+/** A node that has not exited this long after SIGTERM is stuck: it gets SIGKILL. */
+const TERMINATE_GRACE_MS = 10_000;
+
+/** Sends SIGTERM to `child` (by its pid), SIGKILL after TERMINATE_GRACE_MS; resolves when it has exited. */
+export function terminateChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  process.kill(pid, "SIGTERM");
+  const cut = setTimeout(() => {
+    console.error(`pid ${pid} still running ${TERMINATE_GRACE_MS} ms after SIGTERM: SIGKILL (no profile from it)`);
+    process.kill(pid, "SIGKILL");
+  }, TERMINATE_GRACE_MS);
+  return exited.finally(() => clearTimeout(cut));
 }
 
 /**
