@@ -26,7 +26,26 @@ import type { AckLevel, PeerStatus } from "./service.js";
 /** Unacked ops per peer before the sender waits: the bound on what a slow peer costs in memory. */
 export const SEND_WINDOW_OPS = 1024;
 /** Ops one step may plan over all peers: a catch-up yields to the event loop between steps. */
-export const STEP_OPS_MAX = 2048;
+export const STEP_OPS_MAX = 512;
+/**
+ * Peers' ops applied per event-loop turn. Applying is synchronous up to the
+ * commit, and a heal brings frames from every peer at once: applied as they
+ * were read, one poll phase took them all (seconds on a loaded machine), and
+ * heartbeats waited behind them until followers called elections. Frames
+ * wait in arrival order instead and are applied in slices, one per turn;
+ * what waits is bounded by the peers' send windows.
+ */
+export const APPLY_OPS_PER_TURN = 256;
+
+/** An accepted ops frame on its way into the store. */
+interface ApplyJob {
+  readonly peer: NodeId;
+  readonly batch: number;
+  readonly ops: readonly Op[];
+  /** Ops of the frame handed to the store so far. */
+  next: number;
+  readonly commits: Promise<unknown>[];
+}
 
 /** The region's leadership as the election knows it (ElectionDriver implements it). */
 export interface RegionLeadership {
@@ -65,6 +84,8 @@ export class Replicator {
   private timer: NodeJS.Timeout | undefined;
   private flushQueued = false;
   private stopped = false;
+  private readonly applyQueue: ApplyJob[] = [];
+  private applyScheduled = false;
 
   constructor(o: ReplicatorOptions) {
     this.o = o;
@@ -171,13 +192,8 @@ export class Replicator {
         const out = this.input({ type: "frame", peer, frame: { t: "ops", batch: f.batch, fence: f.fence, highest: highestSeqs(f.ops) } });
         if (out.batch === "stale") this.o.metrics.staleBatches.inc();
         if (out.batch !== "apply") return;
-        this.o.store.applyRemote(f.ops).then(
-          () => {
-            this.input({ type: "applied", peer, batch: f.batch });
-            this.queueFlush();
-          },
-          (err: unknown) => this.o.logger.error({ err, peer, batch: f.batch }, "could not apply ops from peer"),
-        );
+        this.applyQueue.push({ peer, batch: f.batch, ops: f.ops, next: 0, commits: [] });
+        this.scheduleApply();
         return;
       }
       case "ack":
@@ -263,6 +279,38 @@ export class Replicator {
     // After everything of this step was carried out: the machine learns which ops never left.
     for (const peer of unsent) this.input({ type: "unsent", peer });
     return out;
+  }
+
+  private scheduleApply(): void {
+    if (this.applyScheduled || this.stopped) return;
+    this.applyScheduled = true;
+    setImmediate(() => {
+      this.applyScheduled = false;
+      if (!this.stopped) this.applySlice();
+    });
+  }
+
+  /** Applies up to APPLY_OPS_PER_TURN queued ops, in arrival order; a frame is `applied` once all its slices are durable. */
+  private applySlice(): void {
+    let budget = APPLY_OPS_PER_TURN;
+    while (budget > 0) {
+      const job = this.applyQueue[0];
+      if (job === undefined) return;
+      const n = Math.min(budget, job.ops.length - job.next);
+      job.commits.push(this.o.store.applyRemote(job.next === 0 && n === job.ops.length ? job.ops : job.ops.slice(job.next, job.next + n)));
+      job.next += n;
+      budget -= n;
+      if (job.next < job.ops.length) break;
+      this.applyQueue.shift();
+      Promise.all(job.commits).then(
+        () => {
+          this.input({ type: "applied", peer: job.peer, batch: job.batch });
+          this.queueFlush();
+        },
+        (err: unknown) => this.o.logger.error({ err, peer: job.peer, batch: job.batch }, "could not apply ops from peer"),
+      );
+    }
+    if (this.applyQueue.length > 0) this.scheduleApply();
   }
 
   /** One `flush` per event-loop turn: batched acks, and the next slice of a catch-up. */

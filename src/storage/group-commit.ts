@@ -41,7 +41,7 @@ export interface GroupCommitter {
   stats(): GroupCommitStats;
 }
 
-export const MAX_BATCH_OPS_DEFAULT = 1000;
+export const MAX_BATCH_OPS_DEFAULT = 512;
 
 interface Pending {
   readonly batch: Batch;
