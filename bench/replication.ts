@@ -103,7 +103,7 @@ type Leaders = Map<string, string>;
  * Waits until every region has a leader that all its nodes name and that
  * calls itself leader, and (with `allUp`) every node reaches every peer.
  */
-async function agreedLeaders(client: HttpClient, cluster: GeokvCluster, allUp: boolean): Promise<Leaders> {
+export async function agreedLeaders(client: HttpClient, cluster: GeokvCluster, allUp: boolean): Promise<Leaders> {
   return waitFor("a leader in every region that all its nodes agree on", async () => {
     const s = await statuses(client, cluster);
     const leaders: Leaders = new Map();
@@ -522,7 +522,7 @@ async function averageOpBytes(build: Build, dbPath: string, fromSeq: Record<stri
   }
 }
 
-async function partitionAndHeal(build: Build, cluster: GeokvCluster, partitionSeconds: number, writesPerRegion: number): Promise<Heal> {
+export async function partitionAndHeal(build: Build, cluster: GeokvCluster, partitionSeconds: number, writesPerRegion: number): Promise<Heal> {
   const client = new HttpClient(16);
   const before = await statuses(client, cluster);
   // Every op above this vector was written during the partition.
