@@ -50,10 +50,11 @@ describe("replicator: applying peers' ops", () => {
       send: (to: string, frame: Frame) => (sent.push({ to, frame }), true),
       queuedBytes: () => 0,
     } as unknown as Hub;
-    let replicator: Replicator | undefined;
-    const store = new LocalStore({ nodeId: SELF, storage, committer: createGroupCommitter(storage), now: Date.now, onCommitted: (o) => replicator?.onCommitted(o) });
+    // The store reports commits to the replicator, which is built with the store.
+    const late: { replicator?: Replicator } = {};
+    const store = new LocalStore({ nodeId: SELF, storage, committer: createGroupCommitter(storage), now: Date.now, onCommitted: (o) => late.replicator?.onCommitted(o) });
     metrics = createMetrics({ storageBytes: () => 0 }, false);
-    replicator = new Replicator({
+    const replicator = new Replicator({
       self: MEMBERS[1] as MemberConfig,
       members: MEMBERS,
       hub,
@@ -67,6 +68,7 @@ describe("replicator: applying peers' ops", () => {
       logger: pino({ level: "silent" }),
       metrics,
     });
+    late.replicator = replicator;
     replicator.onLinkUp(LEADER, { epoch: 0, vv: {} } as never);
     // Four full frames arrive in one read, as after a heal.
     for (let b = 0; b < 4; b++) replicator.onFrame(LEADER, { t: "ops", batch: b + 1, fence: "", ops: ops.slice(b * 512, (b + 1) * 512) });
