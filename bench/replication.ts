@@ -474,10 +474,11 @@ interface Heal {
 
 /**
  * Counts, over all node logs, links a node cut and handshakes that timed out.
- * At GEOKV_LOG_LEVEL=warn the logs hold a link's end only when the link itself
- * cut it (src/net/link.ts: "peer link missed pongs; terminating it", reason
- * "... presumed dead"; "closing peer link: bad frame"); "peer link down" is
- * logged at info and is not there.
+ * At GEOKV_LOG_LEVEL=warn the logs hold a link's end only when this node cut
+ * it: the replication machine presumed it dead ("peer link presumed dead;
+ * closing it"; "missed pongs" is what older builds logged), or the link got a
+ * bad frame ("closing peer link: bad frame"); "peer link down" is logged at
+ * info and is not there.
  */
 function linkTrouble(cluster: GeokvCluster): { dropped: number; handshakeTimeouts: number } {
   let dropped = 0;

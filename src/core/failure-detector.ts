@@ -1,6 +1,10 @@
-// The failure detector of the in-region election, as pure data: when a node
-// may call its leader dead, and how it avoids calling it dead for a silence it
-// slept through itself. Time is an input; nothing here reads a clock.
+// The failure detector, as pure data: when a node may call a peer dead, and
+// how it avoids calling it dead for a silence it slept through itself. Time is
+// an input; nothing here reads a clock. It is the only liveness rule of the
+// node: the election (is the leader alive, may I stand) and the replication
+// machine (is a peer up, is its link dead) both judge with this module, each
+// on its own awake clock, so no other layer times peers out on a clock of its
+// own (the net layer only reports evidence: frames, pongs, drained queues).
 //
 // Stall guard (DESIGN.md: "A node never suspects a peer for a silence that it
 // slept through itself"): the runtime feeds an input at least every
@@ -105,6 +109,23 @@ export function isSuspected(timer: SilenceTimer, nowMs: number): boolean {
  */
 export function isLive(heardMs: number, nowMs: number, electionTimeoutMs: number): boolean {
   return nowMs - heardMs < electionTimeoutMs;
+}
+
+/**
+ * Silence, in election timeouts, after which a peer's link is presumed dead
+ * and closed (the hub redials it). 20 x the default 500 ms is 10 s: a busy
+ * peer (applying a big catch-up can stall its event loop for seconds) must
+ * not lose its link, since closing it throws away the frames in flight and
+ * makes both sides resend them. Leadership uses isLive, which is far quicker.
+ */
+export const LINK_SILENCE_TIMEOUTS = 20;
+
+/**
+ * True when a link whose peer last showed a sign of life at `heardMs` (a frame,
+ * a ws pong, a drained send queue; awake time) is presumed dead.
+ */
+export function linkPresumedDead(heardMs: number, nowMs: number, electionTimeoutMs: number): boolean {
+  return !isLive(heardMs, nowMs, LINK_SILENCE_TIMEOUTS * electionTimeoutMs);
 }
 
 function assertTime(now: number): void {

@@ -3,7 +3,8 @@
 // peer comes and goes. It does the transport's whole job (who dials whom, the
 // authenticated handshake, reconnecting with backoff, bounded sends, fault
 // injection) and none of replication's: frames go up to the runtime as they
-// come.
+// come, with the links' signs of life (pongs, drained queues); the runtime
+// says when a silent link is dead (closeLink), never the hub.
 //
 // One link per pair: the node whose id sorts lower dials, the other accepts.
 // The dialer redials forever with jittered exponential backoff until close().
@@ -55,6 +56,8 @@ export interface HubOptions {
   readonly onLinkDown: (peer: NodeId, reason: string) => void;
   /** Frames after the handshake (ops, ack, ping, pong, control), never hello/welcome/auth. */
   readonly onFrame: (peer: NodeId, frame: Frame) => void;
+  /** The link to `peer` showed its connection lives (a ws pong, a drained send queue); at most once per ping interval. */
+  readonly onAlive?: (peer: NodeId) => void;
   /**
    * A handshake with `peer` was refused: the peer refused us (its close
    * reason), or the cluster secrets do not match (reported by both sides,
@@ -72,7 +75,7 @@ export interface HubOptions {
   readonly handshakeTimeoutMs?: number;
   /** Jitter source, default Math.random (tests can seed). */
   readonly random?: () => number;
-  /** ws-level ping period for reaping dead TCP connections; default 1000. */
+  /** ws-level ping period: how often a link checks for pongs and a draining queue (onAlive); default 1000. */
   readonly pingIntervalMs?: number;
 }
 
@@ -92,6 +95,8 @@ export interface Hub {
   /** Sends a frame; false when the link is down, blocked outbound, or over sendQueueBytesMax (caller retries later from its log). */
   send(peer: NodeId, frame: Frame): boolean;
   isUp(peer: NodeId): boolean;
+  /** Cuts the link to `peer` (presumed dead); onLinkDown fires with `reason`, and the dialer redials with its backoff. */
+  closeLink(peer: NodeId, reason: string): void;
   /** Bytes queued in the socket for that peer (for metrics). */
   queuedBytes(peer: NodeId): number;
   /**
@@ -265,6 +270,7 @@ export function createHub(o: HubOptions): Hub {
         }
         emit("onFrame", () => o.onFrame(peer, frame));
       },
+      onAlive: () => emit("onAlive", () => o.onAlive?.(peer)),
       onDown: (reason) => {
         if (p.link === link) p.link = undefined;
         if (!closed) log.info({ peer, reason }, "peer link down");
@@ -508,6 +514,10 @@ export function createHub(o: HubOptions): Hub {
 
     isUp(peer) {
       return peers.get(peer)?.link?.isUp ?? false;
+    },
+
+    closeLink(peer, reason) {
+      peers.get(peer)?.link?.terminate(reason);
     },
 
     queuedBytes(peer) {

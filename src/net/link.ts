@@ -1,8 +1,11 @@
 // One established peer link: a WebSocket that finished the handshake. It owns
 // what happens after the handshake: decoding untrusted frames (a bad one
-// closes this link and nothing else), bounded sends, and ws-level pings that
-// reap a connection whose TCP died silently. It makes no replication
-// decisions; it hands frames up and reports when it goes down, once.
+// closes this link and nothing else), bounded sends, and ws-level pings whose
+// pongs, like a draining send queue, are evidence that the connection lives.
+// It decides nothing about liveness: it reports that evidence up (onAlive),
+// and the replication machine, with the failure detector on its awake clock,
+// says when a silent link is dead and the hub closes it. It hands frames up
+// and reports when it goes down, once.
 
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
@@ -11,12 +14,6 @@ import type { NodeId } from "../core/ids.js";
 import { CloseCode } from "./handshake.js";
 import { closeReason, decodeFrame, encodeFrame, isCodecError, isHandshakeFrame, type Frame } from "./frames.js";
 
-/** Pings that may go unanswered before the socket is presumed dead. */
-// Ten seconds of silence on a busy link (a peer applying a big catch-up can
-// stall its event loop for seconds) before the TCP link is presumed dead:
-// reaping it sooner throws away the frames in flight and makes both sides
-// resend them. Leadership has its own, faster failure detector.
-export const PONGS_MISSED_MAX = 10;
 /** How long a closing socket may take to finish the close handshake before it is cut. */
 export const CLOSE_GRACE_MS = 1000;
 
@@ -60,22 +57,22 @@ export interface LinkOptions {
   readonly onFrame: (frame: Frame) => void;
   /** Called exactly once, when the link stops being usable. */
   readonly onDown: (reason: string) => void;
+  /** At most once per ping interval: a pong arrived or the send queue drained since the last one. */
+  readonly onAlive: () => void;
 }
 
 /** An up link to one peer. */
 export class Link {
   private down = false;
-  private missedPongs = 0;
-  /** A pong or a message arrived since the last tick. */
-  private heard = false;
+  /** A pong arrived since the last tick. */
+  private ponged = false;
   private lastQueuedBytes = 0;
-  private lastTickMs = performance.now();
   private readonly pinger: NodeJS.Timeout;
 
   constructor(private readonly ws: WebSocket, private readonly o: LinkOptions) {
     ws.on("message", (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
     ws.on("pong", () => {
-      this.heard = true;
+      this.ponged = true;
     });
     ws.on("close", (code: number, reason: Buffer) => this.markDown(peerCloseReason(code, reason)));
     this.pinger = setInterval(() => this.tick(), o.pingIntervalMs);
@@ -139,7 +136,8 @@ export class Link {
     closeSocket(this.ws, code, reason);
   }
 
-  private terminate(reason: string): void {
+  /** Cuts the socket without a close handshake (its peer is presumed gone); onDown fires now with `reason`. */
+  terminate(reason: string): void {
     if (this.down) return;
     this.markDown(reason);
     this.ws.terminate();
@@ -154,32 +152,21 @@ export class Link {
 
   private tick(): void {
     if (this.down || this.ws.readyState !== WebSocket.OPEN) return;
-    const nowMs = performance.now();
-    const sinceLastTickMs = nowMs - this.lastTickMs;
-    this.lastTickMs = nowMs;
     const queuedBytes = this.ws.bufferedAmount;
-    // Evidence the connection lives: the peer spoke, or our queue drained
-    // (the kernel only takes more once the peer acknowledged earlier bytes,
-    // so a ping stuck behind a big backlog on a slow link is not a death).
+    // Evidence the connection lives besides frames (which go up anyway): a
+    // pong, or our queue drained (the kernel only takes more once the peer
+    // acknowledged earlier bytes, so a ping stuck behind a big backlog on a
+    // slow link is not a death).
     const drained = queuedBytes < this.lastQueuedBytes;
     this.lastQueuedBytes = queuedBytes;
-    if (this.heard || drained) this.missedPongs = 0;
-    this.heard = false;
-    // A tick this late means our own event loop stalled: the pongs may be
-    // sitting unread in our socket, so the silence is ours, not the peer's.
-    if (sinceLastTickMs > 2 * this.o.pingIntervalMs) this.missedPongs = 0;
-    if (this.missedPongs >= PONGS_MISSED_MAX) {
-      this.o.logger.warn({ peer: this.o.peer, missedPongs: this.missedPongs }, "peer link missed pongs; terminating it");
-      this.terminate(`no pong for ${PONGS_MISSED_MAX} pings: connection presumed dead`);
-      return;
-    }
-    this.missedPongs++;
+    const alive = this.ponged || drained;
+    this.ponged = false;
     this.ws.ping();
+    if (alive) this.o.onAlive();
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.down) return;
-    this.heard = true;
     if (!isBinary) return this.badFrame("text message");
     const frame = decodeFrame(toBytes(data));
     if (isCodecError(frame)) return this.badFrame(`${frame.reason} (at byte ${frame.offset})`);

@@ -1,10 +1,10 @@
 // Runs the pure replication machine (src/core/replication) with real time and
 // real links, in the shape of election-driver.ts: it feeds the machine link
-// events, decoded frames, commits and ticks, and carries out what each step
-// returns — fill ops frames from the in-memory tail (the op log only for a
-// peer that fell behind it), apply the batches the machine accepts, send,
-// resolve client ack waits, log the events, set the metrics. It decides
-// nothing of its own.
+// events (up, down, signs of life), decoded frames, commits and ticks, and
+// carries out what each step returns — fill ops frames from the in-memory
+// tail (the op log only for a peer that fell behind it), apply the batches the
+// machine accepts, send, close the links it presumes dead, resolve client ack
+// waits, log the events, set the metrics. It decides nothing of its own.
 
 import type { Logger } from "pino";
 import type { MemberConfig, PeerView } from "../core/cluster-view.js";
@@ -186,6 +186,11 @@ export class Replicator {
     this.o.metrics.linkUp.set({ peer }, 0);
   }
 
+  /** The link to `peer` showed its connection lives (a ws pong, a drained send queue). */
+  onAlive(peer: NodeId): void {
+    this.input({ type: "alive", peer });
+  }
+
   onFrame(peer: NodeId, f: Frame): void {
     switch (f.t) {
       case "ops": {
@@ -274,6 +279,8 @@ export class Replicator {
       resolve(r.ok ? true : nodeError("no_leader", `${r.reason}; it is durable on ${this.o.self.node} and will replicate when the peers are reachable`, 1));
     }
     for (const e of out.events) this.o.logger[e.level](e.fields, e.msg);
+    // The machine took these links down already; the hub's onLinkDown for them changes nothing.
+    for (const c of out.close) this.o.hub.closeLink(c.peer, c.reason);
     // A catch-up bigger than one step continues on the next turn, after I/O.
     if (out.more) this.queueFlush();
     // After everything of this step was carried out: the machine learns which ops never left.

@@ -100,6 +100,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     },
     onLinkDown: (peer, reason) => replicator?.onLinkDown(peer, reason),
     onFrame: (peer, frame) => replicator?.onFrame(peer, frame),
+    onAlive: (peer) => replicator?.onAlive(peer),
     onRefused: (peer, reason) => {
       // A fault injected on purpose is not a misconfiguration worth an alarm.
       if (reason.includes("fault injection")) return;

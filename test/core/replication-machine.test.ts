@@ -10,6 +10,7 @@ import { REFUSAL_BACKOFF_MIN_MS } from "../../src/core/replication/decisions.js"
 import { initReplication, isClockSkewed, knownEpochOf, PONG_INTERVAL_MS, step } from "../../src/core/replication/machine.js";
 import type { Leadership, OutFrame, ReplConfig, ReplInput, ReplOutput, ReplState } from "../../src/core/replication/types.js";
 import { vvGet, type VersionVector } from "../../src/core/version-vector.js";
+import { LINK_SILENCE_TIMEOUTS, linkPresumedDead } from "../../src/core/failure-detector.js";
 
 const US = asRegionId("us");
 const EU = asRegionId("eu");
@@ -155,6 +156,8 @@ describe("replication machine, scripted", () => {
     expect(opsAt(200)).toEqual([]);
     n.feed(300, { type: "frame", peer: id("eu-1"), frame: { t: "pong", echoWallMs: 299, wallMs: 300, vv: { "ap-1": 2 } } });
     for (let t = 400; t < 800; t += 100) expect(opsAt(t)).toEqual([]);
+    // eu-1 is alive (it pings every heartbeat) but gets nothing more of ap-1.
+    n.feed(750, { type: "frame", peer: id("eu-1"), frame: { t: "ping", wallMs: 750, role: "leader", leader: "eu-1", epoch: 1, vv: { "ap-1": 2, "us-1": 1 } } });
     // Stuck at ap-1:2 for an election timeout while we hold 5: we forward.
     const forwarded = opsAt(800);
     expect(forwarded.map((x) => (x.frame as Extract<OutFrame, { t: "ops" }>).range)).toEqual([{ origin: "ap-1", fromSeq: 3, toSeq: 5 }]);
@@ -171,6 +174,60 @@ describe("replication machine, scripted", () => {
     expect(n.s.peers.get(id("us-2"))?.view.up).toBe(true);
     for (let t = 3100; t <= 3700; t += 100) n.feed(t, { type: "tick" });
     expect(n.s.peers.get(id("us-2"))?.view.up).toBe(false);
+  });
+
+  it("closes a silent peer's link once, after LINK_SILENCE_TIMEOUTS election timeouts, and takes it down", () => {
+    const n = new Node("us-1");
+    n.feed(0, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    const closes: Array<{ t: number; close: ReplOutput["close"]; warns: string[] }> = [];
+    for (let t = HB; t <= LINK_SILENCE_TIMEOUTS * ET + 20 * HB; t += HB) {
+      const out = n.feed(t, { type: "tick" });
+      if (out.close.length > 0) closes.push({ t, close: out.close, warns: out.events.filter((e) => e.level === "warn").map((e) => e.msg) });
+    }
+    expect(closes).toEqual([
+      { t: LINK_SILENCE_TIMEOUTS * ET, close: [{ peer: "us-2", reason: `no sign of life for ${LINK_SILENCE_TIMEOUTS * ET} ms: connection presumed dead` }], warns: ["peer link presumed dead; closing it"] },
+    ]);
+    const p = n.s.peers.get(id("us-2"));
+    expect([p?.linkUp, p?.view.up]).toEqual([false, false]);
+    // The hub reports the close as a link down, then redials: the new link is judged afresh.
+    n.feed(12_050, { type: "link_down", peer: id("us-2"), reason: "no sign of life" });
+    n.feed(12_060, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    expect(n.feed(12_100, { type: "tick" }).close).toEqual([]);
+    expect(n.s.peers.get(id("us-2"))?.linkUp).toBe(true);
+  });
+
+  it("a link's signs of life (pongs, a draining queue) keep it open, but do not make a silent peer up", () => {
+    const n = new Node("us-1");
+    n.feed(0, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    const closedAt: number[] = [];
+    for (let t = HB; t <= 40_000; t += HB) {
+      // The link reports once a ping interval (1 s), for 30 s.
+      if (t % 1000 === 0 && t <= 30_000) n.feed(t, { type: "alive", peer: id("us-2") });
+      if (n.feed(t, { type: "tick" }).close.length > 0) closedAt.push(t);
+      if (t === 20_000) expect(n.s.peers.get(id("us-2"))?.view.up).toBe(false);
+    }
+    expect(closedAt).toEqual([30_000 + LINK_SILENCE_TIMEOUTS * ET]);
+  });
+
+  it("a stall of this node is not its peer's silence: the link closes only after the rule's time awake", () => {
+    const n = new Node("us-1");
+    n.feed(0, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    const closedAt: number[] = [];
+    const tick = (t: number) => {
+      if (n.feed(t, { type: "tick" }).close.length > 0) closedAt.push(t);
+    };
+    for (let t = HB; t <= 9000; t += HB) tick(t);
+    // 3 s with no input at all: past the rule's 10 s on the wall clock, not awake.
+    tick(12_000);
+    for (let t = 12_100; t <= 14_000; t += HB) tick(t);
+    // Awake time is wall time minus the stall (the gap less one tick): 3000 - 100.
+    expect(closedAt).toEqual([LINK_SILENCE_TIMEOUTS * ET + 2900]);
+  });
+
+  it("the link rule: presumed dead from LINK_SILENCE_TIMEOUTS election timeouts of silence on", () => {
+    expect(LINK_SILENCE_TIMEOUTS * 500).toBe(10_000);
+    expect(linkPresumedDead(1000, 1000 + LINK_SILENCE_TIMEOUTS * ET - 1, ET)).toBe(false);
+    expect(linkPresumedDead(1000, 1000 + LINK_SILENCE_TIMEOUTS * ET, ET)).toBe(true);
   });
 
   it("answers a peer's pings with a pong at most once per PONG_INTERVAL_MS: both sides ping every heartbeat anyway", () => {
@@ -233,6 +290,14 @@ export function runSchedule(seedOps: readonly { kind: number; a: number; b: numb
   const feed = (n: SimNode, input: ReplInput): ReplOutput => {
     const out = step(n.s, input, now, now);
     n.s = out.state;
+    for (const c of out.close) {
+      // The hub cuts the socket (what was on it is lost), both sides see the link go, and the dialer redials.
+      const m = byId.get(c.peer) as SimNode;
+      for (let i = net.length - 1; i >= 0; i--) if ((net[i]?.from === n.id && net[i]?.to === m.id) || (net[i]?.from === m.id && net[i]?.to === n.id)) net.splice(i, 1);
+      feed(m, { type: "link_down", peer: n.id, reason: c.reason });
+      feed(n, { type: "link_up", peer: m.id, vv: vvOf(m), epoch: 1 });
+      feed(m, { type: "link_up", peer: n.id, vv: vvOf(n), epoch: 1 });
+    }
     for (const { to, frame } of out.send) {
       const dots = frame.t === "ops" ? Array.from({ length: frame.range.toSeq - frame.range.fromSeq + 1 }, (_, i) => ({ origin: frame.range.origin, seq: frame.range.fromSeq + i })) : [];
       // Every planned op is one this node holds.

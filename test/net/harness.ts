@@ -40,6 +40,8 @@ export class Recorder {
   readonly downs: Array<{ peer: NodeId; reason: string }> = [];
   readonly frames: Array<{ peer: NodeId; frame: Frame }> = [];
   readonly refused: Array<{ peer: NodeId; reason: string }> = [];
+  /** Peers whose links reported a sign of life (onAlive), one entry per report. */
+  readonly alives: NodeId[] = [];
 
   upsFrom(peer: string): number {
     return this.ups.filter((u) => u.peer === peer).length;
@@ -117,6 +119,7 @@ function makeHub(n: TestNode, peers: readonly PeerInfo[], extra: Partial<HubOpti
     onLinkDown: (peer, reason) => rec.downs.push({ peer, reason }),
     onFrame: (peer, frame) => rec.frames.push({ peer, frame }),
     onRefused: (peer, reason) => rec.refused.push({ peer, reason }),
+    onAlive: (peer) => rec.alives.push(peer),
     logger: n.logs.logger,
     ...FAST,
     ...extra,

@@ -6,7 +6,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import { asNodeId, asRegionId } from "../../src/core/ids.js";
 import { encodeFrame, type Frame } from "../../src/net/frames.js";
 import { CloseCode } from "../../src/net/handshake.js";
-import { PONGS_MISSED_MAX } from "../../src/net/link.js";
 import { TestCluster, control, meshUp, rawPeer, serverWsFrame, waitFor, type NodeSpec, type RawPeer } from "./harness.js";
 
 const A = asNodeId("a");
@@ -311,11 +310,29 @@ describe("hub: after the handshake", () => {
     expect(m.hub.isUp(K)).toBe(true);
   });
 
-  it("reaps a connection that stops answering ws pings", async () => {
-    const { c, raw } = await hubWithK({ pingIntervalMs: 50, autoPong: false });
+  it("reports a peer's pongs as signs of life", async () => {
+    const { c } = await hubWithK({ pingIntervalMs: 50 });
     const m = c.node("m");
-    await waitFor("reaped", () => m.rec.downsFrom("k").length === 1);
-    expect(m.rec.downsFrom("k")[0]?.reason).toMatch(new RegExp(`no pong for ${PONGS_MISSED_MAX} pings`));
+    await waitFor("pongs reported", () => m.rec.alives.filter((p) => p === K).length >= 3);
+    expect(m.rec.downsFrom("k")).toEqual([]);
+  });
+
+  it("keeps a link that stops answering ws pings: the runtime, not the link, decides it is dead", async () => {
+    const { c } = await hubWithK({ pingIntervalMs: 20, autoPong: false });
+    const m = c.node("m");
+    // 25 unanswered pings, more than the 10 that used to cut it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(m.hub.isUp(K)).toBe(true);
+    expect(m.rec.downsFrom("k")).toEqual([]);
+    expect(m.rec.alives).toEqual([]);
+  });
+
+  it("closeLink cuts the socket with the reason given", async () => {
+    const { c, raw } = await hubWithK();
+    const m = c.node("m");
+    m.hub.closeLink(K, "connection presumed dead (test)");
+    expect(m.rec.downsFrom("k")).toEqual([{ peer: "k", reason: "connection presumed dead (test)" }]);
+    expect(m.hub.isUp(K)).toBe(false);
     expect((await raw.closed).code).toBe(1006);
   });
 
@@ -391,6 +408,25 @@ describe("hub: garbage between two hubs", () => {
 });
 
 describe("hub: reconnecting", () => {
+  it("redials a link closed with closeLink, from either end", async () => {
+    cluster = await TestCluster.start(MESH.slice(0, 2));
+    const c = cluster;
+    const a = c.node("a");
+    const b = c.node("b");
+    await waitFor("link a-b", () => meshUp(c, ["a", "b"]));
+    // The dialer closes it: it redials with its backoff.
+    a.hub.closeLink(B, "connection presumed dead (test)");
+    expect(a.rec.downsFrom("b")).toEqual([{ peer: "b", reason: "connection presumed dead (test)" }]);
+    await waitFor("b saw it go", () => b.rec.downsFrom("a").length === 1);
+    await waitFor("a-b back", () => a.rec.upsFrom("b") === 2 && b.rec.upsFrom("a") === 2 && meshUp(c, ["a", "b"]));
+    await roundTrip(c, "a", "b", "after-dialer-close");
+    // The acceptor closes it: the dialer sees the connection lost and redials.
+    b.hub.closeLink(A, "connection presumed dead (test)");
+    expect(b.rec.downsFrom("a")[1]).toEqual({ peer: "a", reason: "connection presumed dead (test)" });
+    await waitFor("a-b back again", () => a.rec.upsFrom("b") === 3 && b.rec.upsFrom("a") === 3 && meshUp(c, ["a", "b"]));
+    await roundTrip(c, "b", "a", "after-acceptor-close");
+  });
+
   it("redials an acceptor that crashed and came back on the same port", async () => {
     cluster = await TestCluster.start(MESH.slice(0, 2));
     const c = cluster;

@@ -1,17 +1,19 @@
 // Replication as one pure state machine, in the shape of the election:
-// step(state, input, nowMs, wallMs) -> { state, send, batch, resolved, more, events }.
+// step(state, input, nowMs, wallMs) -> { state, send, batch, resolved, close, more, events }.
 // It owns what each peer is known to hold and to be, the per-peer send
-// windows, the failure detector for peer links (on the awake clock, so a
-// stall of this node is not its peers' silence), fencing (building our fence,
+// windows, which peers are up and which links are dead (judged with the
+// failure detector, the election's rules, on the awake clock, so a stall of
+// this node is not its peers' silence), fencing (building our fence,
 // judging theirs, backing off from refusals), echo suppression, forwarding
 // of third-region ops only where the direct path seems to fail, batched acks,
 // `ack=region|all` resolution and clock offsets. The runtime feeds it link
-// events, decoded frames, commits and ticks, and carries out what it returns:
-// it fills ops frames from its in-memory tail or its op log, applies batches
-// the machine accepts, and resolves client waits.
+// events (up, down, signs of life), decoded frames, commits and ticks, and
+// carries out what it returns: it fills ops frames from its in-memory tail or
+// its op log, applies batches the machine accepts, closes links presumed
+// dead, and resolves client waits.
 
 import type { ClusterView, PeerView } from "../cluster-view.js";
-import { awakeNow, observeInput, startClock } from "../failure-detector.js";
+import { awakeNow, isLive, LINK_SILENCE_TIMEOUTS, linkPresumedDead, observeInput, startClock } from "../failure-detector.js";
 import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
@@ -62,6 +64,7 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
       view: { node: m.node, region: m.region, up: false, vv: {}, role: "follower", epoch: 0, leader: "" },
       linkUp: false,
       heardMs: null,
+      aliveMs: null,
       send: sendStateFrom({}),
       offsetMs: null,
       ackDue: null,
@@ -83,6 +86,7 @@ interface Draft {
   readonly send: Array<{ to: NodeId; frame: OutFrame }>;
   batch: ReplOutput["batch"];
   readonly resolved: Array<ReplOutput["resolved"][number]>;
+  readonly close: Array<ReplOutput["close"][number]>;
   readonly events: ReplEvent[];
   more: boolean;
   /** The peers map of `s` was copied in this step and may be changed in place (the input state's never is). */
@@ -99,6 +103,7 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
     send: [],
     batch: null,
     resolved: [],
+    close: [],
     events: [],
     more: false,
     peersOwned: false,
@@ -106,6 +111,9 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
   switch (input.type) {
     case "tick":
       detectFailures(d);
+      // Drain before judging (failure-detector.ts): right after a pause the
+      // signs of life that arrived meanwhile are not read yet.
+      if (observed.fireTimers) closeDeadLinks(d);
       resendLost(d);
       ping(d);
       expireWaits(d);
@@ -119,6 +127,10 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
       break;
     case "frame":
       onFrame(d, input.peer, input.frame);
+      break;
+    case "alive":
+      // Only the link's own evidence: a sign of life reported for a link this machine already closed keeps nothing open.
+      setPeer(d, input.peer, (p) => (p.linkUp ? { ...p, aliveMs: d.nowMs } : p));
       break;
     case "committed":
       // The durable vector only grows; the runtime reports it after each commit.
@@ -150,7 +162,7 @@ function finish(d: Draft, skipPlan: boolean): ReplOutput {
   resolveWaits(d);
   // Every input may open a window (a link, an ack, a commit, a new leader): plan after each.
   if (!skipPlan) planAll(d);
-  return { state: d.s, send: d.send, batch: d.batch, resolved: d.resolved, more: d.more, events: d.events };
+  return { state: d.s, send: d.send, batch: d.batch, resolved: d.resolved, close: d.close, more: d.more, events: d.events };
 }
 
 /** `<region>:<epoch>` as it travels on batches. */
@@ -244,6 +256,7 @@ function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void 
     ...p,
     linkUp: true,
     heardMs: d.nowMs,
+    aliveMs: null,
     view: { ...p.view, up: true, vv, epoch },
     // A new link starts from what the peer says it has: nothing is in flight on it.
     send: { ...sendStateFrom(vv), nextBatch: p.send.nextBatch },
@@ -256,8 +269,27 @@ function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void 
 /** A peer whose link is up but that was not heard within the election timeout is down (and up again once heard). */
 function detectFailures(d: Draft): void {
   for (const [id, p] of d.s.peers) {
-    const up = p.linkUp && p.heardMs !== null && d.nowMs - p.heardMs <= d.s.cfg.electionTimeoutMs;
+    const up = p.linkUp && p.heardMs !== null && isLive(p.heardMs, d.nowMs, d.s.cfg.electionTimeoutMs);
     if (up !== p.view.up) setPeer(d, id, (x) => ({ ...x, view: { ...x.view, up } }));
+  }
+}
+
+/**
+ * A link that showed no sign of life (no frame, pong or drained queue) for
+ * LINK_SILENCE_TIMEOUTS election timeouts is presumed dead: its TCP died
+ * silently, and only closing it lets the hub dial a fresh one. The machine
+ * takes it down at once, so it asks for the close once.
+ */
+function closeDeadLinks(d: Draft): void {
+  const silenceMs = LINK_SILENCE_TIMEOUTS * d.s.cfg.electionTimeoutMs;
+  for (const [id, p] of d.s.peers) {
+    if (!p.linkUp || p.heardMs === null) continue;
+    const lastMs = Math.max(p.heardMs, p.aliveMs ?? p.heardMs);
+    if (!linkPresumedDead(lastMs, d.nowMs, d.s.cfg.electionTimeoutMs)) continue;
+    setPeer(d, id, (x) => ({ ...x, linkUp: false, view: { ...x.view, up: false } }));
+    const reason = `no sign of life for ${silenceMs} ms: connection presumed dead`;
+    d.close.push({ peer: id, reason });
+    d.events.push({ level: "warn", msg: "peer link presumed dead; closing it", fields: { peer: id, silentMs: d.nowMs - lastMs, reason } });
   }
 }
 

@@ -42,8 +42,15 @@ export interface Leadership {
 export interface PeerState {
   readonly view: PeerView;
   readonly linkUp: boolean;
-  /** Awake time this peer was last heard from (null: never on this link). */
+  /** Awake time this peer was last heard from: a frame, the peer itself speaking (null: never on this link). */
   readonly heardMs: number | null;
+  /**
+   * Awake time the link last showed that its connection lives without a frame
+   * (a ws pong, a drained send queue), or null. It keeps the link open, but
+   * does not make the peer up: a peer whose kernel still takes our bytes may
+   * be stalled itself.
+   */
+  readonly aliveMs: number | null;
   readonly send: SendState;
   /** Estimated (peer wall clock - ours), from quick ping round trips. */
   readonly offsetMs: number | null;
@@ -99,6 +106,8 @@ export type ReplInput =
   | { readonly type: "link_up"; readonly peer: NodeId; readonly vv: VersionVector; readonly epoch: number }
   | { readonly type: "link_down"; readonly peer: NodeId; readonly reason: string }
   | { readonly type: "frame"; readonly peer: NodeId; readonly frame: InFrame }
+  /** The link to `peer` showed its connection lives (a ws pong arrived, or its send queue drained). */
+  | { readonly type: "alive"; readonly peer: NodeId }
   /** Ops were committed here (local writes or remote batches): the durable vector now. */
   | { readonly type: "committed"; readonly vv: VersionVector }
   /** A batch from `peer` that the machine said to apply is durable. */
@@ -127,6 +136,8 @@ export interface ReplOutput {
   readonly batch: "apply" | "stale" | "malformed" | null;
   /** Ack waits that ended: satisfied, or failed with a reason. */
   readonly resolved: ReadonlyArray<{ readonly id: number; readonly ok: true } | { readonly id: number; readonly ok: false; readonly reason: string }>;
+  /** Links to close, presumed dead (the runtime closes them and reports `link_down`; the hub redials). */
+  readonly close: ReadonlyArray<{ readonly peer: NodeId; readonly reason: string }>;
   /** More ops could be sent than one step may plan: feed `flush` on the next turn. */
   readonly more: boolean;
   readonly events: readonly ReplEvent[];
