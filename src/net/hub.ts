@@ -87,6 +87,18 @@ export interface FaultsView {
   out: string[];
 }
 
+/**
+ * Client frames must be masked (RFC 6455 5.3), and ws masks them with random
+ * bytes by XOR in JavaScript, byte by byte, then unmasks them so at the
+ * server. Masking protects HTTP intermediaries from script-chosen payloads;
+ * a peer link is node-to-node and authenticated, so it uses the all-zero
+ * mask, which is valid and which ws skips on both sides (a heal's frames are
+ * tens of kilobytes: _mask was a visible share of its profile).
+ */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export interface Hub {
   /** Handles an HTTP upgrade for the path /peer (the runtime routes upgrades by path and calls this). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
@@ -302,7 +314,7 @@ export function createHub(o: HubOptions): Hub {
       p.redialTimer = undefined;
     }
     const peer = p.info.node;
-    const ws = new WebSocket(p.wsUrl, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES, followRedirects: false });
+    const ws = new WebSocket(p.wsUrl, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES, followRedirects: false, generateMask: zeroMask });
     track(ws);
     p.dialing = ws;
     const nonce = newNonce();
