@@ -46,7 +46,7 @@ export function ensureNetnsTools(): void {
   const missing = missingNetnsPackages();
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
-    throw new Error(`test/netns needs ${missing.join(" and ")}, which are not installed; as root: apt-get install -y ${missing.join(" ")}`);
+    throw new Error(`test/netns needs ${missing.join(" and ")}, which ${missing.length === 1 ? "is" : "are"} not installed; as root: apt-get install -y ${missing.join(" ")}`);
   }
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   try {

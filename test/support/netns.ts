@@ -81,8 +81,8 @@ export interface NetnsCluster {
   cut(from: readonly string[], to: readonly string[], direction?: CutDirection): void;
   /** Removes every DROP rule: all links heal. */
   heal(): void;
-  /** One HTTP call to a node through the client namespace. */
-  call(node: string, method: string, path: string, body?: unknown): Promise<NetnsAnswer>;
+  /** One HTTP call to a node through the client namespace; rejects after `timeoutMs` (default 5 s) without an answer. */
+  call(node: string, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<NetnsAnswer>;
   /** Stops every process and deletes every namespace and the temp folder. */
   close(): Promise<void>;
 }
@@ -271,12 +271,12 @@ async function build(prefix: string, run: Run, root: string, specs: readonly Net
     relay.once("exit", (code) => fail(new Error(`netns relay exited with ${code}; see ${join(logsDir, "relay.log")}`)));
   });
 
-  const call = (node: string, method: string, path: string, body?: unknown): Promise<NetnsAnswer> =>
+  const call = (node: string, method: string, path: string, body?: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<NetnsAnswer> =>
     new Promise((ok, fail) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const headers: Record<string, string> = { host: `${ips.get(node)}:${NODE_PORT}` };
       if (payload !== undefined) headers["content-type"] = "application/json";
-      const req = request({ socketPath: join(relayDir, `${node}.sock`), method, path, headers, timeout: CALL_TIMEOUT_MS }, (res) => {
+      const req = request({ socketPath: join(relayDir, `${node}.sock`), method, path, headers, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", fail);
@@ -291,7 +291,7 @@ async function build(prefix: string, run: Run, root: string, specs: readonly Net
           ok({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
       });
-      req.on("timeout", () => req.destroy(new Error(`${method} ${path} to ${node}: no answer in ${CALL_TIMEOUT_MS} ms`)));
+      req.on("timeout", () => req.destroy(new Error(`${method} ${path} to ${node}: no answer in ${timeoutMs} ms`)));
       req.on("error", fail);
       req.end(payload);
     });
