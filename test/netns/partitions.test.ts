@@ -31,9 +31,11 @@ const SCENARIO_TIMEOUT_MS = 90_000;
  * A step-down happens on the first tick (every heartbeat / 2) after the lease
  * ends, and a node adds to its lease the time its own event loop stalled (it
  * never suspects a peer for a silence it slept through), which on two loaded
- * cores is a few hundred ms; seen: 1420 ms for a 1000 ms lease.
+ * cores is hundreds of ms; seen: 1420 to 1672 ms for a 1000 ms lease with
+ * only this suite running. What it must not do past that is checked by the
+ * writes sent to it afterwards.
  */
-const LEASE_SLACK_MS = ELECTION_TIMEOUT_MS;
+const LEASE_SLACK_MS = 2 * ELECTION_TIMEOUT_MS;
 const FLAP_CYCLES = 10;
 /** Acknowledged writes per region in each half of a flap cycle. */
 const FLAP_WRITES = 4;

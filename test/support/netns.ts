@@ -172,15 +172,15 @@ function sweepDeadRuns(): void {
   for (const ns of listNamespaces()) {
     const m = PREFIX_PATTERN.exec(ns);
     if (m === null || alive(parseInt(m[1] as string, 36))) continue;
-    // Only processes inside that run's own namespaces, which only this harness creates.
-    for (const pid of ip(["netns", "pids", ns]).split("\n").filter((s) => s !== "")) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {
-        // gone
+    try {
+      // Only processes inside that run's own namespaces, which only this harness creates.
+      for (const pid of ip(["netns", "pids", ns]).split("\n").filter((s) => s !== "")) {
+        if (alive(Number(pid))) process.kill(Number(pid), "SIGKILL");
       }
+      ip(["netns", "del", ns]);
+    } catch {
+      // another run is sweeping it at the same moment, or a process is already gone
     }
-    ip(["netns", "del", ns]);
   }
 }
 
