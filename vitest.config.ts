@@ -11,6 +11,7 @@ export default defineConfig({
     reporters: ["default"],
     setupFiles: ["test/support/fast-check-setup.ts"],
     // The process tests run dist/cli/main.js; compile src/ once before any suite.
-    globalSetup: ["test/support/build-once.ts"],
+    // The partition suite needs iproute2 and iptables: installed (as root) or a failure.
+    globalSetup: ["test/support/build-once.ts", "test/support/netns-tools.ts"],
   },
 });

@@ -36,6 +36,7 @@ export {
   epochOf,
   fencingToken,
   initElection,
+  holdsLease,
   isActiveLeader,
   leaderOf,
   nextTimerMs,

@@ -10,6 +10,7 @@ import {
   epochOf,
   fencingToken,
   initElection,
+  holdsLease,
   isActiveLeader,
   leaderOf,
   nextTimerMs,
@@ -127,8 +128,9 @@ export class ElectionDriver {
   leader(): NodeId | null {
     return leaderOf(this.state);
   }
+  /** Takes writes now: the active leader within its lease on the real clock (see holdsLease). */
   isActiveLeader(): boolean {
-    return isActiveLeader(this.state);
+    return isActiveLeader(this.state) && holdsLease(this.state, this.now());
   }
   role(): "leader" | "follower" | "candidate" {
     return roleOf(this.state);

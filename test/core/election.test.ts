@@ -10,6 +10,7 @@ import type { MemberConfig } from "../../src/core/cluster-view.js";
 import {
   epochOf,
   fencingToken,
+  holdsLease,
   initElection,
   isActiveLeader,
   leaderOf,
@@ -316,6 +317,32 @@ describe("election: one machine, rule by rule", () => {
     const down = n1.tick(1400);
     expect(down.events[0]).toMatchObject({ role: "follower", leader: null, reason: "lost the majority: 1 of 3 confirmed within 500 ms" });
     expect(isActiveLeader(n1.s)).toBe(false);
+  });
+
+  it("a leader that slept past its lease holds none on waking: not before its first step, nor on a pre-stall round read then", () => {
+    // Found by test/netns (SIGSTOP of a leader): the awake clock leaves a stall
+    // out, so the lease outlived the sleep and a write read on waking was taken.
+    const n1 = activeLeader();
+    n1.ticks(550, 600);
+    n1.recv(610, msg(N2, 1, { type: "heartbeat_ack", vv: {}, round: 600 }));
+    expect(holdsLease(n1.s, 650)).toBe(true);
+    // Stopped from 610 to 2000: nothing stepped yet, so the gap counts in full.
+    expect(holdsLease(n1.s, 2000)).toBe(false);
+    // An ack of round 600 that waited in the socket buffer does not renew it.
+    n1.recv(2000, msg(N2, 1, { type: "heartbeat_ack", vv: {}, round: 600 }));
+    expect(isActiveLeader(n1.s)).toBe(true);
+    expect(holdsLease(n1.s, 2001)).toBe(false);
+    // It read its sockets on waking (that ack), so its first tick steps it down.
+    expect(n1.tick(2010).events[0]).toMatchObject({ role: "follower", reason: "lost the majority: 1 of 3 confirmed within 500 ms" });
+  });
+
+  it("a stall shorter than what is left of the lease keeps it", () => {
+    const n1 = activeLeader();
+    n1.ticks(550, 600);
+    n1.recv(610, msg(N2, 1, { type: "heartbeat_ack", vv: {}, round: 600 }));
+    // 290 ms asleep: round 600 is 300 ms old in real time, within the 500 ms lease.
+    n1.tick(900);
+    expect(holdsLease(n1.s, 900)).toBe(true);
   });
 
   it("a higher epoch from a leader demotes at once, and is persisted", () => {

@@ -13,7 +13,7 @@ import type { Ctx } from "./context.js";
 import { onMessage } from "./on-message.js";
 import { onTick } from "./on-tick.js";
 import { onPromote, onStepdownInput } from "./operator.js";
-import { checkActivation } from "./transitions.js";
+import { checkActivation, leaseCount } from "./transitions.js";
 import type { Durable, ElectionConfig, ElectionInput, ElectionOutput, ElectionState, Role, RoleEvent } from "./types.js";
 
 /** Bound on region size: the Bully exchange is quadratic in it, and regions are small. */
@@ -64,6 +64,11 @@ export function step(state: ElectionState, input: ElectionInput, now: number, ra
     reason: "",
     refused: undefined,
   };
+  const p = ctx.s.phase;
+  if (observed.stallMs > 0 && p.kind === "leader") {
+    // The stall is real time to the peers: what they confirmed before it is that much older.
+    ctx.s = { ...ctx.s, phase: { ...p, stallFloorMs: ctx.nowMs, stallDebtMs: p.stallDebtMs + observed.stallMs } };
+  }
   switch (input.type) {
     case "tick":
       // Right after a pause of this node, read what arrived before judging any silence.
@@ -164,6 +169,19 @@ export function epochOf(s: ElectionState): number {
 /** True while this node is the region's active leader: the only state in which it takes writes. */
 export function isActiveLeader(s: ElectionState): boolean {
   return s.phase.kind === "leader";
+}
+
+/**
+ * Whether this node may take a write at `now`: the active leader, with a
+ * majority's confirmation live in real time. A gap since the last input (a
+ * stall not stepped yet, as on waking from SIGSTOP before any tick) counts in
+ * full, and rounds from before an earlier stall count as older by it, so a
+ * leader that slept past its lease takes nothing before it hears anew.
+ */
+export function holdsLease(s: ElectionState, now: number): boolean {
+  const p = s.phase;
+  if (p.kind !== "leader") return false;
+  return leaseCount(p, awakeNow(s.clock, now), s.cfg.electionTimeoutMs) >= majority(s.ranked.length);
 }
 
 /** The fencing token of this node's epoch. */

@@ -112,7 +112,7 @@ function pendingTick(ctx: Ctx, p: PendingPhase): void {
 function leaderTick(ctx: Ctx, p: LeaderPhase): void {
   const s = ctx.s;
   const n = s.ranked.length;
-  const heard = confirmedCount(ctx, p.confirmed);
+  const heard = confirmedCount(ctx, p);
   if (heard < majority(n)) {
     // The lease ran out: a leader cut off from the majority stops taking
     // writes, so a minority side of a partition has no leader.

@@ -7,7 +7,7 @@ import { armSilenceTimer, isLive } from "../failure-detector.js";
 import type { NodeId } from "../ids.js";
 import { dominates } from "../version-vector.js";
 import { abstaining, broadcast, outranks, self, sendTo, setDurable, type Ctx } from "./context.js";
-import type { Vote } from "./types.js";
+import type { LeaderPhase, Vote } from "./types.js";
 
 /** A coordinator that has its majority may spend this many election timeouts pulling the ops it lacks. */
 export const CATCH_UP_TIMEOUT_FACTOR = 4;
@@ -183,7 +183,7 @@ export function checkActivation(ctx: Ctx): void {
   if (ready < majority(s.ranked.length)) return;
   const confirmed = new Map<NodeId, number>();
   for (const [node, a] of p.accepts) confirmed.set(node, a.round);
-  ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs } };
+  ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs, stallFloorMs: -Infinity, stallDebtMs: 0 } };
   ctx.reason = `elected leader of epoch ${s.epoch}: ${ready} of ${s.ranked.length} members accepted and are caught up`;
   sendHeartbeats(ctx);
 }
@@ -200,8 +200,16 @@ export function sendHeartbeats(ctx: Ctx): void {
 }
 
 /** Members (itself included) that confirmed the active leader within the lease. */
-export function confirmedCount(ctx: Ctx, confirmed: ReadonlyMap<NodeId, number>): number {
+export function confirmedCount(ctx: Ctx, p: LeaderPhase): number {
+  return leaseCount(p, ctx.nowMs, ctx.s.cfg.electionTimeoutMs);
+}
+
+/** Members (itself included) whose confirmation is live at awake time `nowMs`, a round from before a stall aged by it. */
+export function leaseCount(p: LeaderPhase, nowMs: number, electionTimeoutMs: number): number {
   let n = 1;
-  for (const round of confirmed.values()) if (isLive(round, ctx.nowMs, ctx.s.cfg.electionTimeoutMs)) n++;
+  for (const round of p.confirmed.values()) {
+    const sentMs = round < p.stallFloorMs ? round - p.stallDebtMs : round;
+    if (isLive(sentMs, nowMs, electionTimeoutMs)) n++;
+  }
   return n;
 }

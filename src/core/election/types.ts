@@ -174,6 +174,14 @@ export interface LeaderPhase {
   /** Per other member, the latest round it confirmed (heartbeat ack or accept). */
   readonly confirmed: ReadonlyMap<NodeId, number>;
   readonly nextHeartbeatMs: number;
+  /**
+   * Rounds below this awake time were sent before this node's latest stall
+   * while leading, and count as older by stallDebtMs: the awake clock leaves a
+   * stall out, but the peers counted it, and may have elected another leader
+   * meanwhile. -Infinity and 0 until a stall.
+   */
+  readonly stallFloorMs: number;
+  readonly stallDebtMs: number;
 }
 
 export interface ElectionState {
