@@ -224,6 +224,8 @@ export interface RawPeer {
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Frames received after the welcome. */
   readonly frames: Frame[];
+  /** ws-level pings received. */
+  readonly pings: { count: number };
   /** Sends raw bytes as one binary message. */
   sendBytes(bytes: Uint8Array): void;
 }
@@ -232,6 +234,8 @@ export interface RawPeer {
 export function rawPeer(o: RawPeerOptions): RawPeer {
   const ws = new WebSocket(peerWsUrl(o.url), { perMessageDeflate: false, autoPong: o.autoPong ?? true });
   const frames: Frame[] = [];
+  const pings = { count: 0 };
+  ws.on("ping", () => pings.count++);
   ws.on("error", () => {});
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString("utf8") })));
   const opened = new Promise<void>((resolve) => ws.on("open", () => resolve()));
@@ -256,7 +260,7 @@ export function rawPeer(o: RawPeerOptions): RawPeer {
     }
     frames.push(f);
   });
-  return { ws, opened, welcome, closed, frames, sendBytes: (bytes) => ws.send(bytes, { binary: true }) };
+  return { ws, opened, welcome, closed, frames, pings, sendBytes: (bytes) => ws.send(bytes, { binary: true }) };
 }
 
 /** One unmasked server-to-client WebSocket frame (payload under 126 bytes), for writing straight onto an accepted socket. */

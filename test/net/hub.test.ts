@@ -318,10 +318,10 @@ describe("hub: after the handshake", () => {
   });
 
   it("keeps a link that stops answering ws pings: the runtime, not the link, decides it is dead", async () => {
-    const { c } = await hubWithK({ pingIntervalMs: 20, autoPong: false });
+    const { c, raw } = await hubWithK({ pingIntervalMs: 20, autoPong: false });
     const m = c.node("m");
     // 25 unanswered pings, more than the 10 that used to cut it.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor("25 unanswered pings", () => raw.pings.count >= 25);
     expect(m.hub.isUp(K)).toBe(true);
     expect(m.rec.downsFrom("k")).toEqual([]);
     expect(m.rec.alives).toEqual([]);
