@@ -4,79 +4,37 @@
 // here exactly as it would on disk, and the contract suite holds both
 // implementations to the same behaviour. The data lives in a MemoryDisk that
 // outlives the store, so the simulator can "crash" a node (drop the store) and
-// restart it on the same disk.
+// restart it on the same disk; every change to it is a DiskWrite value
+// (memory-disk.ts), so a crashable store can journal them (memory-crash.ts).
+// This file holds the reads; every write goes through one method, write().
 
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Version } from "../core/op.js";
-import { decodeHlc, encodeHlc } from "../core/hlc.js";
+import { decodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
-import { assertBatch, assertIntIn, assertLimit, assertVv, encodeMetaValue } from "./checks.js";
+import { assertLimit } from "./checks.js";
 import { assertWellFormedKey, compareUtf8, listRange } from "./key-order.js";
-import { opFromRow, opToRow } from "./op-row.js";
+import {
+  applyWrite, commitWrite, compactOpsWrite, compareNumbers, createMemoryDisk, lowerBound, pruneIdempotencyWrite, setMetaWrite,
+} from "./memory-disk.js";
+import type { DiskWrite, MemoryDisk, StoredConflict, StoredKv } from "./memory-disk.js";
+import { opFromRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
 import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, Storage } from "./port.js";
 
-interface StoredKv {
-  readonly state: string;
-  readonly deleted: boolean;
-}
-
-interface StoredConflict {
-  readonly key: string;
-  readonly winner: string;
-  readonly loser: string;
-  readonly at: string;
-}
-
-/** One origin's part of the op log: rows by seq, and the seqs in ascending order. */
-interface OriginLog {
-  readonly rows: Map<number, OpRow>;
-  readonly seqs: number[];
-}
-
-/** What survives a simulated crash: the committed contents of one node's store. */
-export interface MemoryDisk {
-  readonly meta: Map<string, string>;
-  readonly kv: Map<string, StoredKv>;
-  /** Every kv key, in UTF-8 byte order. */
-  readonly kvKeys: string[];
-  readonly counters: Map<string, string>;
-  readonly sets: Map<string, string>;
-  readonly docs: Map<string, Uint8Array>;
-  readonly ops: Map<string, OriginLog>;
-  readonly opFloor: Map<string, number>;
-  readonly nodeVv: Map<string, number>;
-  /** Oldest first. */
-  readonly conflicts: StoredConflict[];
-  readonly idempotency: Map<string, IdempotencyRecord>;
-}
-
-/** An empty disk. */
-export function createMemoryDisk(): MemoryDisk {
-  return {
-    meta: new Map(), kv: new Map(), kvKeys: [], counters: new Map(), sets: new Map(), docs: new Map(),
-    ops: new Map(), opFloor: new Map(), nodeVv: new Map(), conflicts: [], idempotency: new Map(),
-  };
-}
+export type { MemoryDisk } from "./memory-disk.js";
+export { cloneMemoryDisk, createMemoryDisk } from "./memory-disk.js";
 
 /** The Storage port plus the disk it writes to. */
 export interface MemoryStorage extends Storage {
   readonly disk: MemoryDisk;
 }
 
-/** Index of the first element of sorted `xs` not less than `x` under `cmp`. */
-function lowerBound<T>(xs: readonly T[], x: T, cmp: (a: T, b: T) => number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cmp(xs[mid] as T, x) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+/** Hears a store's writes, each once it is applied, and its first close, before it takes effect. */
+export interface MemoryWriteObserver {
+  written(w: DiskWrite): void;
+  closing(): void;
 }
-
-const compareNumbers = (a: number, b: number): number => a - b;
 
 function vvFromMap(m: ReadonlyMap<string, number>): VersionVector {
   const out: Record<string, number> = {};
@@ -84,46 +42,21 @@ function vvFromMap(m: ReadonlyMap<string, number>): VersionVector {
   return out;
 }
 
-/** A batch turned into exactly what will be stored; building it is the only step that may throw. */
-interface PreparedBatch {
-  readonly ops: readonly OpRow[];
-  readonly kv: readonly [string, StoredKv][];
-  readonly counters: readonly [string, string][];
-  readonly sets: readonly [string, string][];
-  readonly docs: readonly [string, Uint8Array][];
-  readonly conflicts: readonly StoredConflict[];
-  readonly idempotency: readonly IdempotencyRecord[];
-  readonly appliedVv: readonly [string, number][];
-  readonly meta: readonly [string, string][];
-}
-
-function prepare(batch: Batch): PreparedBatch {
-  assertBatch(batch);
-  const meta: [string, string][] = [];
-  for (const [k, v] of Object.entries(batch.meta ?? {})) if (v !== undefined) meta.push([k, encodeMetaValue(k, v)]);
-  return {
-    ops: (batch.ops ?? []).map(opToRow),
-    kv: (batch.kv ?? []).map((r) => [r.key, { state: JSON.stringify(r.reg), deleted: r.deleted }]),
-    counters: (batch.counters ?? []).map((r) => [r.key, JSON.stringify(r.state)]),
-    sets: (batch.sets ?? []).map((r) => [r.key, JSON.stringify(r.state)]),
-    docs: (batch.docs ?? []).map((r) => [r.key, new Uint8Array(r.state)]),
-    conflicts: (batch.conflicts ?? []).map((c) => ({
-      key: c.key, winner: JSON.stringify(c.winner), loser: JSON.stringify(c.loser), at: encodeHlc(c.at),
-    })),
-    idempotency: (batch.idempotency ?? []).map((r) => ({ ...r })),
-    appliedVv: Object.entries(batch.appliedVv ?? {}),
-    meta,
-  };
-}
-
 class MemoryStore implements MemoryStorage {
   private closed = false;
 
-  constructor(readonly disk: MemoryDisk) {}
+  constructor(readonly disk: MemoryDisk, private readonly observer: MemoryWriteObserver | undefined) {}
 
   private open(): MemoryDisk {
     if (this.closed) throw new Error("storage is closed");
     return this.disk;
+  }
+
+  /** Every change to the disk passes here, so the observer sees each one. */
+  private write(w: DiskWrite): number {
+    const n = applyWrite(this.disk, w);
+    this.observer?.written(w);
+    return n;
   }
 
   getMeta<K extends string>(key: K): MetaValue<K> | undefined {
@@ -132,8 +65,8 @@ class MemoryStore implements MemoryStorage {
   }
 
   setMeta<K extends string>(key: K, value: MetaValue<K>): void {
-    const text = encodeMetaValue(key, value);
-    this.open().meta.set(key, text);
+    this.open();
+    this.write(setMetaWrite(key, value));
   }
 
   getKv(key: string): KvRegister | undefined {
@@ -176,39 +109,8 @@ class MemoryStore implements MemoryStorage {
   }
 
   commit(batch: Batch): CommitResult {
-    const disk = this.open();
-    const p = prepare(batch);
-    // Nothing below throws, so a batch is applied whole or (above) not at all.
-    let opsInserted = 0;
-    for (const row of p.ops) if (this.insertOp(disk, row)) opsInserted++;
-    for (const [key, stored] of p.kv) {
-      if (!disk.kv.has(key)) disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 0, key);
-      disk.kv.set(key, stored);
-    }
-    for (const [key, state] of p.counters) disk.counters.set(key, state);
-    for (const [key, state] of p.sets) disk.sets.set(key, state);
-    for (const [key, state] of p.docs) disk.docs.set(key, state);
-    disk.conflicts.push(...p.conflicts);
-    for (const r of p.idempotency) disk.idempotency.set(r.key, r);
-    for (const [origin, seq] of p.appliedVv) disk.nodeVv.set(origin, Math.max(seq, disk.nodeVv.get(origin) ?? 0));
-    for (const [k, v] of p.meta) disk.meta.set(k, v);
-    return { opsInserted };
-  }
-
-  private insertOp(disk: MemoryDisk, row: OpRow): boolean {
-    if (row.seq <= (disk.opFloor.get(row.origin) ?? 0)) return false;
-    let log = disk.ops.get(row.origin);
-    if (log === undefined) {
-      log = { rows: new Map(), seqs: [] };
-      disk.ops.set(row.origin, log);
-    }
-    if (log.rows.has(row.seq)) return false;
-    log.rows.set(row.seq, row);
-    // Ops mostly arrive in seq order: append, else insert in place.
-    const last = log.seqs[log.seqs.length - 1];
-    if (last === undefined || last < row.seq) log.seqs.push(row.seq);
-    else log.seqs.splice(lowerBound(log.seqs, row.seq, compareNumbers), 0, row.seq);
-    return true;
+    this.open();
+    return { opsInserted: this.write(commitWrite(batch)) };
   }
 
   hasOp(origin: NodeId, seq: number): boolean {
@@ -245,21 +147,8 @@ class MemoryStore implements MemoryStorage {
   }
 
   compactOps(stable: VersionVector): number {
-    const disk = this.open();
-    assertVv("stable", stable);
-    let deleted = 0;
-    for (const [origin, seq] of Object.entries(stable)) {
-      if (seq <= 0) continue;
-      const log = disk.ops.get(origin);
-      if (log !== undefined) {
-        const cut = lowerBound(log.seqs, seq + 1, compareNumbers);
-        for (const s of log.seqs.splice(0, cut)) log.rows.delete(s);
-        deleted += cut;
-        if (log.seqs.length === 0) disk.ops.delete(origin);
-      }
-      disk.opFloor.set(origin, Math.max(seq, disk.opFloor.get(origin) ?? 0));
-    }
-    return deleted;
+    this.open();
+    return this.write(compactOpsWrite(stable));
   }
 
   appliedVv(): VersionVector {
@@ -285,16 +174,7 @@ class MemoryStore implements MemoryStorage {
   }
 
   pruneIdempotency(beforeMs: number): number {
-    const disk = this.open();
-    assertIntIn("beforeMs", beforeMs, 0, Number.MAX_SAFE_INTEGER);
-    let deleted = 0;
-    for (const [k, r] of disk.idempotency) {
-      if (r.createdAtMs < beforeMs) {
-        disk.idempotency.delete(k);
-        deleted++;
-      }
-    }
-    return deleted;
+    return this.write(pruneIdempotencyWrite(this.open(), beforeMs));
   }
 
   integrityCheck(): string {
@@ -335,11 +215,16 @@ class MemoryStore implements MemoryStorage {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.observer?.closing();
     this.closed = true;
   }
 }
 
-/** A store on `disk` (a fresh empty disk by default); pass a previous store's disk to simulate a restart. */
-export function createMemoryStorage(disk: MemoryDisk = createMemoryDisk()): MemoryStorage {
-  return new MemoryStore(disk);
+/**
+ * A store on `disk` (a fresh empty disk by default); pass a previous store's disk to simulate a restart.
+ * `observer` hears every write and the close (memory-crash.ts journals them).
+ */
+export function createMemoryStorage(disk: MemoryDisk = createMemoryDisk(), observer?: MemoryWriteObserver): MemoryStorage {
+  return new MemoryStore(disk, observer);
 }
