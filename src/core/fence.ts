@@ -7,6 +7,7 @@
 // other region.
 
 import { isValidId, type RegionId } from "./ids.js";
+import { mutated } from "./mutations.js";
 
 /**
  * A fencing token: a region and one of its epochs. Branded so that only
@@ -56,7 +57,7 @@ export function judgeBatch(fence: string, peerRegion: string, knownEpoch: number
   if (fence === "") return { kind: "unfenced" };
   const f = parseFencingToken(fence);
   if (f === null || f.region !== peerRegion) return { kind: "malformed" };
-  if (f.epoch < knownEpoch) return { kind: "stale", epoch: f.epoch, knownEpoch };
+  if (f.epoch < knownEpoch && !mutated("no-fence-check")) return { kind: "stale", epoch: f.epoch, knownEpoch };
   return { kind: "accept", epoch: f.epoch };
 }
 

@@ -4,6 +4,8 @@
 // causality even when wall clocks drift a little. Time is an input: callers
 // pass `nowMs`; nothing here reads a clock.
 
+import { mutated } from "./mutations.js";
+
 /** A timestamp: wall milliseconds and a logical counter for ties. */
 export interface Hlc {
   readonly wallMs: number;
@@ -35,6 +37,7 @@ function next(wallMs: number, logical: number): Hlc {
 
 /** The timestamp for a local event (a write, a send) at wall time `nowMs`. */
 export function tick(clock: Hlc, nowMs: number): Hlc {
+  if (mutated("lww-by-wall-clock")) return { wallMs: Math.floor(nowMs), logical: 0 };
   const wall = Math.max(clock.wallMs, Math.floor(nowMs));
   return wall === clock.wallMs ? next(wall, clock.logical + 1) : { wallMs: wall, logical: 0 };
 }

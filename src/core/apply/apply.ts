@@ -13,6 +13,7 @@
 import { copyToUndo } from "../duplicate-writes.js";
 import { compareHlc, tick, type Hlc } from "../hlc.js";
 import type { NodeId } from "../ids.js";
+import { mutated } from "../mutations.js";
 import type { Conflict, CounterState, Dot, Namespace, Op } from "../op.js";
 import { vvGet, vvWith, type VersionVector } from "../version-vector.js";
 import { makeCounterOp } from "../write.js";
@@ -76,7 +77,8 @@ export type Admission = "next" | "duplicate" | "gap";
 export function admit(vv: VersionVector, dot: Dot): Admission {
   if (!Number.isSafeInteger(dot.seq) || dot.seq < 1) throw new Error(`op seq must be a positive integer, got ${dot.seq}`);
   const have = vvGet(vv, dot.origin);
-  if (dot.seq <= have) return "duplicate";
+  if (dot.seq <= have && !mutated("no-vv-dedupe")) return "duplicate";
+  if (dot.seq <= have) return "next";
   return dot.seq === have + 1 ? "next" : "gap";
 }
 

@@ -3,6 +3,7 @@
 // role event says why.
 
 import { majority } from "../cluster-view.js";
+import { mutated } from "../mutations.js";
 import { armSilenceTimer, isLive } from "../failure-detector.js";
 import type { NodeId } from "../ids.js";
 import { dominates } from "../version-vector.js";
@@ -180,7 +181,7 @@ export function checkActivation(ctx: Ctx): void {
   for (const a of p.accepts.values()) {
     if (isLive(a.round, ctx.nowMs, s.cfg.electionTimeoutMs) && dominates(s.localVv, a.vv)) ready++;
   }
-  if (ready < majority(s.ranked.length)) return;
+  if (ready < majority(s.ranked.length) && !mutated("no-majority-acceptance")) return;
   const confirmed = new Map<NodeId, number>();
   for (const [node, a] of p.accepts) confirmed.set(node, a.round);
   ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs, stallFloorMs: -Infinity, stallDebtMs: 0 } };

@@ -16,6 +16,7 @@ import type { ClusterView, PeerView } from "../cluster-view.js";
 import { awakeNow, isLive, LINK_SILENCE_TIMEOUTS, linkPresumedDead, observeInput, startClock } from "../failure-detector.js";
 import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
+import { mutated } from "../mutations.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
@@ -370,6 +371,10 @@ function onOps(d: Draft, p: PeerState, f: Extract<InFrame, { t: "ops" }>): void 
       throw new Error(`replication: unknown verdict ${JSON.stringify(verdict satisfies never)}`);
   }
   d.batch = "apply";
+  if (mutated("ack-before-durable")) {
+    setPeer(d, peer, (x) => ({ ...x, ackDue: Math.max(x.ackDue ?? 0, f.batch) }));
+    flushAcks(d);
+  }
   // Echo suppression: the sender has what it just sent (contiguous ops from
   // its own log); without this they would look missing until its next ack
   // or ping, and go straight back to it.
