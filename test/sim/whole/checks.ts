@@ -1,0 +1,231 @@
+// What the whole-cluster simulator checks (DESIGN.md "Tests and benchmarks").
+// After every event, as it happens:
+// - at most one leader per (region, epoch), and only with a majority of
+//   durable votes of its region; no node votes twice in an epoch; a node's
+//   epoch never goes back, also across restarts;
+// - a new leader holds every write its region acknowledged (ack=region)
+//   under an earlier epoch before it took office;
+// - a deposed leader stops taking writes within its lease of its successor
+//   taking office;
+// - nothing is accepted under a stale fencing token;
+// - nothing is applied twice; the HLC never goes back, and every own op is
+//   stamped after everything the node had seen.
+// At the end, after a quiet period (final(), called by the world): every
+// replica identical, no acknowledged write lost, counters equal to the
+// acknowledged deltas plus a subset of the unknown outcomes, and no conflict
+// won by a clock skewed beyond maxClockSkewMs.
+
+import type { ApplyOutcome } from "../../../src/core/apply/apply.js";
+import { majority } from "../../../src/core/cluster-view.js";
+import { counterValue } from "../../../src/core/crdt/pn-counter.js";
+import { setMembers } from "../../../src/core/crdt/or-set.js";
+import { applyDoc, docStateVector } from "../../../src/core/crdt/ydoc.js";
+import { epochOf, isActiveLeader, type ElectionOutput } from "../../../src/core/election.js";
+import { parseFencingToken } from "../../../src/core/fence.js";
+import { compareHlc, type Hlc } from "../../../src/core/hlc.js";
+import type { NodeId } from "../../../src/core/ids.js";
+import type { Op } from "../../../src/core/op.js";
+import type { ReplOutput } from "../../../src/core/replication/types.js";
+import { normalizeVv, vvGet } from "../../../src/core/version-vector.js";
+import { InvariantViolation } from "../invariants.js";
+import type { NodeMonitor, SimNode } from "./node.js";
+
+/** A client request as the checks see its outcome. */
+export interface RequestOutcome {
+  readonly region: string;
+  readonly ns: Op["ns"];
+  readonly key: string;
+  /** Counter delta (counters only). */
+  readonly delta: number;
+  /** The Yjs update (docs only). */
+  readonly update: Uint8Array | null;
+  /** acked: the dot that answered; unknown: may or may not have been applied; none: definitely not applied. */
+  readonly status: "acked" | "unknown" | "none";
+  readonly dot: { readonly origin: string; readonly seq: number } | null;
+}
+
+interface Activation {
+  readonly region: string;
+  readonly epoch: number;
+  readonly node: NodeId;
+  readonly at: number;
+}
+
+const versionKey = (node: string, hlc: Hlc): string => `${node}@${hlc.wallMs}.${hlc.logical}`;
+
+export class Checks implements NodeMonitor {
+  private readonly maxEpoch = new Map<NodeId, number>();
+  /** `${region}/${epoch}` -> voter -> candidate. */
+  private readonly votes = new Map<string, Map<NodeId, NodeId>>();
+  private readonly leaderOfEpoch = new Map<string, NodeId>();
+  readonly activations: Activation[] = [];
+  /** Writes acknowledged at ack=region or all: region, dot, epoch it was taken in, when. */
+  private readonly regionAckedWrites: Array<{ region: string; origin: NodeId; seq: number; epoch: number; at: number }> = [];
+  /** Epoch each own op was taken in, and the true time it was taken at. */
+  private readonly taken = new Map<string, { epoch: number; at: number }>();
+  /** Version (node, hlc) -> true time the write was taken. */
+  private readonly trueTimeOf = new Map<string, number>();
+
+  constructor(
+    private readonly now: () => number,
+    private readonly regionSize: (region: string) => number,
+    private readonly leaseBoundMs: number,
+    private readonly maxClockSkewMs: number,
+  ) {}
+
+  // ---- after every event -------------------------------------------------------
+
+  electionStepped(node: SimNode, wasActive: boolean, out: ElectionOutput): void {
+    const epoch = epochOf(out.state);
+    const before = this.maxEpoch.get(node.id) ?? 0;
+    if (epoch < before) this.fail(`${node.id}: epoch went back from ${before} to ${epoch}`);
+    this.maxEpoch.set(node.id, epoch);
+    const vote = out.persist?.vote;
+    if (vote) {
+      const k = `${node.region}/${vote.epoch}`;
+      let voters = this.votes.get(k);
+      if (voters === undefined) this.votes.set(k, (voters = new Map()));
+      const earlier = voters.get(node.id);
+      if (earlier !== undefined && earlier !== vote.node) this.fail(`${node.id} voted twice in epoch ${vote.epoch} of ${node.region}: ${earlier}, then ${vote.node}`);
+      voters.set(node.id, vote.node);
+    }
+    if (!wasActive && isActiveLeader(out.state)) this.tookOffice(node, epoch, out);
+  }
+
+  private tookOffice(node: SimNode, epoch: number, out: ElectionOutput): void {
+    const k = `${node.region}/${epoch}`;
+    const other = this.leaderOfEpoch.get(k);
+    if (other !== undefined && other !== node.id) this.fail(`two leaders of ${node.region} in epoch ${epoch}: ${other} and ${node.id}`);
+    let votes = 0;
+    for (const candidate of this.votes.get(k)?.values() ?? []) if (candidate === node.id) votes++;
+    const size = this.regionSize(node.region);
+    if (votes < majority(size)) this.fail(`${node.id} took office in epoch ${epoch} of ${node.region} with ${votes} durable votes of ${size}`);
+    this.leaderOfEpoch.set(k, node.id);
+    this.activations.push({ region: node.region, epoch, node: node.id, at: this.now() });
+    const vv = out.state.localVv;
+    for (const w of this.regionAckedWrites) {
+      if (w.region === node.region && w.epoch < epoch && vvGet(vv, w.origin) < w.seq) {
+        this.fail(`${node.id} took office in epoch ${epoch} without ${w.origin}:${w.seq}, acknowledged by a majority of ${w.region} in epoch ${w.epoch}`);
+      }
+    }
+  }
+
+  batchJudged(node: SimNode, from: SimNode | undefined, fence: string, knownEpochBefore: number, verdict: ReplOutput["batch"]): void {
+    if (verdict !== "apply" || fence === "") return;
+    const f = parseFencingToken(fence);
+    if (f !== null && f.epoch < knownEpochBefore) {
+      this.fail(`${node.id} accepted a batch from ${from?.id ?? "?"} under the stale fence ${fence} (it knew epoch ${knownEpochBefore})`);
+    }
+  }
+
+  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc): void {
+    if (compareHlc(outcome.hlc, hlcBefore) < 0) this.fail(`${node.id}: HLC went back`);
+    for (const op of outcome.ops) {
+      if (node.storage.hasOp(op.origin, op.seq)) this.fail(`${node.id} applied ${op.origin}:${op.seq} twice`);
+      if (op.origin === node.id && compareHlc(op.hlc, hlcBefore) <= 0) {
+        this.fail(`${node.id} stamped its op ${op.seq} with ${JSON.stringify(op.hlc)}, not after its clock ${JSON.stringify(hlcBefore)}: the HLC went back`);
+      }
+    }
+  }
+
+  writeTaken(node: SimNode, epoch: number, op: Op): void {
+    const at = this.now();
+    this.taken.set(`${op.origin}:${op.seq}`, { epoch, at });
+    this.trueTimeOf.set(versionKey(op.origin, op.hlc), at);
+    for (const a of this.activations) {
+      if (a.region === node.region && a.epoch > epoch && at - a.at > this.leaseBoundMs) {
+        this.fail(`${node.id} took a write as leader of epoch ${epoch} of ${node.region}, ${at - a.at} ms after ${a.node} took office in epoch ${a.epoch} (lease bound ${this.leaseBoundMs} ms)`);
+      }
+    }
+  }
+
+  regionAcked(node: SimNode, origin: NodeId, seq: number): void {
+    const t = this.taken.get(`${origin}:${seq}`);
+    this.regionAckedWrites.push({ region: node.region, origin, seq, epoch: t?.epoch ?? node.epoch(), at: this.now() });
+  }
+
+  // ---- at the end ----------------------------------------------------------------
+
+  /** The checks after the quiet period; `nodes` all running. */
+  final(nodes: readonly SimNode[], outcomes: readonly RequestOutcome[], keys: { counters: string[]; sets: string[]; docs: string[] }): void {
+    const [first, ...rest] = nodes.map((n) => ({ node: n, print: fingerprint(n, keys) }));
+    if (first === undefined) return;
+    for (const r of rest) {
+      if (r.print !== first.print) this.fail(`replicas differ after the quiet period:\n${first.node.id}: ${first.print}\n${r.node.id}: ${r.print}`);
+    }
+    for (const o of outcomes) {
+      if (o.status !== "acked" || o.dot === null) continue;
+      for (const n of nodes) {
+        if (!n.storage.hasOp(o.dot.origin as NodeId, o.dot.seq) || vvGet(n.storage.appliedVv(), o.dot.origin) < o.dot.seq) {
+          this.fail(`acknowledged write ${o.dot.origin}:${o.dot.seq} (${o.ns} ${o.key}) is missing on ${n.id}`);
+        }
+      }
+      if (o.update !== null) {
+        for (const n of nodes) {
+          const doc = n.storage.getDoc(o.key);
+          const sv = doc === undefined ? null : docStateVector(doc);
+          if (doc === undefined || !equalBytes(docStateVector(applyDoc(doc, o.update)), sv as Uint8Array)) {
+            this.fail(`acknowledged doc update ${o.dot.origin}:${o.dot.seq} to ${o.key} is not in ${n.id}'s document`);
+          }
+        }
+      }
+    }
+    const node = first.node;
+    for (const key of keys.counters) {
+      const mine = outcomes.filter((o) => o.ns === "counters" && o.key === key);
+      const acked = mine.filter((o) => o.status === "acked").reduce((s, o) => s + o.delta, 0);
+      const extra = counterValue(node.storage.getCounter(key)) - acked;
+      const unknown = mine.filter((o) => o.status === "unknown").map((o) => o.delta);
+      if (!subsetSums(unknown).has(extra)) {
+        this.fail(`counter ${key} is ${acked + extra}: acknowledged deltas sum to ${acked}, and ${extra} is no sum of a subset of the unknown outcomes [${unknown.join(", ")}] (a write counted twice or lost)`);
+      }
+    }
+    for (const n of nodes) this.checkConflicts(n);
+  }
+
+  /** No conflict was won by a version whose clock ran ahead by more than the skew bound. */
+  private checkConflicts(n: SimNode): void {
+    for (const c of n.storage.conflicts(10_000)) {
+      const w = this.trueTimeOf.get(versionKey(c.winner.node, c.winner.hlc));
+      const l = this.trueTimeOf.get(versionKey(c.loser.node, c.loser.hlc));
+      if (w === undefined || l === undefined) continue;
+      // Both clocks may be off by the bound (a node refuses writes beyond it), plus the estimate's error.
+      const slackMs = 2 * this.maxClockSkewMs + 100;
+      if (l - w > slackMs) {
+        this.fail(`${c.key}: ${c.winner.node}'s write won over ${c.loser.node}'s, written ${l - w} ms later in true time (more than ${slackMs} ms): a skewed clock won`);
+      }
+    }
+  }
+
+  fail(message: string): never {
+    throw new InvariantViolation(message);
+  }
+}
+
+/** Everything a reader could see of a replica, as one string. */
+function fingerprint(n: SimNode, keys: { counters: string[]; sets: string[]; docs: string[] }): string {
+  const s = n.storage;
+  const kv = s.listKv({ limit: 10_000, includeDeleted: true }).map((r) => [r.key, r.deleted, r.reg]);
+  const counters = keys.counters.map((k) => [k, counterValue(s.getCounter(k)), s.getCounter(k) ?? null]);
+  const sets = keys.sets.map((k) => [k, setMembers(s.getSet(k))]);
+  const docs = keys.docs.map((k) => {
+    const d = s.getDoc(k);
+    return [k, d === undefined ? null : Buffer.from(docStateVector(d)).toString("base64")];
+  });
+  return JSON.stringify({ vv: normalizeVv(s.appliedVv()), kv, counters, sets, docs });
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Every sum of a subset of `xs` (small lists: at most a few dozen unknown outcomes). */
+function subsetSums(xs: readonly number[]): Set<number> {
+  let sums = new Set<number>([0]);
+  for (const x of xs) {
+    const next = new Set(sums);
+    for (const s of sums) next.add(s + x);
+    sums = next;
+  }
+  return sums;
+}

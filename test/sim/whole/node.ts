@@ -1,0 +1,540 @@
+// One simulated geokv node: the real election machine, the real replication
+// machine and the real apply path (src/core) over the in-memory storage that
+// loses unsynced commits on a crash, driven the way src/node drives them. Like
+// the node's drivers it decides nothing: it feeds the machines their inputs
+// (ticks, frames, commits, link events) and carries out what they return, in
+// the same order (epoch and vote durable before any message, ops durable
+// before they are acknowledged or streamed). What the real drivers do with
+// timers and promises, it does with the world's virtual agenda.
+
+import type { ApplyOutcome, ApplyView } from "../../../src/core/apply/apply.js";
+import { applyOps } from "../../../src/core/apply/apply.js";
+import { isIdempotencyMismatch, replayOf, startIdempotent } from "../../../src/core/apply/idempotency.js";
+import type { IntentOf } from "../../../src/core/apply/namespace.js";
+import { answerOf, buildOp, loadState } from "../../../src/core/apply/table.js";
+import { tokenOf } from "../../../src/core/apply/token.js";
+import { isBuildRefusal, type IdempotencyRecord } from "../../../src/core/apply/types.js";
+import type { MemberConfig } from "../../../src/core/cluster-view.js";
+import {
+  epochOf,
+  holdsLease,
+  initElection,
+  isActiveLeader,
+  leaderOf as electionLeader,
+  nextTimerMs,
+  parseElectionMsg,
+  roleOf,
+  step as electionStep,
+  type ElectionInput,
+  type ElectionOutput,
+  type ElectionState,
+} from "../../../src/core/election.js";
+import { tick, type Hlc } from "../../../src/core/hlc.js";
+import type { NodeId } from "../../../src/core/ids.js";
+import type { Namespace, Op } from "../../../src/core/op.js";
+import { highestSeqs } from "../../../src/core/replication/decisions.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, step as replStep } from "../../../src/core/replication/machine.js";
+import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
+import { vvGet, type VersionVector } from "../../../src/core/version-vector.js";
+import type { MemoryDisk } from "../../../src/storage/memory.js";
+import { readNodeMeta, type Batch, type Storage } from "../../../src/storage/port.js";
+import { InvariantViolation } from "../invariants.js";
+
+/** Wall clocks start here (any date works; this one is in 2023). */
+export const WALL_EPOCH_MS = 1_700_000_000_000;
+
+export interface SimSettings {
+  readonly heartbeatMs: number;
+  readonly electionTimeoutMs: number;
+  /** How long an ack=region|all wait lasts (writeWaitMs). */
+  readonly writeWaitMs: number;
+  readonly maxClockSkewMs: number;
+  readonly sendWindowOps: number;
+  readonly frameOpsMax: number;
+  readonly stepOpsMax: number;
+}
+
+/** A node's disk: the store, its durability point, and what a crash leaves. */
+export interface SimDisk {
+  readonly storage: Storage;
+  /** Makes every commit so far durable (the fsync). */
+  sync(): void;
+  /** The process dies: only what was synced survives. */
+  crash(): MemoryDisk;
+}
+
+/** What travels on a peer link: election JSON, ops with their contents, and the replication control frames. */
+export type PeerFrame = { readonly t: "control"; readonly json: string } | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly ops: readonly Op[] } | ControlFrame;
+
+export type AckLevel = "local" | "region" | "all";
+
+/** A client write as the HTTP layer hands it to the store. */
+export type WriteRequest = {
+  [N in Namespace]: { readonly ns: N; readonly key: string; readonly intent: IntentOf<N>; readonly ack: AckLevel; readonly idem: { readonly key: string; readonly requestHash: string } | null };
+}[Namespace];
+
+export type WriteReply =
+  /** Acknowledged at the level asked (replayed: the answer of an earlier copy). */
+  | { readonly kind: "ok"; readonly token: string; readonly body: Record<string, unknown>; readonly replayed: boolean }
+  /** Not taken: nothing was written by this attempt. */
+  | { readonly kind: "refused"; readonly code: "no_leader" | "clock_skew" | "mismatch" | "bad_request"; readonly leader: NodeId | null }
+  /** Durable on this node, not acknowledged at the level asked: the outcome is unknown. */
+  | { readonly kind: "unacked"; readonly reason: string };
+
+/** What the world does for a node. */
+export interface Host {
+  /** True (virtual) time. */
+  readonly now: number;
+  /** Runs `fn` on this node `delayMs` from now, unless it crashed meanwhile; deferred while it is paused. */
+  later(node: SimNode, delayMs: number, kind: "timer" | "io", fn: () => void): void;
+  /** Sends on the link to `to`; false when that link is down (the frame did not go out). */
+  send(from: SimNode, to: NodeId, frame: PeerFrame): boolean;
+  /** Closes the link to `to` (the machine presumed it dead). */
+  closeLink(from: SimNode, to: NodeId, reason: string): void;
+  random(): number;
+  fsyncDelayMs(): number;
+  readonly monitor: NodeMonitor;
+  note(line: () => string): void;
+  /** Right after an own idempotent counter write is durable, before anything leaves: true when the schedule crashed the node here. */
+  maybeCrashAfterWrite(node: SimNode): boolean;
+  /** Right after an own client write is committed, before it is durable: the schedule may stall the process here. */
+  maybePauseAfterWrite(node: SimNode): void;
+}
+
+/** The checks that watch every step of a node (checks.ts). */
+export interface NodeMonitor {
+  electionStepped(node: SimNode, wasActive: boolean, out: ElectionOutput): void;
+  batchJudged(node: SimNode, from: SimNode | undefined, fence: string, knownEpochBefore: number, verdict: ReplOutput["batch"]): void;
+  /** Before `ops` are committed at `node`: none of them may be in its log already. */
+  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc): void;
+  /** A client write was taken by `node` as leader of `epoch`. */
+  writeTaken(node: SimNode, epoch: number, op: Op): void;
+  /** A client write of `node`'s region reached ack=region (or all) at `node`. */
+  regionAcked(node: SimNode, origin: NodeId, seq: number): void;
+}
+
+export interface ClockModel {
+  /** Wall clock minus true time, ms. */
+  offsetMs: number;
+  /** Rate error: the node's clocks run (1 + drift) times true time. */
+  drift: number;
+}
+
+export class SimNode {
+  up = false;
+  paused = false;
+  /** Bumped at every crash: work scheduled before it never runs. */
+  gen = 0;
+  readonly backlog: Array<{ readonly kind: "timer" | "io"; readonly fn: () => void }> = [];
+  disk!: SimDisk;
+  election!: ElectionState;
+  repl!: ReplState;
+  hlc: Hlc = { wallMs: 0, logical: 0 };
+  seq = 0;
+  vv: VersionVector = {};
+  private pending: Array<() => void> = [];
+  private syncArmed = false;
+  private flushArmed = false;
+  private dueAt = Infinity;
+  /** An own idempotent counter write is committed and not yet durable. */
+  private idemWriteUnsynced = false;
+  private readonly idemInflight = new Map<string, Array<(r: WriteReply) => void>>();
+  private readonly waiters = new Map<number, (ok: boolean, reason: string) => void>();
+  private nextWait = 1;
+  readonly regionPeers: ReadonlySet<NodeId>;
+
+  constructor(
+    private readonly host: Host,
+    readonly index: number,
+    readonly member: MemberConfig,
+    readonly members: readonly MemberConfig[],
+    readonly settings: SimSettings,
+    readonly clock: ClockModel,
+  ) {
+    this.regionPeers = new Set(members.filter((m) => m.region === member.region && m.node !== member.node).map((m) => m.node));
+  }
+
+  get id(): NodeId {
+    return this.member.node;
+  }
+
+  get region(): string {
+    return this.member.region;
+  }
+
+  get storage(): Storage {
+    return this.disk.storage;
+  }
+
+  /** The node's wall clock (Date.now). */
+  wall(): number {
+    return Math.floor(WALL_EPOCH_MS + this.host.now * (1 + this.clock.drift) + this.clock.offsetMs);
+  }
+
+  /** The node's monotonic clock (performance.now): drifts, never jumps. */
+  mono(): number {
+    return this.host.now * (1 + this.clock.drift);
+  }
+
+  // ---- life -----------------------------------------------------------------
+
+  /** Starts the process on `disk` (a fresh one, or what a crash left). */
+  boot(disk: SimDisk): void {
+    this.disk = disk;
+    this.up = true;
+    this.paused = false;
+    this.pending = [];
+    this.syncArmed = false;
+    this.flushArmed = false;
+    this.idemWriteUnsynced = false;
+    this.dueAt = Infinity;
+    this.idemInflight.clear();
+    this.waiters.clear();
+    const storage = disk.storage;
+    if (storage.getMeta("nodeId") === undefined) {
+      storage.setMeta("nodeId", this.id);
+      disk.sync();
+    }
+    const meta = readNodeMeta(storage);
+    this.hlc = meta.lastHlc;
+    this.seq = Math.max(meta.lastSeq, vvGet(storage.opLogVv(), this.id));
+    this.vv = storage.appliedVv();
+    const s = this.settings;
+    const regionMembers = this.members.filter((m) => m.region === this.region);
+    const vote = meta.votedFor !== undefined && meta.votedFor.epoch <= meta.epoch ? meta.votedFor : null;
+    this.election = initElection(
+      { self: this.member, members: regionMembers, failover: "auto", preempt: false, heartbeatMs: s.heartbeatMs, electionTimeoutMs: s.electionTimeoutMs },
+      { epoch: meta.epoch, vote },
+      this.vv,
+      this.mono(),
+      this.host.random(),
+    );
+    const repl = initReplication(
+      {
+        self: this.member,
+        members: this.members,
+        heartbeatMs: s.heartbeatMs,
+        electionTimeoutMs: s.electionTimeoutMs,
+        maxClockSkewMs: s.maxClockSkewMs,
+        ackWaitMs: s.writeWaitMs,
+        sendWindowOps: s.sendWindowOps,
+        frameOpsMax: s.frameOpsMax,
+        stepOpsMax: s.stepOpsMax,
+      },
+      this.vv,
+      this.mono(),
+      this.wall(),
+    );
+    this.repl = { ...repl, leadership: this.leadershipNow() };
+    const electionLoop = (): void => {
+      this.electionInput({ type: "tick" });
+      this.host.later(this, s.heartbeatMs / 2, "timer", electionLoop);
+    };
+    const replLoop = (): void => {
+      this.replInput({ type: "tick" });
+      this.host.later(this, s.heartbeatMs, "timer", replLoop);
+    };
+    this.host.later(this, this.host.random() * (s.heartbeatMs / 2), "timer", electionLoop);
+    this.host.later(this, this.host.random() * s.heartbeatMs, "timer", replLoop);
+  }
+
+  /** The process dies: what was not synced is gone, and so is everything in memory. */
+  crash(): MemoryDisk {
+    this.up = false;
+    this.paused = false;
+    this.gen++;
+    this.backlog.length = 0;
+    this.pending = [];
+    return this.disk.crash();
+  }
+
+  // ---- what the rest of the node asks ------------------------------------------
+
+  /** Takes client writes now: the active leader within its lease (ElectionDriver.isActiveLeader). */
+  takesWrites(): boolean {
+    return isActiveLeader(this.election) && holdsLease(this.election, this.mono());
+  }
+
+  /** The leader of this node's region as it believes (null: none). */
+  leader(): NodeId | null {
+    return replLeader(this.repl, this.region);
+  }
+
+  epoch(): number {
+    return epochOf(this.election);
+  }
+
+  /** The intro a peer gets when a link comes up. */
+  intro(): { epoch: number; vv: VersionVector } {
+    return { epoch: this.storage.getMeta("epoch") ?? 0, vv: this.storage.appliedVv() };
+  }
+
+  private leadershipNow(): Leadership {
+    return { active: this.takesWrites(), role: roleOf(this.election), leader: electionLeader(this.election), epoch: epochOf(this.election) };
+  }
+
+  // ---- the election driver ----------------------------------------------------
+
+  electionInput(input: ElectionInput): string | undefined {
+    const wasActive = isActiveLeader(this.election);
+    const out = electionStep(this.election, input, this.mono(), this.host.random());
+    if (out.persist) {
+      // Durable before anything is sent (election-driver.ts).
+      const meta: Record<string, unknown> = { epoch: out.persist.epoch };
+      if (out.persist.vote) meta.votedFor = out.persist.vote;
+      this.storage.commit({ meta });
+      this.disk.sync();
+    }
+    this.election = out.state;
+    this.host.monitor.electionStepped(this, wasActive, out);
+    for (const { to, msg } of out.send) this.host.send(this, to, { t: "control", json: JSON.stringify(msg) });
+    for (const e of out.events) {
+      this.host.note(() => `${this.id} ${e.role} leader=${e.leader ?? "-"} epoch=${e.epoch}: ${e.reason}`);
+    }
+    if (out.events.length > 0) this.replInput({ type: "leadership", leadership: this.leadershipNow() });
+    this.scheduleDue();
+    return out.refused;
+  }
+
+  private scheduleDue(): void {
+    const at = nextTimerMs(this.election);
+    const now = this.mono();
+    if (!Number.isFinite(at) || at <= now || at >= this.dueAt) return;
+    this.dueAt = at;
+    this.host.later(this, Math.ceil(at - now), "timer", () => {
+      if (this.dueAt === at) this.dueAt = Infinity;
+      this.electionInput({ type: "tick" });
+    });
+  }
+
+  // ---- the replication driver -------------------------------------------------
+
+  replInput(input: ReplInput): ReplOutput {
+    const out = replStep(this.repl, input, this.mono(), this.wall());
+    this.repl = out.state;
+    const unsent = new Set<NodeId>();
+    for (const { to, frame } of out.send) {
+      if (unsent.has(to) && frame.t === "ops") continue;
+      if (!this.sendRepl(to, frame) && frame.t === "ops") unsent.add(to);
+    }
+    for (const r of out.resolved) {
+      const done = this.waiters.get(r.id);
+      if (done === undefined) continue;
+      this.waiters.delete(r.id);
+      done(r.ok, r.ok ? "" : r.reason);
+    }
+    for (const c of out.close) this.host.closeLink(this, c.peer, c.reason);
+    if (out.more) this.armFlush();
+    for (const peer of unsent) this.replInput({ type: "unsent", peer });
+    return out;
+  }
+
+  private sendRepl(to: NodeId, frame: ReplOutput["send"][number]["frame"]): boolean {
+    if (frame.t !== "ops") return this.host.send(this, to, frame);
+    const r = frame.range;
+    const ops = this.storage.getOps(r.origin, r.fromSeq, r.toSeq, r.toSeq - r.fromSeq + 1);
+    if (ops.length !== r.toSeq - r.fromSeq + 1) {
+      throw new InvariantViolation(`${this.id} planned ops ${r.origin}:${r.fromSeq}..${r.toSeq} for ${to} but holds ${ops.length} of them`);
+    }
+    return this.host.send(this, to, { t: "ops", batch: frame.batch, fence: frame.fence, ops });
+  }
+
+  private armFlush(): void {
+    if (this.flushArmed) return;
+    this.flushArmed = true;
+    this.host.later(this, 0.01, "io", () => {
+      this.flushArmed = false;
+      this.replInput({ type: "flush" });
+    });
+  }
+
+  onLinkUp(peer: NodeId, intro: { epoch: number; vv: VersionVector }): void {
+    this.replInput({ type: "link_up", peer, vv: intro.vv, epoch: intro.epoch });
+  }
+
+  onLinkDown(peer: NodeId, reason: string): void {
+    this.replInput({ type: "link_down", peer, reason });
+  }
+
+  onFrame(from: SimNode, f: PeerFrame): void {
+    switch (f.t) {
+      case "control": {
+        if (!this.regionPeers.has(from.id)) throw new InvariantViolation(`${this.id} got an election message from ${from.id} of another region`);
+        const parsed = parseElectionMsg(JSON.parse(f.json));
+        if (!parsed.ok) throw new InvariantViolation(`${from.id} sent an election message that does not parse: ${parsed.error}`);
+        if (parsed.msg.from !== from.id) throw new InvariantViolation(`${from.id} sent an election message claiming to be from ${parsed.msg.from}`);
+        this.electionInput({ type: "message", msg: parsed.msg });
+        return;
+      }
+      case "ops": {
+        const known = knownEpochOf(this.repl, from.region);
+        const out = this.replInput({ type: "frame", peer: from.id, frame: { t: "ops", batch: f.batch, fence: f.fence, highest: highestSeqs(f.ops) } });
+        this.host.monitor.batchJudged(this, from, f.fence, known, out.batch);
+        if (out.batch !== "apply") return;
+        const outcome = this.applyAndCommit(f.ops);
+        const batch = f.batch;
+        this.afterSync(() => {
+          this.replInput({ type: "applied", peer: from.id, batch });
+          this.armFlush();
+        });
+        void outcome;
+        return;
+      }
+      default:
+        this.replInput({ type: "frame", peer: from.id, frame: f });
+    }
+  }
+
+  // ---- the apply driver ----------------------------------------------------------
+
+  private view(): ApplyView {
+    const storage = this.storage;
+    return {
+      self: this.id,
+      vv: this.vv,
+      hlc: this.hlc,
+      seq: this.seq,
+      nowMs: this.wall(),
+      state: (ns, key) => loadState(storage, ns, key),
+      idempotencyRecord: (key) => storage.getIdempotency(key),
+      idempotencyKeyHeld: (key) => this.idemInflight.has(key),
+      ownOp: (seq) => storage.getOps(this.id, seq, seq, 1)[0],
+    };
+  }
+
+  /** Runs the core apply path and commits its outcome (not yet durable: see afterSync). */
+  private applyAndCommit(ops: readonly Op[]): ApplyOutcome {
+    const outcome = applyOps(this.view(), ops);
+    this.commitOutcome(outcome);
+    return outcome;
+  }
+
+  private commitOutcome(outcome: ApplyOutcome): void {
+    if (outcome.ops.length === 0) return;
+    this.host.monitor.applying(this, outcome, this.hlc);
+    const batch: Batch = {
+      ...outcome.rows,
+      ops: outcome.ops,
+      conflicts: outcome.conflicts,
+      idempotency: outcome.idempotency,
+      appliedVv: outcome.vvChanged,
+      meta: { lastSeq: outcome.seq, lastHlc: outcome.hlc },
+    };
+    this.storage.commit(batch);
+    this.vv = outcome.vv;
+    this.hlc = outcome.hlc;
+    this.seq = outcome.seq;
+    const ops = outcome.ops;
+    if (ops.some((op) => op.origin === this.id && op.ns === "counters" && op.idem !== undefined)) this.idemWriteUnsynced = true;
+    if (ops.some((op) => op.origin === this.id)) this.host.maybePauseAfterWrite(this);
+    // Streamed and counted only once durable, as the node's onCommitted.
+    this.afterSync(() => this.replInput({ type: "committed", vv: highestSeqs(ops) }));
+  }
+
+  /** Runs `fn` once everything committed so far is durable (the group commit's fsync). */
+  private afterSync(fn: () => void): void {
+    this.pending.push(fn);
+    if (this.syncArmed) return;
+    this.syncArmed = true;
+    this.host.later(this, this.host.fsyncDelayMs(), "io", () => {
+      this.syncArmed = false;
+      this.disk.sync();
+      if (this.idemWriteUnsynced) {
+        this.idemWriteUnsynced = false;
+        if (this.host.maybeCrashAfterWrite(this)) return;
+      }
+      const due = this.pending;
+      this.pending = [];
+      for (const f of due) f();
+      this.electionInput({ type: "local_vv", vv: this.vv });
+    });
+  }
+
+  // ---- client writes (the HTTP layer's routing, idempotent-writes.ts, write-path.ts) ----
+
+  /** A client write arriving at this node. */
+  write(req: WriteRequest, reply: (r: WriteReply) => void): void {
+    const idem = req.idem;
+    // A node that knows the key answers a retry itself (http/forward.ts); otherwise only the leader takes writes.
+    if (idem !== null && (this.idemInflight.has(idem.key) || this.storage.getIdempotency(idem.key) !== undefined)) {
+      this.idempotent(req, idem, reply);
+      return;
+    }
+    if (!this.takesWrites()) {
+      reply({ kind: "refused", code: "no_leader", leader: this.leader() });
+      return;
+    }
+    if (idem === null) this.writeOnce(req, reply);
+    else this.idempotent(req, idem, reply);
+  }
+
+  private idempotent(req: WriteRequest, idem: { key: string; requestHash: string }, reply: (r: WriteReply) => void): void {
+    const inflight = this.idemInflight.get(idem.key);
+    const start = startIdempotent(idem, inflight !== undefined, this.storage.getIdempotency(idem.key));
+    switch (start.kind) {
+      case "refuse":
+        reply({ kind: "refused", code: "bad_request", leader: null });
+        return;
+      case "await_first":
+        (inflight as Array<(r: WriteReply) => void>).push((first) => {
+          const stored = this.storage.getIdempotency(idem.key);
+          if (stored === undefined) return reply(first);
+          const r = replayOf(stored, idem.requestHash);
+          reply(isIdempotencyMismatch(r) ? { kind: "refused", code: "mismatch", leader: null } : { kind: "ok", token: r.token, body: r.body, replayed: true });
+        });
+        return;
+      case "replay":
+        this.replay(start.record, req, idem.requestHash, reply);
+        return;
+      case "first": {
+        const waiting: Array<(r: WriteReply) => void> = [];
+        this.idemInflight.set(idem.key, waiting);
+        this.writeOnce(req, (r) => {
+          this.idemInflight.delete(idem.key);
+          reply(r);
+          for (const w of waiting) w(r);
+        });
+        return;
+      }
+    }
+  }
+
+  private replay(rec: IdempotencyRecord, req: WriteRequest, requestHash: string, reply: (r: WriteReply) => void): void {
+    const r = replayOf(rec, requestHash);
+    if (isIdempotencyMismatch(r)) return reply({ kind: "refused", code: "mismatch", leader: null });
+    const answer: WriteReply = { kind: "ok", token: r.token, body: r.body, replayed: true };
+    if (r.dot === null) return reply(answer);
+    this.ackGate(r.dot.origin as NodeId, r.dot.seq, req.ack, (ok, reason) => reply(ok ? answer : { kind: "unacked", reason }));
+  }
+
+  private writeOnce(req: WriteRequest, reply: (r: WriteReply) => void): void {
+    if (!this.takesWrites()) return reply({ kind: "refused", code: "no_leader", leader: this.leader() });
+    if (isClockSkewed(this.repl)) return reply({ kind: "refused", code: "clock_skew", leader: null });
+    const hlc = tick(this.hlc, this.wall());
+    const state = loadState(this.storage, req.ns, req.key);
+    const built = buildOp(req.ns, state as never, req.key, req.intent as never, { origin: this.id, seq: this.seq + 1, hlc });
+    if (isBuildRefusal(built)) return reply({ kind: "refused", code: "bad_request", leader: null });
+    const op: Op = req.idem === null ? built : { ...built, idem: req.idem };
+    this.host.monitor.writeTaken(this, this.epoch(), op);
+    const outcome = applyOps(this.view(), [op]);
+    if (outcome.ops[0] !== op) throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} was not applied`);
+    this.commitOutcome(outcome);
+    const after = outcome.changes.find((c) => c.ns === op.ns && c.key === op.key)?.state;
+    if (after === undefined) throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} changed no state`);
+    const body = answerOf(op, after);
+    this.afterSync(() => {
+      this.ackGate(this.id, op.seq, req.ack, (ok, reason) => {
+        if (ok && req.ack !== "local") this.host.monitor.regionAcked(this, this.id, op.seq);
+        reply(ok ? { kind: "ok", token: tokenOf(op), body, replayed: false } : { kind: "unacked", reason });
+      });
+    });
+  }
+
+  /** Replicator.awaitAck: at once for ack=local or when already acked, else a wait in the machine. */
+  private ackGate(origin: NodeId, seq: number, level: AckLevel, done: (ok: boolean, reason: string) => void): void {
+    if (level === "local" || isAcked(this.repl, origin, seq, level)) return done(true, "");
+    const id = this.nextWait++;
+    this.waiters.set(id, done);
+    this.replInput({ type: "await", id, origin, seq, level });
+  }
+}
