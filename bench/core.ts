@@ -5,6 +5,7 @@
 // costs on top of storing a value at all.
 
 import * as Y from "yjs";
+import { IDEMPOTENCY_TTL_MS } from "../src/core/apply/idempotency.js";
 import { applyCounter } from "../src/core/crdt/pn-counter.js";
 import { applyDoc } from "../src/core/crdt/ydoc.js";
 import { applyKv } from "../src/core/crdt/lww.js";
@@ -68,7 +69,7 @@ function counterOps(count: number): CounterOp[] {
     const n = Math.floor(rnd() * NODES.length);
     const key = `c${Math.floor(rnd() * KEYS)}`;
     const op = makeCounterOp(local[n]!.get(key), key, rnd() < 0.8 ? 1 : -1, NODES[n]!, ++seqs[n]!, hlcAt(i));
-    local[n]!.set(key, applyCounter(local[n]!.get(key), op));
+    local[n]!.set(key, applyCounter(local[n]!.get(key), op, IDEMPOTENCY_TTL_MS));
     ops.push(op);
   }
   return ops;
@@ -147,7 +148,7 @@ export async function run(): Promise<BenchSection> {
   const cs = counterOps(20_000);
   const counterRate = rate(cs.length, () => {
     const m = new Map<string, CounterState>();
-    for (const op of cs) m.set(op.key, applyCounter(m.get(op.key), op));
+    for (const op of cs) m.set(op.key, applyCounter(m.get(op.key), op, IDEMPOTENCY_TTL_MS));
   });
   const sumRate = rate(cs.length, () => {
     const m = new Map<string, number>();

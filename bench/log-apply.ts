@@ -63,7 +63,7 @@ export async function measureLogApply(build: Build, sourceDb: string, node: stri
   const source = openSqliteStorage({ path: sourceDb });
   const target = openSqliteStorage({ path: join(dir, "geokv.db") });
   const committer = createGroupCommitter(target);
-  const driver = new ApplyDriver({ nodeId: asNodeId(node), storage: target, committer, now: Date.now, idempotencyKeyHeld: () => false, onCommitted: () => undefined });
+  const driver = new ApplyDriver({ nodeId: asNodeId(node), storage: target, committer, idempotencyKeyHeld: () => false, onCommitted: () => undefined });
 
   /** Applies, origin by origin (the gap rule is per origin), the ops above `from` up to `to`; resolves with their count once committed. */
   const applyRange = async (from: Vv, to: Vv): Promise<number> => {

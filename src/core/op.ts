@@ -141,10 +141,41 @@ export interface Conflict {
   readonly at: Hlc;
 }
 
-/** PN-counter: per-origin totals of increments (p) and decrements (n). */
+/** One copy of an idempotency-keyed counter write, as its key's state remembers it (crdt/counter-copies.ts). */
+export interface CounterCopy {
+  readonly origin: string;
+  readonly seq: number;
+  readonly hlc: Hlc;
+  readonly delta: number;
+}
+
+/**
+ * The copies of one idempotency-keyed counter write, winner first (by
+ * copyLoses' order). One write is one key and one request: two different
+ * requests under one key, taken at nodes that did not know of each other,
+ * were both acknowledged and both count.
+ */
+export interface KeyedCopies {
+  /** The client's Idempotency-Key. */
+  readonly key: string;
+  /** The digest of the request (OpIdem.requestHash). */
+  readonly requestHash: string;
+  readonly copies: readonly CounterCopy[];
+}
+
+/**
+ * PN-counter: per-origin totals of increments (p) and decrements (n), and
+ * what makes a write executed twice count once (crdt/counter-copies.ts). The
+ * two optional fields are absent while unused, so a counter that never took
+ * an idempotent write is stored as it always was.
+ */
 export interface CounterState {
   readonly p: Readonly<Record<string, number>>;
   readonly n: Readonly<Record<string, number>>;
+  /** Per Idempotency-Key and request, the copies of that write applied here; sorted by both, never empty. */
+  readonly keyed?: readonly KeyedCopies[];
+  /** The losers' deltas of expired `keyed` entries, still left out of the value; never 0. */
+  readonly folded?: number;
 }
 
 /** OR-set: live add-tags per member, and every tag ever removed. */

@@ -3,8 +3,8 @@
 // the node's current state and persists the outcome through group commit. It
 // decides nothing; it keeps the small amount of state that must outlive one
 // call: the node's vector, clock and seq, and an overlay of what batches
-// still committing changed (key states, idempotency records, own ops), so the
-// next op builds on them and a retry or a duplicate sees them already.
+// still committing changed (key states, idempotency records), so the next op
+// builds on them and a retry or a duplicate sees them already.
 
 import { applyOps, type ApplyOutcome, type ApplyView } from "../core/apply/apply.js";
 import { loadState } from "../core/apply/table.js";
@@ -21,7 +21,6 @@ export interface ApplyDriverOptions {
   readonly nodeId: NodeId;
   readonly storage: Storage;
   readonly committer: GroupCommitter;
-  readonly now: () => number;
   /** True when a client write under way on this node holds an Idempotency-Key. */
   readonly idempotencyKeyHeld: (key: string) => boolean;
   /** Called after ops are committed (local or remote). */
@@ -46,8 +45,6 @@ export class ApplyDriver {
   private readonly overlay = new Map<string, AnyState>();
   /** Idempotency records of batches not yet committed, so a retry or a duplicate sees them already. */
   private readonly pendingRecords = new Map<string, IdempotencyRecord>();
-  /** This node's own ops not yet committed, so the duplicate-write rule can read them. */
-  private readonly pendingOwnOps = new Map<number, Op>();
 
   constructor(private readonly o: ApplyDriverOptions) {
     const meta = readNodeMeta(o.storage);
@@ -94,17 +91,14 @@ export class ApplyDriver {
   }
 
   private view(): ApplyView {
-    const { nodeId, storage } = this.o;
     return {
-      self: nodeId,
+      self: this.o.nodeId,
       vv: this.vvNow,
       hlc: this.hlcNow,
       seq: this.seqNow,
-      nowMs: this.o.now(),
       state: (ns, key) => this.state(ns, key),
       idempotencyRecord: (key) => this.idempotencyRecord(key),
       idempotencyKeyHeld: this.o.idempotencyKeyHeld,
-      ownOp: (seq) => this.pendingOwnOps.get(seq) ?? storage.getOps(nodeId, seq, seq, 1)[0],
     };
   }
 
@@ -119,7 +113,6 @@ export class ApplyDriver {
     };
     for (const c of outcome.changes) this.overlay.set(keyId(c.ns, c.key), c.state);
     for (const r of outcome.idempotency) this.pendingRecords.set(r.key, r);
-    for (const op of outcome.ops) if (op.origin === this.o.nodeId) this.pendingOwnOps.set(op.seq, op);
     this.vvNow = outcome.vv;
     this.hlcNow = outcome.hlc;
     this.seqNow = outcome.seq;
@@ -133,7 +126,6 @@ export class ApplyDriver {
         if (this.overlay.get(k) === c.state) this.overlay.delete(k);
       }
       for (const r of outcome.idempotency) if (this.pendingRecords.get(r.key) === r) this.pendingRecords.delete(r.key);
-      for (const op of outcome.ops) if (this.pendingOwnOps.get(op.seq) === op) this.pendingOwnOps.delete(op.seq);
     }
     this.o.onCommitted(outcome.ops, outcome.conflicts);
   }

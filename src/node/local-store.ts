@@ -60,7 +60,6 @@ export class LocalStore implements DataService {
       nodeId: o.nodeId,
       storage: o.storage,
       committer: o.committer,
-      now: o.now,
       idempotencyKeyHeld: (key) => this.idempotent.held(key),
       onCommitted: (ops, conflicts) => {
         if (conflicts.length > 0) onConflicts(conflicts);

@@ -1,13 +1,13 @@
 // Remote apply: ops that came from peers (live stream, catch-up, forwarded
 // transitively) go through the same core apply path as local writes. What is
-// new, what is a duplicate, which first answers to record and which own
-// duplicate counter write to undo are all decided by src/core/apply; this only
-// waits for the outcome to be durable before replication acknowledges it.
+// new, what is a duplicate and which first answers to record are decided by
+// src/core/apply; this only waits for the outcome to be durable before
+// replication acknowledges it.
 
 import type { Op } from "../core/op.js";
 import type { ApplyDriver } from "./apply-driver.js";
 
-/** Applies peers' ops; resolves with the ops that were new (and any compensations) once they are durable. */
+/** Applies peers' ops; resolves with the ops that were new once they are durable. */
 export async function applyRemoteOps(driver: ApplyDriver, ops: readonly Op[]): Promise<Op[]> {
   const run = driver.apply(ops);
   await run.committed;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
+import { IDEMPOTENCY_TTL_MS } from "../core/apply/idempotency.js";
 import { fencingTokenOf } from "../core/fence.js";
 import type { NodeId } from "../core/ids.js";
 import { createMetrics, type NodeMetrics } from "./metrics.js";
@@ -26,8 +27,6 @@ import { mergeVv, vvLag } from "../core/version-vector.js";
 import type { ClusterService, FaultService, LeadershipService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 
-/** Idempotency records are kept this long: a client retrying later than this is not a retry. */
-const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
 
 export interface OpenNodeOptions {

@@ -38,24 +38,22 @@ export function stateOf<N extends Namespace>(r: MemReplica, ns: N, key: string):
   return r.states.get(keyId(ns, key)) as StateOf<N> | undefined;
 }
 
-/** The view applyOps reads: this replica, at wall time `nowMs`. */
-export function viewOf(r: MemReplica, nowMs = 0): ApplyView {
+/** The view applyOps reads: this replica. */
+export function viewOf(r: MemReplica): ApplyView {
   return {
     self: r.self,
     vv: r.vv,
     hlc: r.hlc,
     seq: r.seq,
-    nowMs,
     state: (ns, key) => stateOf(r, ns, key),
     idempotencyRecord: (key) => r.records.get(key),
     idempotencyKeyHeld: () => false,
-    ownOp: (seq) => r.own.get(seq),
   };
 }
 
 /** Applies `ops` with applyOps and performs the outcome on the replica; returns the outcome. */
-export function applyTo(r: MemReplica, ops: readonly Op[], nowMs = 0): ApplyOutcome {
-  const outcome = applyOps(viewOf(r, nowMs), ops);
+export function applyTo(r: MemReplica, ops: readonly Op[]): ApplyOutcome {
+  const outcome = applyOps(viewOf(r), ops);
   for (const c of outcome.changes) r.states.set(keyId(c.ns, c.key), c.state);
   for (const rec of outcome.idempotency) r.records.set(rec.key, rec);
   for (const op of outcome.ops) if (op.origin === r.self) r.own.set(op.seq, op);
@@ -70,11 +68,11 @@ export function applyTo(r: MemReplica, ops: readonly Op[], nowMs = 0): ApplyOutc
  * past a gap is dropped, as the node drops it, and its sender resends it.
  * Returns the ops applied, in order.
  */
-export function deliverAll(r: MemReplica, ops: readonly Op[], nowMs = 0): Op[] {
+export function deliverAll(r: MemReplica, ops: readonly Op[]): Op[] {
   const applied: Op[] = [];
   for (;;) {
     const before = applied.length;
-    for (const op of ops) applied.push(...applyTo(r, [op], nowMs).ops);
+    for (const op of ops) applied.push(...applyTo(r, [op]).ops);
     if (applied.length === before) return applied;
   }
 }

@@ -16,6 +16,7 @@ import { useReplicas } from "./replicas.js";
 const A = asNodeId("r-1");
 const B = asNodeId("r-2");
 const HASH = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
+const OTHER_HASH = "Xq3JYl0bQm8vF1u2nRk4c5sTz6wP7yA8dE9hG0iJkLm";
 
 const { open, close, ownOps } = useReplicas("geokv-idem-");
 
@@ -109,9 +110,10 @@ describe("idempotency across replicas", () => {
     const a = open(A);
     const b = open(B);
     await a.store.counterAdd("c", 1, meta(undefined));
-    // B took its own write under "K" before A's op with the same key arrived.
+    // B took its own write under "K" before A's op with the same key, for a
+    // different request, arrived: two writes, both acknowledged, both count.
     const mine = answer(await b.store.counterAdd("c", 2, meta("K")));
-    const theirs = answer(await a.store.counterAdd("c", 3, meta("K")));
+    const theirs = answer(await a.store.counterAdd("c", 3, meta("K", OTHER_HASH)));
     expect(theirs.token).toBe("r-1:2");
     await b.store.applyRemote(ownOps(a));
     expect(b.store.counterGet("c")).toBe(6);
@@ -178,22 +180,38 @@ describe("one write executed twice across a failover", () => {
     // The client's retry (same key, same request) reaches the new leader, which has no record of it.
     const retry = answer(await newLeader.store.counterAdd("c", 5, meta("retry-me")));
     expect(retry.token).not.toBe(first.token);
-    // The old leader comes back: its op is merged at the new leader, which
-    // sees its own copy lose (it is the later one) and undoes it.
+    // The old leader comes back: its op is merged at the new leader, whose
+    // counter leaves out its own copy (the later one). Nobody writes more.
     await newLeader.store.applyRemote(ownOps(oldLeader));
     expect(newLeader.store.counterGet("c")).toBe(5);
     const newOps = ownOps(newLeader);
-    expect(newOps).toHaveLength(2);
-    expect(newOps[1]).toMatchObject({ ns: "counters", delta: -5 });
-    // The old leader gets the retry's copy and the compensation: once.
+    expect(newOps).toHaveLength(1);
+    // The old leader gets the retry's copy: once.
     await oldLeader.store.applyRemote(newOps);
     expect(oldLeader.store.counterGet("c")).toBe(5);
-    expect(ownOps(oldLeader)).toHaveLength(1); // the winner's origin compensates nothing
-    // A third replica that gets all three ops, in either order, agrees.
+    expect(ownOps(oldLeader)).toHaveLength(1);
+    // A third replica that gets both copies, the loser first, agrees, and so
+    // do the stored states, read back from SQLite.
     await third.store.applyRemote([...newOps]);
+    expect(third.store.counterGet("c")).toBe(5);
     await third.store.applyRemote(ownOps(oldLeader));
     expect(third.store.counterGet("c")).toBe(5);
     expect(ownOps(third)).toHaveLength(0);
+    expect(third.storage.getCounter("c")).toEqual(oldLeader.storage.getCounter("c"));
+    expect(newLeader.storage.getCounter("c")).toEqual(oldLeader.storage.getCounter("c"));
+  });
+
+  it("a counter retried across two failovers (three copies) counts once on every replica", async () => {
+    const leaders = [open(A), open(B), open(asNodeId("r-3"))];
+    // Each leader takes the write in turn, dying before anyone else has it.
+    for (const l of leaders) answer(await l.store.counterAdd("c", 5, meta("retry-me")));
+    const copies = leaders.flatMap((l) => ownOps(l));
+    for (const l of leaders) await l.store.applyRemote(copies.filter((op) => op.origin !== l.id));
+    for (const l of leaders) {
+      expect(l.store.counterGet("c")).toBe(5);
+      expect(ownOps(l)).toHaveLength(1);
+      expect(l.storage.getCounter("c")).toEqual(leaders[0]?.storage.getCounter("c"));
+    }
   });
 
   it("counts once when the old leader's copy arrives while the new leader's retry is still committing", async () => {
@@ -206,7 +224,7 @@ describe("one write executed twice across a failover", () => {
     await newLeader.store.applyRemote(ownOps(oldLeader));
     answer(await retry);
     expect(newLeader.store.counterGet("c")).toBe(5);
-    // The old leader, getting the retry's copy and the compensation, agrees.
+    // The old leader, getting the retry's copy, agrees.
     await oldLeader.store.applyRemote(ownOps(newLeader));
     expect(oldLeader.store.counterGet("c")).toBe(5);
   });

@@ -4,7 +4,7 @@
 
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Op } from "../../src/core/op.js";
+import type { CounterState, Op } from "../../src/core/op.js";
 import type { Batch, Storage } from "../../src/storage/port.js";
 import { readNodeMeta } from "../../src/storage/port.js";
 import { A, B, C, byteOrder, conflict, counterOp, docOp, hlc, kvOp, reg, setOp } from "./fixtures.js";
@@ -138,6 +138,23 @@ export function runStorageContract(name: string, harness: StorageHarness): void 
         read[1] = 99;
         expect(s.getDoc("d")).toEqual(new Uint8Array([1, 2, 3]));
         expect(s.getOps(A, 1, 1, 1)).toEqual([docOp(A, 1)]);
+      });
+
+      it("round-trips a counter's copies of keyed writes and its folded adjustment, keys special on JS objects too", () => {
+        const copy = (origin: string, seq: number, wallMs: number) => ({ origin, seq, hlc: { wallMs, logical: 3 }, delta: -4 });
+        const state: CounterState = {
+          p: { [A]: 5 },
+          n: { [A]: 8, [B]: 4 },
+          keyed: [
+            { key: "__proto__", requestHash: "h1", copies: [copy(A, 1, 1_700_000_000_000), copy(B, 1, 1_700_000_000_001)] },
+            { key: "constructor", requestHash: "h2", copies: [copy(A, 2, 1_700_000_000_002)] },
+          ],
+          folded: -7,
+        };
+        s.commit({ counters: [{ key: "c", state }] });
+        s = harness.reopen(s);
+        expect(s.getCounter("c")).toEqual(state);
+        expect(JSON.stringify(s.getCounter("c"))).toBe(JSON.stringify(state));
       });
 
       it("applies a batch's lists in order: a later state of the same key wins", () => {

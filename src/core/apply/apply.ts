@@ -10,13 +10,11 @@
 // at or below the vector is a duplicate, so the node vector is always exact
 // and nothing is applied twice or out of order.
 
-import { copyToUndo } from "../duplicate-writes.js";
-import { compareHlc, tick, type Hlc } from "../hlc.js";
+import { compareHlc, type Hlc } from "../hlc.js";
 import type { NodeId } from "../ids.js";
 import { mutated } from "../mutations.js";
-import type { Conflict, CounterState, Dot, Namespace, Op } from "../op.js";
+import type { Conflict, Dot, Namespace, Op } from "../op.js";
 import { vvGet, vvWith, type VersionVector } from "../version-vector.js";
-import { makeCounterOp } from "../write.js";
 import { firstAnswerRecord } from "./idempotency.js";
 import { answerOf, mergeOp, stateRows } from "./table.js";
 import type { AnyState, IdempotencyRecord, KeyStateRows, StateOf } from "./types.js";
@@ -31,16 +29,12 @@ export interface ApplyView {
   readonly hlc: Hlc;
   /** The seq of this node's last own op. */
   readonly seq: number;
-  /** Wall time now, for the clock of ops this path makes (compensations). */
-  readonly nowMs: number;
   /** The key's current state: committed, or from a batch still committing. */
   state<N extends Namespace>(ns: N, key: string): StateOf<N> | undefined;
   /** The first answer recorded for an Idempotency-Key, committed or committing. */
   idempotencyRecord(key: string): IdempotencyRecord | undefined;
   /** True when a client write under way on this node holds the key (its answer will be the first). */
   idempotencyKeyHeld(key: string): boolean;
-  /** One of this node's own logged ops, by seq. */
-  ownOp(seq: number): Op | undefined;
 }
 
 /** A key whose state the ops changed, with its final state. */
@@ -52,7 +46,7 @@ export interface KeyChange {
 
 /** What applying a list of ops changed. */
 export interface ApplyOutcome {
-  /** The ops applied, in order: the new ones given, and the compensations they caused. */
+  /** The ops applied, in order: the new ones given. */
   readonly ops: readonly Op[];
   /** Each touched key once, with its state after all the ops. */
   readonly changes: readonly KeyChange[];
@@ -66,7 +60,7 @@ export interface ApplyOutcome {
   /** Only the origins these ops advanced, with their new seqs (what to persist). */
   readonly vvChanged: VersionVector;
   readonly hlc: Hlc;
-  /** The seq of this node's last own op after (compensations take seqs). */
+  /** The seq of this node's last own op after. */
   readonly seq: number;
 }
 
@@ -96,7 +90,8 @@ export function applyOps(view: ApplyView, ops: readonly Op[]): ApplyOutcome {
   let seq = view.seq;
 
   const stateOf = (ns: Namespace, key: string): AnyState | undefined => states.get(keyId(ns, key))?.state ?? view.state(ns, key);
-  const take = (op: Op): AnyState => {
+  for (const op of ops) {
+    if (admit(vv, op) !== "next") continue;
     const merged = mergeOp(stateOf(op.ns, op.key), op);
     states.set(keyId(op.ns, op.key), { ns: op.ns, key: op.key, state: merged.state });
     conflicts.push(...merged.conflicts);
@@ -105,25 +100,13 @@ export function applyOps(view: ApplyView, ops: readonly Op[]): ApplyOutcome {
     vvChanged = vvWith(vvChanged, op.origin, op.seq);
     if (op.origin === view.self && op.seq > seq) seq = op.seq;
     if (compareHlc(op.hlc, hlc) > 0) hlc = op.hlc;
-    return merged.state;
-  };
-
-  for (const op of ops) {
-    if (admit(vv, op) !== "next") continue;
-    const after = take(op);
     if (op.idem !== undefined) {
+      // A second copy of a keyed write needs nothing here: its namespace's
+      // merge already leaves it out (a counter's copies, counter-copies.ts).
       const idemKey = op.idem.key;
       const known = records.has(idemKey) || view.idempotencyKeyHeld(idemKey) || view.idempotencyRecord(idemKey) !== undefined;
-      const rec = firstAnswerRecord(op, answerOf(op, after), known);
+      const rec = firstAnswerRecord(op, answerOf(op, merged.state), known);
       if (rec !== undefined) records.set(rec.key, rec);
-    }
-    const undo = op.idem === undefined ? null : copyToUndo(op, view.self, view.idempotencyRecord(op.idem.key), view.ownOp);
-    if (undo !== null) {
-      // Undo our own copy of a counter write this op also made, in the same
-      // batch, so a crash cannot separate the two.
-      hlc = tick(hlc, view.nowMs);
-      const counter = stateOf("counters", op.key) as CounterState | undefined;
-      take(makeCounterOp(counter, op.key, -undo.delta, view.self, seq + 1, hlc));
     }
   }
 

@@ -1,9 +1,12 @@
 // The counters namespace's entry: PN-counters whose ops carry the origin's
-// running totals, so applying one is an entrywise max (pn-counter.ts).
+// running totals, so applying one is an entrywise max (pn-counter.ts), and
+// whose copies of one keyed write count once for as long as an idempotency
+// record lives (counter-copies.ts).
 
 import { applyCounter, counterTotals, counterValue } from "../crdt/pn-counter.js";
 import type { CounterOp } from "../op.js";
 import { makeCounterOp } from "../write.js";
+import { IDEMPOTENCY_TTL_MS } from "./idempotency.js";
 import type { NamespaceEntry } from "./namespace.js";
 
 interface CounterLogBody { readonly delta: number; readonly pTotal: number; readonly nTotal: number }
@@ -24,7 +27,7 @@ export const countersEntry: NamespaceEntry<"counters"> = {
     }
     return makeCounterOp(state, key, delta, at.origin, at.seq, at.hlc);
   },
-  apply: (state, op) => ({ state: applyCounter(state, op), conflicts: [] }),
+  apply: (state, op) => ({ state: applyCounter(state, op, IDEMPOTENCY_TTL_MS), conflicts: [] }),
   read: (state) => counterValue(state),
   answer: (op, after, token) => ({ key: op.key, value: counterValue(after), token }),
   load: (reader, key) => reader.getCounter(key),

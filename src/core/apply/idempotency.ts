@@ -8,6 +8,13 @@ import { idemProblem, type Op, type OpIdem } from "../op.js";
 import { parseToken } from "./token.js";
 import type { IdempotencyRecord } from "./types.js";
 
+/**
+ * How long an Idempotency-Key is remembered: records are pruned after it, and
+ * a counter's copies of a keyed write are folded after it
+ * (crdt/counter-copies.ts). A client retrying later than this is not a retry.
+ */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
 /** What to do with a client write that carries an Idempotency-Key. */
 export type IdempotentStart =
   /** The key or hash cannot travel in an op: bad input. */

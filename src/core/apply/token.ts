@@ -1,7 +1,6 @@
 // The causal token of a write is the dot of its op, "<origin>:<seq>". The
-// answer to a write carries it, idempotency records store it, and the
-// duplicate-write rule reads it back from a record to find which op answered
-// a key. The one format and parse are CausalToken's (src/core/causal-token.ts);
+// answer to a write carries it, idempotency records store it, and a replayed
+// answer reads it back from a record to find which op answered a key. The one format and parse are CausalToken's (src/core/causal-token.ts);
 // these are the string-level conveniences the apply path uses.
 
 import { causalTokenOf, formatCausalToken, parseCausalToken } from "../causal-token.js";

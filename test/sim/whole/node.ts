@@ -394,11 +394,9 @@ export class SimNode {
       vv: this.vv,
       hlc: this.hlc,
       seq: this.seq,
-      nowMs: this.wall(),
       state: (ns, key) => loadState(storage, ns, key),
       idempotencyRecord: (key) => storage.getIdempotency(key),
       idempotencyKeyHeld: (key) => this.idemInflight.has(key),
-      ownOp: (seq) => storage.getOps(this.id, seq, seq, 1)[0],
     };
   }
 
