@@ -13,7 +13,7 @@ export const MUTATIONS = [
   "no-vv-dedupe",
   /** Batches under a stale fencing token are applied (fence.ts). */
   "no-fence-check",
-  /** A follower acknowledges a batch when it arrives, before it is durable (replication/machine.ts). */
+  /** A follower acknowledges a batch, and reports it held, when it arrives, before it is durable (replication/machine.ts). */
   "ack-before-durable",
 ] as const;
 

@@ -11,6 +11,7 @@ import { applyWrite, cloneMemoryDisk, createMemoryDisk } from "./memory-disk.js"
 import type { DiskWrite, MemoryDisk } from "./memory-disk.js";
 import { createMemoryStorage } from "./memory.js";
 import type { Storage } from "./port.js";
+import type { VersionVector } from "../core/version-vector.js";
 
 /** A live memory store whose writes become durable only at sync(). */
 export interface CrashableStorage {
@@ -24,6 +25,8 @@ export interface CrashableStorage {
   crash(): MemoryDisk;
   /** The durable disk, to restart on; throws while the store is open, since a sync would still write to it. */
   durableDisk(): MemoryDisk;
+  /** The applied vector as of the last sync: what a crash now would keep. Readable at any time. */
+  durableVv(): VersionVector;
 }
 
 class CrashableMemory implements CrashableStorage {
@@ -57,6 +60,10 @@ class CrashableMemory implements CrashableStorage {
     this.journal = [];
     this.storage.close();
     return this.durable;
+  }
+
+  durableVv(): VersionVector {
+    return Object.fromEntries(this.durable.nodeVv);
   }
 
   durableDisk(): MemoryDisk {

@@ -372,6 +372,8 @@ function onOps(d: Draft, p: PeerState, f: Extract<InFrame, { t: "ops" }>): void 
   }
   d.batch = "apply";
   if (mutated("ack-before-durable")) {
+    // Claims the batch durable on arrival, in the vector its ack carries.
+    d.s = { ...d.s, committedVv: mergeVv(d.s.committedVv, f.highest) };
     setPeer(d, peer, (x) => ({ ...x, ackDue: Math.max(x.ackDue ?? 0, f.batch) }));
     flushAcks(d);
   }

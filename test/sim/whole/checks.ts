@@ -68,7 +68,7 @@ export class Checks implements NodeMonitor {
 
   constructor(
     private readonly now: () => number,
-    private readonly regionSize: (region: string) => number,
+    private readonly regionNodes: (region: string) => readonly SimNode[],
     private readonly leaseBoundMs: number,
     private readonly maxClockSkewMs: number,
   ) {}
@@ -98,7 +98,7 @@ export class Checks implements NodeMonitor {
     if (other !== undefined && other !== node.id) this.fail(`two leaders of ${node.region} in epoch ${epoch}: ${other} and ${node.id}`);
     let votes = 0;
     for (const candidate of this.votes.get(k)?.values() ?? []) if (candidate === node.id) votes++;
-    const size = this.regionSize(node.region);
+    const size = this.regionNodes(node.region).length;
     if (votes < majority(size)) this.fail(`${node.id} took office in epoch ${epoch} of ${node.region} with ${votes} durable votes of ${size}`);
     this.leaderOfEpoch.set(k, node.id);
     this.activations.push({ region: node.region, epoch, node: node.id, at: this.now() });
@@ -140,6 +140,12 @@ export class Checks implements NodeMonitor {
   }
 
   regionAcked(node: SimNode, origin: NodeId, seq: number): void {
+    // ack=region promises a majority of the region holds the write durably (a crash of any minority keeps it).
+    const region = this.regionNodes(node.region);
+    const holders = region.filter((n) => vvGet(n.disk.durableVv(), origin) >= seq).length;
+    if (holders < majority(region.length)) {
+      this.fail(`${node.id} acknowledged ${origin}:${seq} at ack=region while only ${holders} of ${region.length} nodes of ${node.region} held it durably`);
+    }
     const t = this.taken.get(`${origin}:${seq}`);
     this.regionAckedWrites.push({ region: node.region, origin, seq, epoch: t?.epoch ?? node.epoch(), at: this.now() });
   }

@@ -61,6 +61,8 @@ export interface SimDisk {
   sync(): void;
   /** The process dies: only what was synced survives. */
   crash(): MemoryDisk;
+  /** The applied vector a crash now would keep. */
+  durableVv(): VersionVector;
 }
 
 /** What travels on a peer link: election JSON, ops with their contents, and the replication control frames. */
@@ -96,7 +98,7 @@ export interface Host {
   readonly monitor: NodeMonitor;
   note(line: () => string): void;
   /** Right after an own idempotent counter write is durable, before anything leaves: true when the schedule crashed the node here. */
-  maybeCrashAfterWrite(node: SimNode): boolean;
+  maybeCrashAfterWrite(node: SimNode, idemKey: string): boolean;
   /** Right after an own client write is committed, before it is durable: the schedule may stall the process here. */
   maybePauseAfterWrite(node: SimNode): void;
 }
@@ -137,7 +139,7 @@ export class SimNode {
   private flushArmed = false;
   private dueAt = Infinity;
   /** An own idempotent counter write is committed and not yet durable. */
-  private idemWriteUnsynced = false;
+  private idemWriteUnsynced: string | null = null;
   private readonly idemInflight = new Map<string, Array<(r: WriteReply) => void>>();
   private readonly waiters = new Map<number, (ok: boolean, reason: string) => void>();
   private nextWait = 1;
@@ -186,7 +188,7 @@ export class SimNode {
     this.pending = [];
     this.syncArmed = false;
     this.flushArmed = false;
-    this.idemWriteUnsynced = false;
+    this.idemWriteUnsynced = null;
     this.dueAt = Infinity;
     this.idemInflight.clear();
     this.waiters.clear();
@@ -423,7 +425,8 @@ export class SimNode {
     this.hlc = outcome.hlc;
     this.seq = outcome.seq;
     const ops = outcome.ops;
-    if (ops.some((op) => op.origin === this.id && op.ns === "counters" && op.idem !== undefined)) this.idemWriteUnsynced = true;
+    const keyed = ops.find((op) => op.origin === this.id && op.ns === "counters" && op.idem !== undefined);
+    if (keyed?.idem !== undefined) this.idemWriteUnsynced = keyed.idem.key;
     if (ops.some((op) => op.origin === this.id)) this.host.maybePauseAfterWrite(this);
     // Streamed and counted only once durable, as the node's onCommitted.
     this.afterSync(() => this.replInput({ type: "committed", vv: highestSeqs(ops) }));
@@ -437,9 +440,10 @@ export class SimNode {
     this.host.later(this, this.host.fsyncDelayMs(), "io", () => {
       this.syncArmed = false;
       this.disk.sync();
-      if (this.idemWriteUnsynced) {
-        this.idemWriteUnsynced = false;
-        if (this.host.maybeCrashAfterWrite(this)) return;
+      const keyed = this.idemWriteUnsynced;
+      if (keyed !== null) {
+        this.idemWriteUnsynced = null;
+        if (this.host.maybeCrashAfterWrite(this, keyed)) return;
       }
       const due = this.pending;
       this.pending = [];
@@ -485,13 +489,17 @@ export class SimNode {
         this.replay(start.record, req, idem.requestHash, reply);
         return;
       case "first": {
+        // Held from the end of the write's synchronous part, as IdempotentWrites.run holds it once
+        // write() returns its promise: the apply itself must still see the key free, to record its answer.
         const waiting: Array<(r: WriteReply) => void> = [];
-        this.idemInflight.set(idem.key, waiting);
+        let answered = false;
         this.writeOnce(req, (r) => {
-          this.idemInflight.delete(idem.key);
+          answered = true;
+          if (this.idemInflight.get(idem.key) === waiting) this.idemInflight.delete(idem.key);
           reply(r);
           for (const w of waiting) w(r);
         });
+        if (!answered) this.idemInflight.set(idem.key, waiting);
         return;
       }
     }
@@ -516,6 +524,9 @@ export class SimNode {
     this.host.monitor.writeTaken(this, this.epoch(), op);
     const outcome = applyOps(this.view(), [op]);
     if (outcome.ops[0] !== op) throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} was not applied`);
+    if (req.idem !== null && !outcome.idempotency.some((r) => r.key === req.idem?.key)) {
+      throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} recorded no answer for its Idempotency-Key`);
+    }
     this.commitOutcome(outcome);
     const after = outcome.changes.find((c) => c.ns === op.ns && c.key === op.key)?.state;
     if (after === undefined) throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} changed no state`);

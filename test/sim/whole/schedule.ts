@@ -24,7 +24,8 @@ export type Fault =
   | { readonly kind: "partition"; readonly at: number; readonly shape: Shape; readonly pick: number; readonly healAfterMs: number }
   | { readonly kind: "link"; readonly at: number; readonly from: number; readonly to: number; readonly fault: LinkFault; readonly ms: number }
   | { readonly kind: "clock-jump"; readonly at: number; readonly node: number; readonly deltaMs: number }
-  | { readonly kind: "crash-after-write"; readonly at: number; readonly region: number; readonly downMs: number }
+  /** The leader dies right after an idempotent counter write is durable, before any follower has it; `times` 2: so does the next leader with the retry. */
+  | { readonly kind: "crash-after-write"; readonly at: number; readonly region: number; readonly downMs: number; readonly times: number }
   /** The leader stalls longer than its lease right after committing a write, and wakes believing it still leads. */
   | { readonly kind: "pause-leader-after-write"; readonly at: number; readonly region: number; readonly ms: number };
 
@@ -102,7 +103,7 @@ const faultArb: fc.Arbitrary<Fault> = fc.oneof(
   }),
   fc.record({ kind: fc.constant("clock-jump" as const), at, node: nodeIx, deltaMs: fc.integer({ min: -2000, max: 2000 }) }),
   fc.record({ kind: fc.constant("pause-leader-after-write" as const), at, region: fc.integer({ min: 0, max: 7 }), ms: fc.integer({ min: 1200, max: 3000 }) }),
-  fc.record({ kind: fc.constant("crash-after-write" as const), at: fc.integer({ min: 0, max: FAULT_PHASE_MS - 1500 }), region: fc.integer({ min: 0, max: 7 }), downMs: fc.integer({ min: 500, max: 3000 }) }),
+  fc.record({ kind: fc.constant("crash-after-write" as const), at: fc.integer({ min: 0, max: FAULT_PHASE_MS - 1500 }), region: fc.integer({ min: 0, max: 7 }), downMs: fc.integer({ min: 500, max: 3000 }), times: fc.integer({ min: 1, max: 2 }) }),
 );
 
 /** Topologies: three regions of three, and regions of five and seven nodes. */
@@ -128,7 +129,7 @@ export function scheduleArb(topologies: ReadonlyArray<readonly number[]> = TOPOL
 /** The storage each simulated node gets: in memory, losing what is not synced on a crash. */
 export function openSimDisk(disk: MemoryDisk | null): SimDisk {
   const c = createCrashableStorage(disk ?? undefined);
-  return { storage: c.storage, sync: () => c.sync(), crash: () => c.crash() };
+  return { storage: c.storage, sync: () => c.sync(), crash: () => c.crash(), durableVv: () => c.durableVv() };
 }
 
 export interface RunResult {
@@ -139,6 +140,11 @@ export interface RunResult {
   readonly elections: number;
   readonly leaderAfterHealMs: number;
   readonly convergedAfterHealMs: number;
+  readonly crashes: number;
+  readonly pauses: number;
+  /** Idempotency-Keys written more than once (copies at several leaders), and their most copies. */
+  readonly keysWrittenTwice: number;
+  readonly mostCopies: number;
 }
 
 /** Plays `s` and runs every check; throws an InvariantViolation (with the trace) on the first broken one. */
@@ -195,7 +201,22 @@ function play(w: World, s: Schedule): RunResult {
     elections: w.monitor.activations.length,
     leaderAfterHealMs,
     convergedAfterHealMs,
+    crashes: w.stats.crashes,
+    pauses: w.stats.pauses,
+    ...copiesOf(w),
   };
+}
+
+/** How many Idempotency-Keys were written at more than one origin or seq, seen from the first node's op log. */
+function copiesOf(w: World): { keysWrittenTwice: number; mostCopies: number } {
+  const n = w.nodes[0];
+  if (n === undefined) return { keysWrittenTwice: 0, mostCopies: 0 };
+  const copies = new Map<string, number>();
+  for (const [origin, seq] of Object.entries(n.storage.appliedVv())) {
+    for (const op of n.storage.getOps(origin as never, 1, seq, seq)) if (op.idem !== undefined) copies.set(op.idem.key, (copies.get(op.idem.key) ?? 0) + 1);
+  }
+  const many = [...copies.values()].filter((c) => c > 1);
+  return { keysWrittenTwice: many.length, mostCopies: Math.max(0, ...many) };
 }
 
 function toRequest(r: RequestSpec, client: number, i: number, docClient: number): ClientRequest {
@@ -253,7 +274,7 @@ function applyFault(w: World, f: Fault): void {
     }
     case "crash-after-write": {
       const region = w.regionNames[f.region % w.regionNames.length] as string;
-      w.crashAfterWrite.set(region, [...(w.crashAfterWrite.get(region) ?? []), f.downMs]);
+      w.crashAfterWrite.set(region, [...(w.crashAfterWrite.get(region) ?? []), { downMs: f.downMs, times: f.times, key: null }]);
       return;
     }
   }

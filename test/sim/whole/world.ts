@@ -69,10 +69,12 @@ export class World implements Host {
   /** Latest delivery time per directed link (FIFO unless reordering). */
   private readonly lastDelivery = new Map<number, number>();
   private connSeq = 0;
+  /** Client requests each node holds unanswered: their connections reset when it dies. */
+  private readonly inHand = new Map<SimNode, Set<() => void>>();
   private readonly disks: Array<MemoryDisk | null>;
   private readonly trace: Array<() => string> = [];
   /** Regions whose leader crashes right after its next idempotent write is durable, before it leaves. */
-  readonly crashAfterWrite = new Map<string, number[]>();
+  readonly crashAfterWrite = new Map<string, Array<{ readonly downMs: number; readonly times: number; readonly key: string | null }>>();
   /** Regions whose leader stalls for the given time right after its next write is committed (it wakes believing it leads). */
   readonly pauseAfterWrite = new Map<string, number[]>();
   stats = { frames: 0, steps: 0, crashes: 0, pauses: 0 };
@@ -90,7 +92,7 @@ export class World implements Host {
     this.disks = this.nodes.map(() => null);
     this.monitor = new Checks(
       () => this.now,
-      (region) => this.nodes.filter((n) => n.region === region).length,
+      (region) => this.regionNodes(region),
       cfg.settings.electionTimeoutMs + cfg.settings.heartbeatMs,
       cfg.settings.maxClockSkewMs,
     );
@@ -269,6 +271,8 @@ export class World implements Host {
     this.stats.crashes++;
     this.note(() => `crash ${n.id}`);
     this.disks[n.index] = n.crash();
+    for (const reset of this.inHand.get(n) ?? []) reset();
+    this.inHand.delete(n);
     for (const b of this.nodes) {
       if (b === n) continue;
       const mine = this.endpoint(n, b);
@@ -359,13 +363,18 @@ export class World implements Host {
   }
 
   /** Called by a node right after its write is durable: crash it there when the schedule asks (the exactly-once gap). */
-  maybeCrashAfterWrite(n: SimNode): boolean {
-    const downMs = this.crashAfterWrite.get(n.region)?.shift();
-    if (downMs === undefined) return false;
-    this.note(() => `crash ${n.id} right after its idempotent write is durable, before it leaves`);
+  maybeCrashAfterWrite(n: SimNode, idemKey: string): boolean {
+    const triggers = this.crashAfterWrite.get(n.region) ?? [];
+    const i = triggers.findIndex((t) => t.key === null || t.key === idemKey);
+    const t = triggers[i];
+    if (t === undefined) return false;
+    triggers.splice(i, 1);
+    this.note(() => `crash ${n.id} right after its write under ${idemKey} is durable, before it leaves`);
     this.crash(n);
     // It comes back later, with its copy of the write.
-    this.agenda.add(this.now + downMs, () => this.restart(n));
+    this.agenda.add(this.now + t.downMs, () => this.restart(n));
+    // The retry's copy at the next leader meets the same fate, when asked: a third copy.
+    if (t.times > 1) triggers.push({ downMs: t.downMs, times: t.times - 1, key: idemKey });
     return true;
   }
 
@@ -389,15 +398,26 @@ export class World implements Host {
   }
 
   /** Sends `req` to node `n`; `reply` runs when (if) the answer gets back. */
-  request(n: SimNode, req: WriteRequest, reply: (r: WriteReply) => void): void {
+  /**
+   * Sends `req` to node `n`. `reply` runs when the answer gets back; `lost`
+   * when the connection fails instead: refused (the process is down, nothing
+   * was taken) or reset (it died with the request in hand: maybe taken).
+   */
+  request(n: SimNode, req: WriteRequest, reply: (r: WriteReply) => void, lost: (mayHaveApplied: boolean) => void): void {
     const gen = n.gen;
+    const back = (f: () => void): void => this.agenda.add(this.now + 0.2 + this.rng(), f);
     this.agenda.add(this.now + 0.2 + this.rng(), () => {
-      if (n.gen !== gen || !n.up) return; // a dead process answers nothing
+      if (n.gen !== gen || !n.up) return back(() => lost(false));
+      let pending = this.inHand.get(n);
+      if (pending === undefined) this.inHand.set(n, (pending = new Set()));
+      const reset = (): void => back(() => lost(true));
+      pending.add(reset);
       const handle = (): void => {
         if (n.gen !== gen || !n.up) return;
         n.write(req, (r) => {
           if (n.gen !== gen) return; // the answer died with the process
-          this.agenda.add(this.now + 0.2 + this.rng(), () => reply(r));
+          pending.delete(reset);
+          back(() => reply(r));
         });
       };
       if (n.paused) n.backlog.push({ kind: "io", fn: handle });
@@ -443,9 +463,20 @@ export class SimClient {
     const target = (this.prefer !== null ? this.w.byId.get(this.prefer) : undefined) ?? (nodes[Math.floor(this.w.rng() * nodes.length)] as SimNode);
     const id = ++this.attempt;
     this.tries++;
-    this.w.request(target, this.req.write, (r) => {
-      if (id === this.attempt) this.onReply(target, r);
-    });
+    this.w.request(
+      target,
+      this.req.write,
+      (r) => {
+        if (id === this.attempt) this.onReply(target, r);
+      },
+      (mayHaveApplied) => {
+        if (id !== this.attempt) return;
+        this.attempt++;
+        if (mayHaveApplied) this.maybeApplied = true;
+        this.prefer = null;
+        this.retryOrGiveUp(mayHaveApplied);
+      },
+    );
     this.w.agenda.add(this.w.now + this.w.cfg.settings.writeWaitMs + CLIENT_ATTEMPT_TIMEOUT_EXTRA_MS, () => {
       if (id !== this.attempt) return;
       this.attempt++;
