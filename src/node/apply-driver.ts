@@ -36,6 +36,18 @@ export interface ApplyRun {
 
 const keyId = (ns: Namespace, key: string): string => `${ns}\0${key}`;
 
+/** What an apply outcome writes, as one storage batch: rows, ops, conflicts, records, the vector's change, seq and clock. */
+export function batchOf(outcome: ApplyOutcome): Batch {
+  return {
+    ...outcome.rows,
+    ops: outcome.ops,
+    conflicts: outcome.conflicts,
+    idempotency: outcome.idempotency,
+    appliedVv: outcome.vvChanged,
+    meta: { lastSeq: outcome.seq, lastHlc: outcome.hlc },
+  };
+}
+
 /** Runs the core apply path and persists its outcome. */
 export class ApplyDriver {
   private hlcNow: Hlc;
@@ -103,14 +115,7 @@ export class ApplyDriver {
   }
 
   private async persist(outcome: ApplyOutcome): Promise<void> {
-    const batch: Batch = {
-      ...outcome.rows,
-      ops: outcome.ops,
-      conflicts: outcome.conflicts,
-      idempotency: outcome.idempotency,
-      appliedVv: outcome.vvChanged,
-      meta: { lastSeq: outcome.seq, lastHlc: outcome.hlc },
-    };
+    const batch = batchOf(outcome);
     for (const c of outcome.changes) this.overlay.set(keyId(c.ns, c.key), c.state);
     for (const r of outcome.idempotency) this.pendingRecords.set(r.key, r);
     this.vvNow = outcome.vv;

@@ -4,6 +4,7 @@
 // comes from the seeded generator it is given, so a run replays exactly.
 
 import { mulberry32 } from "../../src/core/prng.js";
+import { TimeHeap } from "./time-heap.js";
 
 export { mulberry32 };
 
@@ -26,7 +27,7 @@ export interface InFlight<P> {
 export const IN_FLIGHT_MAX = 10_000;
 
 export class Network<P> {
-  private readonly heap: InFlight<P>[] = [];
+  private readonly heap = new TimeHeap<InFlight<P>>();
   private readonly blocked = new Set<number>();
   private seq = 0;
   quality: LinkQuality;
@@ -80,64 +81,22 @@ export class Network<P> {
 
   /** Delivery time of the next message, or Infinity. */
   nextAt(): number {
-    return this.heap[0]?.at ?? Infinity;
+    return this.heap.nextAt();
   }
 
   /** Removes and returns the next message (earliest, then first sent). */
   pop(): InFlight<P> {
-    const top = this.heap[0];
-    if (top === undefined) throw new Error("network: pop from an empty queue");
-    const last = this.heap.pop() as InFlight<P>;
-    if (this.heap.length > 0) {
-      this.heap[0] = last;
-      this.siftDown(0);
-    }
-    return top;
+    return this.heap.pop();
   }
 
   get inFlight(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   private push(now: number, from: number, to: number, payload: P): void {
-    if (this.heap.length >= IN_FLIGHT_MAX) throw new Error(`network: more than ${IN_FLIGHT_MAX} messages in flight`);
+    if (this.heap.size >= IN_FLIGHT_MAX) throw new Error(`network: more than ${IN_FLIGHT_MAX} messages in flight`);
     const { minDelayMs, maxDelayMs } = this.quality;
     const at = now + minDelayMs + Math.floor(this.rng() * (maxDelayMs - minDelayMs + 1));
     this.heap.push({ at, seq: this.seq++, from, to, payload });
-    this.siftUp(this.heap.length - 1);
-  }
-
-  private less(i: number, j: number): boolean {
-    const a = this.heap[i] as InFlight<P>;
-    const b = this.heap[j] as InFlight<P>;
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  private swap(i: number, j: number): void {
-    const t = this.heap[i] as InFlight<P>;
-    this.heap[i] = this.heap[j] as InFlight<P>;
-    this.heap[j] = t;
-  }
-
-  private siftUp(i: number): void {
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.less(i, parent)) return;
-      this.swap(i, parent);
-      i = parent;
-    }
-  }
-
-  private siftDown(i: number): void {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < this.heap.length && this.less(l, m)) m = l;
-      if (r < this.heap.length && this.less(r, m)) m = r;
-      if (m === i) return;
-      this.swap(i, m);
-      i = m;
-    }
   }
 }

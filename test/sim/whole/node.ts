@@ -37,7 +37,8 @@ import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as repl
 import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
 import { vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import type { MemoryDisk } from "../../../src/storage/memory.js";
-import { readNodeMeta, type Batch, type Storage } from "../../../src/storage/port.js";
+import { readNodeMeta, type Storage } from "../../../src/storage/port.js";
+import { batchOf } from "../../../src/node/apply-driver.js";
 import { InvariantViolation } from "../invariants.js";
 
 /** Wall clocks start here (any date works; this one is in 2023). */
@@ -412,15 +413,7 @@ export class SimNode {
   private commitOutcome(outcome: ApplyOutcome): void {
     if (outcome.ops.length === 0) return;
     this.host.monitor.applying(this, outcome, this.hlc);
-    const batch: Batch = {
-      ...outcome.rows,
-      ops: outcome.ops,
-      conflicts: outcome.conflicts,
-      idempotency: outcome.idempotency,
-      appliedVv: outcome.vvChanged,
-      meta: { lastSeq: outcome.seq, lastHlc: outcome.hlc },
-    };
-    this.storage.commit(batch);
+    this.storage.commit(batchOf(outcome));
     this.vv = outcome.vv;
     this.hlc = outcome.hlc;
     this.seq = outcome.seq;
