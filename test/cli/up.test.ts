@@ -4,10 +4,12 @@
 // stepdown, a partition and its heal, no raw JSON), where the logs go
 // (.geokv/logs/<node>.log of the working directory), --verbose, and that no
 // node outlives it: SIGINT, SIGTERM and SIGHUP stop every child, and a
-// SIGKILLed `geokv up` takes its children with it (their parent-death check).
+// SIGKILLed `geokv up` takes its children with it (their parent-death check),
+// and a signal to `npm start` alone reaches `geokv up` (the script execs it).
 // Small clusters (3 or 4 single-core-friendly nodes), so the machine's other
 // work is not starved.
 
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -169,6 +171,41 @@ describe("geokv up: no node outlives it", () => {
       await expectAllGone(nodes, 1_000);
     });
   }
+
+  it("SIGTERM to npm alone (npm start) stops every node", async () => {
+    const c = await makeTempCluster(three);
+    clusters.push(c);
+    const root = join(import.meta.dirname, "../..");
+    const npm = spawn("npm", ["start", "--", "--regions", c.regionsDir, "--data", c.dataDir], { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, GEOKV_LOG_LEVEL: "info" } });
+    let out = "";
+    npm.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    npm.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const npmExited = new Promise<void>((r) => npm.once("exit", () => r()));
+    let nodes: number[] = [];
+    try {
+      await waitFor(
+        "every node to answer /health",
+        async () => {
+          if (npm.exitCode !== null) throw new Error(`npm start exited: ${out}`);
+          return (await Promise.all([...c.urls.values()].map((u) => healthy(u)))).every(Boolean);
+        },
+        START_MS,
+        100,
+      );
+      // npm -> geokv up (the shell exec'd it) -> the nodes.
+      const ups = childPidsOf(npm.pid as number);
+      expect(ups, out).toHaveLength(1);
+      nodes = childPidsOf(ups[0] as number);
+      nodePids.push(...ups, ...nodes);
+      expect(nodes).toHaveLength(3);
+      npm.kill("SIGTERM");
+      await expectAllGone([...ups, ...nodes], 30_000);
+      expect(out).toContain("SIGTERM: stopping 3 nodes");
+    } finally {
+      if (npm.exitCode === null && npm.signalCode === null) npm.kill("SIGKILL");
+      await npmExited;
+    }
+  });
 
   it("SIGKILL of geokv up: every node stops on its own within seconds, cleanly", async () => {
     const { cluster: c, up, nodes } = await startUp(three);
