@@ -27,7 +27,7 @@ export type SettingFlags = Record<string, string>;
 
 /** What the command line asks for. */
 export type CliCommand =
-  | { readonly cmd: "up"; readonly regions: string; readonly data: string; readonly flags: SettingFlags }
+  | { readonly cmd: "up"; readonly regions: string; readonly data: string; readonly flags: SettingFlags; readonly verbose?: true }
   | {
       readonly cmd: "node";
       readonly node: NodeId;
@@ -53,7 +53,7 @@ const str: OptionSpec = { type: "string" };
 const settingOptions: Record<string, OptionSpec> = Object.fromEntries(SETTINGS_FLAGS.map((f) => [f, str]));
 
 const OPTIONS: Record<HelpTopic, Record<string, OptionSpec>> = {
-  up: { ...help, regions: str, data: str, ...settingOptions },
+  up: { ...help, regions: str, data: str, verbose: { type: "boolean" }, ...settingOptions },
   node: { ...help, node: str, regions: str, data: str, listen: str, ...settingOptions },
   status: { ...help, regions: str },
   put: { ...help, node: str },
@@ -182,7 +182,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
         const v = text(f);
         if (v !== undefined) flags[f] = v;
       }
-      if (first === "up") return { cmd: "up", regions, data, flags };
+      if (first === "up") return { cmd: "up", regions, data, flags, ...(values.verbose === true ? { verbose: true as const } : {}) };
       const node = text("node");
       if (node === undefined) return fail("geokv node needs --node ID");
       if (!isValidId(node)) return fail(`--node ${JSON.stringify(node)} is not a valid node id`);
@@ -253,11 +253,16 @@ Usage:
   geokv help [COMMAND]                          this text, or a command's (also COMMAND --help)
 `;
     case "up":
-      return `Usage: geokv up [--regions DIR] [--data DIR] [timing flags]
+      return `Usage: geokv up [--regions DIR] [--data DIR] [--verbose] [timing flags]
 
-Starts every node of the cluster as a child process and prints their URLs.
+Starts every node of the cluster as a child process; prints their URLs, the
+dashboard URL, the leaders once elected, and one line per role change,
+partition and heal. Each node's JSON log goes to DIR/logs/<node>.log under the
+data folder. SIGINT, SIGTERM or SIGHUP stops every node (a second one kills
+them); a node also stops when this process dies.
 
 ${COMMON_DIRS}
+  --verbose                     also show every node's log here, one line per record
 Timing flags (passed to every node):
 ${settingsHelp()}
 `;

@@ -8,6 +8,7 @@ import { isConfigError, formatConfigError, loadCluster, type ClusterConfig } fro
 import { formatSettingsError, isSettingsError, resolveSettings } from "../node/settings.js";
 import { helpText, parseCli, type CliCommand } from "./args.js";
 import { runDataCommand } from "./data-commands.js";
+import { watchParentDeath } from "./parent-death.js";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`geokv: ${message}\n`);
@@ -21,6 +22,8 @@ function loadClusterOrExit(dir: string): ClusterConfig {
 }
 
 async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void> {
+  // Before the first await: `geokv up` may die while this node starts.
+  const onParentDeath = watchParentDeath();
   const cluster = loadClusterOrExit(cmd.regions);
   if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
   const settings = resolveSettings(cmd.flags, process.env);
@@ -32,8 +35,12 @@ async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void>
   } catch (err) {
     fail(`node ${cmd.node} could not start: ${(err as Error).message}`, 1);
   }
-  const stop = (signal: string) => {
-    node.logger.info({ signal }, "shutting down");
+  let stopping = false;
+  const stop = (cause: string) => {
+    // A signal and the parent's death can both arrive; one shutdown is enough.
+    if (stopping) return;
+    stopping = true;
+    node.logger.info({ cause }, "shutting down");
     node.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -44,6 +51,7 @@ async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void>
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+  onParentDeath(() => stop("parent exited"));
 }
 
 async function main(argv: readonly string[]): Promise<void> {

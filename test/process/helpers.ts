@@ -40,9 +40,9 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, GEOKV_LOG_LEVEL: "silent", ...extra };
 }
 
-/** Starts `node dist/cli/main.js ...args`; the child is tracked for killChildren(). */
-export function spawnGeokv(args: readonly string[], env: Record<string, string> = {}): GeokvProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `node dist/cli/main.js ...args` (in `cwd`, default this process's); the child is tracked for killChildren(). */
+export function spawnGeokv(args: readonly string[], env: Record<string, string> = {}, cwd?: string): GeokvProcess {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"], ...(cwd === undefined ? {} : { cwd }) });
   if (proc.pid === undefined) throw new Error(`could not spawn geokv ${args.join(" ")}`);
   let out = "";
   let err = "";
