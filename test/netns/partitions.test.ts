@@ -1,7 +1,8 @@
 // Real partitions: nine `geokv node` processes, one per network namespace,
 // cut apart by iptables DROP rules in the kernel (test/support/netns.ts),
-// under writes to every region. Each scenario checks its own property, then
-// convergence after heal (no acknowledged write lost, none applied twice), and
+// under writes to every namespace (kv, counters, sets, docs) of every region.
+// Each scenario checks its own property, then convergence after heal (no
+// acknowledged write lost, none applied twice, every node the same), and
 // prints one report line. The scenarios run one after another in one file:
 // nine nodes at a time is what two cores carry without elections from load.
 
@@ -24,7 +25,7 @@ const REGIONS = [
   { region: "eu-west", nodes: 3 },
   { region: "ap-south", nodes: 3 },
 ];
-/** Writes each region must get acknowledged while a fault is in place. */
+/** Writes each region must get acknowledged in every namespace while a fault is in place. */
 const WRITES_DURING_FAULT = 20;
 const SCENARIO_TIMEOUT_MS = 90_000;
 /**
@@ -37,7 +38,7 @@ const LEASE_SLACK_MS = 2 * HEARTBEAT_MS;
 /** Writes sent straight to an isolated leader, one per this many ms. */
 const PROBE_GAP_MS = 50;
 const FLAP_CYCLES = 10;
-/** Acknowledged writes per region in each half of a flap cycle. */
+/** Acknowledged writes per region and namespace in each half of a flap cycle. */
 const FLAP_WRITES = 4;
 /** A write sent to a stopped node is answered after it wakes, forwards and waits for a leader. */
 const WOKEN_CALL_TIMEOUT_MS = 15_000;
