@@ -160,10 +160,19 @@ export function startWriters(c: NetnsCluster): Writers {
   };
 }
 
-/** Waits until every region's writer got `n` more acknowledgements than it has now in every namespace. */
+/**
+ * Waits until every region's writer got `n` more acknowledgements than it has
+ * now in every namespace (n iterations at least); a timeout says how far each got.
+ */
 export async function writesFlow(c: NetnsCluster, w: Writers, n: number, timeoutMs = 20_000): Promise<void> {
   const base = [...c.regions.keys()].flatMap((r) => NAMESPACES.map((ns) => ({ r, ns, b: w.acked(r, ns) })));
-  await waitFor(`${n} more acknowledged writes in every namespace of every region`, () => base.every(({ r, ns, b }) => w.acked(r, ns) >= b + n), timeoutMs, 50);
+  const what = `${n} more acknowledged writes in every namespace of every region`;
+  try {
+    await waitFor(what, () => base.every(({ r, ns, b }) => w.acked(r, ns) >= b + n), timeoutMs, 50);
+  } catch (err) {
+    const got = base.map(({ r, ns, b }) => `${r} ${ns} +${w.acked(r, ns) - b}`).join(", ");
+    throw new Error(`${(err as Error).message} (got ${got})`, { cause: err });
+  }
 }
 
 /** geokv_elections_total of every running node. */
