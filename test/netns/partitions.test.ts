@@ -1,7 +1,8 @@
 // Real partitions: nine `geokv node` processes, one per network namespace,
 // cut apart by iptables DROP rules in the kernel (test/support/netns.ts),
-// under writes to every region. Each scenario checks its own property, then
-// convergence after heal (no acknowledged write lost, none applied twice), and
+// under writes to every namespace (kv, counters, sets, docs) of every region.
+// Each scenario checks its own property, then convergence after heal (no
+// acknowledged write lost, none applied twice, every node the same), and
 // prints one report line. The scenarios run one after another in one file:
 // nine nodes at a time is what two cores carry without elections from load.
 
@@ -24,8 +25,12 @@ const REGIONS = [
   { region: "eu-west", nodes: 3 },
   { region: "ap-south", nodes: 3 },
 ];
-/** Writes each region must get acknowledged while a fault is in place. */
-const WRITES_DURING_FAULT = 20;
+/**
+ * Writes each region must get acknowledged in every namespace while a fault is
+ * in place: as many writer iterations as the 20 writes over kv and counters
+ * were, now with a floor under each namespace.
+ */
+const WRITES_DURING_FAULT = 10;
 const SCENARIO_TIMEOUT_MS = 90_000;
 /**
  * Between the cut and the end of the old leader's lease: a confirmation in
@@ -37,8 +42,10 @@ const LEASE_SLACK_MS = 2 * HEARTBEAT_MS;
 /** Writes sent straight to an isolated leader, one per this many ms. */
 const PROBE_GAP_MS = 50;
 const FLAP_CYCLES = 10;
-/** Acknowledged writes per region in each half of a flap cycle. */
-const FLAP_WRITES = 4;
+/** Acknowledged writes per region and namespace in each half of a flap cycle. */
+const FLAP_WRITES = 2;
+/** Acknowledged writes per region and namespace that show the writers are going before a step. */
+const WRITES_TO_START = 3;
 /** A write sent to a stopped node is answered after it wakes, forwards and waits for a leader. */
 const WOKEN_CALL_TIMEOUT_MS = 15_000;
 
@@ -54,7 +61,7 @@ async function setUp(): Promise<{ c: NetnsCluster; w: Writers; before: Map<strin
   const before = await elections(c);
   const w = startWriters(c);
   writers = w;
-  await writesFlow(c, w, 5);
+  await writesFlow(c, w, WRITES_TO_START);
   return { c, w, before, leaders };
 }
 
@@ -173,7 +180,7 @@ describe("real partitions (network namespaces, iptables)", () => {
     const [inside, rest] = regionAndRest(c, "ap-south");
     const old = leaders.get("ap-south") as { node: string; epoch: number };
     c.cut(inside, rest);
-    await writesFlow(c, w, 5);
+    await writesFlow(c, w, WRITES_TO_START);
     await c.stop(old.node, "SIGKILL");
     await successorOf(c, inside.filter((n) => n !== old.node), old.epoch);
     await writesFlow(c, w, WRITES_DURING_FAULT);

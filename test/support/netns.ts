@@ -50,7 +50,12 @@ export interface NetnsRegionSpec {
   readonly nodes: number;
 }
 
-/** An answer through the relay: status and parsed JSON (any: tests read fields of many shapes). */
+/**
+ * An answer through the relay: status and body. The body is bytes (a Buffer)
+ * when the node answered application/octet-stream (GET /docs), else parsed
+ * JSON, or the text when it is not JSON (/metrics); any: tests read fields of
+ * many shapes.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type NetnsAnswer = { status: number; body: any; headers: Record<string, string | string[] | undefined> };
 
@@ -81,7 +86,11 @@ export interface NetnsCluster {
   cut(from: readonly string[], to: readonly string[], direction?: CutDirection): void;
   /** Removes every DROP rule: all links heal. */
   heal(): void;
-  /** One HTTP call to a node through the client namespace; rejects after `timeoutMs` (default 5 s) without an answer. */
+  /**
+   * One HTTP call to a node through the client namespace; rejects after
+   * `timeoutMs` (default 5 s) without an answer. A Uint8Array body (a Yjs
+   * update) is sent as is, application/octet-stream; any other body as JSON.
+   */
   call(node: string, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<NetnsAnswer>;
   /** Stops every process and deletes every namespace and the temp folder. */
   close(): Promise<void>;
@@ -273,15 +282,21 @@ async function build(prefix: string, run: Run, root: string, specs: readonly Net
 
   const call = (node: string, method: string, path: string, body?: unknown, timeoutMs = CALL_TIMEOUT_MS): Promise<NetnsAnswer> =>
     new Promise((ok, fail) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const binary = body instanceof Uint8Array;
+      const payload = body === undefined ? undefined : binary ? body : JSON.stringify(body);
       const headers: Record<string, string> = { host: `${ips.get(node)}:${NODE_PORT}` };
-      if (payload !== undefined) headers["content-type"] = "application/json";
+      if (payload !== undefined) headers["content-type"] = binary ? "application/octet-stream" : "application/json";
       const req = request({ socketPath: join(relayDir, `${node}.sock`), method, path, headers, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", fail);
         res.on("end", () => {
-          const text = Buffer.concat(chunks).toString();
+          const bytes = Buffer.concat(chunks);
+          if (res.headers["content-type"]?.startsWith("application/octet-stream") === true) {
+            ok({ status: res.statusCode ?? 0, body: bytes, headers: res.headers });
+            return;
+          }
+          const text = bytes.toString();
           let parsed: unknown = text;
           try {
             parsed = JSON.parse(text);
