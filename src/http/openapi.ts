@@ -3,7 +3,7 @@
 // reader sees the contract in one place; test/http/openapi.test.ts checks
 // that its paths are exactly the routes the app registers.
 
-import type { ErrorCode } from "../api/types.js";
+import { ERROR_CODES } from "../api/types.js";
 
 /** The parts of OpenAPI 3.1 this document uses. */
 type Schema = { readonly $ref: string } | { readonly [keyword: string]: unknown };
@@ -52,22 +52,6 @@ export interface OpenApiDocument {
     readonly securitySchemes: Readonly<Record<string, { readonly type: "http"; readonly scheme: "bearer"; readonly description: string }>>;
   };
 }
-
-/** Every error code of the contract, in the order DESIGN.md lists them. */
-const ERROR_CODES: readonly ErrorCode[] = [
-  "bad_request",
-  "invalid_key",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "idempotency_mismatch",
-  "refused",
-  "value_too_large",
-  "no_leader",
-  "stale_replica",
-  "clock_skew",
-  "internal",
-];
 
 const ref = (kind: "schemas" | "parameters" | "responses", name: string): Ref => ({ $ref: `#/components/${kind}/${name}` });
 const json = (schema: Schema): Readonly<Record<string, MediaType>> => ({ "application/json": { schema } });
