@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
 import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING } from "../node/settings.js";
 import { checkKey, checkNodeUrl } from "./arg-checks.js";
-import { argsForParse, EXIT_CODES, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
+import { argsForParse, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -156,6 +156,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     if (v === "") return fail(`--${name} needs a value`);
   }
 
+  if (isRemoteTopic(first)) return parseRemote(first, values, positionals);
   switch (first) {
     case "up":
     case "node": {
@@ -199,15 +200,6 @@ export function parseCli(argv: readonly string[]): CliCommand {
       if (first === "put") return { cmd: "put", key, value: parsePutValue(positionals[1] ?? ""), ...target };
       return { cmd: first, key, ...target };
     }
-    case "incr":
-    case "sadd":
-    case "srem":
-    case "smembers":
-    case "doc":
-    case "conflicts":
-    case "stepdown":
-    case "watch":
-      return parseRemote(first, values, positionals);
     default: {
       const unreachable: never = first;
       return fail(`unhandled command ${String(unreachable)}`);

@@ -25,6 +25,11 @@ export type RemoteCommand =
 export type RemoteTopic = "incr" | "sadd" | "srem" | "smembers" | "doc" | "conflicts" | "stepdown" | "watch";
 export const REMOTE_TOPICS: readonly RemoteTopic[] = ["incr", "sadd", "srem", "smembers", "doc", "conflicts", "stepdown", "watch"];
 
+/** True for the commands this file parses. */
+export function isRemoteTopic(s: string): s is RemoteTopic {
+  return REMOTE_TOPICS.some((t) => t === s);
+}
+
 type OptionSpec = { type: "string" } | { type: "boolean"; short?: string };
 const str: OptionSpec = { type: "string" };
 const bool: OptionSpec = { type: "boolean" };
@@ -88,7 +93,8 @@ export function parseRemote(topic: RemoteTopic, values: Record<string, string | 
   const keyAt = (at: number, usage: string): string | Failure => {
     const key = positionals[at];
     if (key === undefined) return fail(`geokv ${usage}`);
-    return checkKey(key) ?? key;
+    const problem = checkKey(key);
+    return problem === undefined ? key : fail(problem);
   };
   const isFailure = (x: unknown): x is Failure => typeof x === "object" && x !== null && (x as Failure).cmd === "error";
 
