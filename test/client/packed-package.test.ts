@@ -3,7 +3,7 @@
 // then `import { createClient } from "geokv"` and "geokv/client" from an ESM
 // file run by node, and the same imports type-checked by tsc under the
 // node16 and bundler resolutions, so package.json's `exports` and its `.d.ts`
-// files are what is tested, not the source tree.
+// files are what is tested, not the source tree; and its `bin` still runs.
 
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -67,6 +67,12 @@ console.log(JSON.stringify({
     );
     const { stdout } = await sh(process.execPath, ["use.mjs"], app);
     expect(JSON.parse(stdout)).toEqual({ createClient: "function", same: true, error: "function", guard: true, methods: true });
+  });
+
+  it("keeps the geokv command: npm links the bin and it runs", async () => {
+    const { stdout } = await sh(join(app, "node_modules/.bin/geokv"), ["--help"], app);
+    expect(stdout).toContain("Usage:");
+    expect(stdout).toContain("geokv incr KEY [DELTA]");
   });
 
   it("has types: tsc resolves them under node16 and bundler module resolution", async () => {
