@@ -19,6 +19,24 @@ export type ErrorCode =
   | "refused"
   | "internal";
 
+/** A key per code, so the compiler says when a code is missing from ERROR_CODES. */
+const ERROR_CODE_SET: Readonly<Record<ErrorCode, true>> = {
+  bad_request: true,
+  invalid_key: true,
+  unauthorized: true,
+  forbidden: true,
+  not_found: true,
+  idempotency_mismatch: true,
+  value_too_large: true,
+  no_leader: true,
+  stale_replica: true,
+  clock_skew: true,
+  refused: true,
+  internal: true,
+};
+/** Every error code, as a list (the OpenAPI document, the SDK's recognition of an error body). */
+export const ERROR_CODES = Object.keys(ERROR_CODE_SET) as readonly ErrorCode[];
+
 /** How durable a write must be before it is acknowledged (`?ack=`, DESIGN.md). */
 export type AckLevel = "local" | "region" | "all";
 export const ACK_LEVELS: readonly AckLevel[] = ["local", "region", "all"];

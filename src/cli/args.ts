@@ -5,15 +5,16 @@
 
 import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
-import { MAX_KEY_BYTES, utf8ByteLength, validateKey } from "../core/key.js";
 import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING } from "../node/settings.js";
+import { checkKey, checkNodeUrl } from "./arg-checks.js";
+import { argsForParse, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Subcommands that have their own help text. */
-export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del";
-const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del"];
+export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del" | RemoteTopic;
+const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del", ...REMOTE_TOPICS];
 
 /** Where a node listens when it must not listen on its URL's address (containers). */
 export interface ListenAddress {
@@ -37,9 +38,10 @@ export type CliCommand =
       readonly flags: SettingFlags;
     }
   | { readonly cmd: "status"; readonly regions: string }
-  | { readonly cmd: "put"; readonly key: string; readonly value: JsonValue; readonly node?: string }
-  | { readonly cmd: "get"; readonly key: string; readonly node?: string }
-  | { readonly cmd: "del"; readonly key: string; readonly node?: string }
+  | { readonly cmd: "put"; readonly key: string; readonly value: JsonValue; readonly node?: string; readonly json?: true }
+  | { readonly cmd: "get"; readonly key: string; readonly node?: string; readonly json?: true }
+  | { readonly cmd: "del"; readonly key: string; readonly node?: string; readonly json?: true }
+  | RemoteCommand
   | { readonly cmd: "help"; readonly topic?: HelpTopic }
   | { readonly cmd: "error"; readonly message: string };
 
@@ -56,9 +58,11 @@ const OPTIONS: Record<HelpTopic, Record<string, OptionSpec>> = {
   up: { ...help, regions: str, data: str, verbose: { type: "boolean" }, ...settingOptions },
   node: { ...help, node: str, regions: str, data: str, listen: str, ...settingOptions },
   status: { ...help, regions: str },
-  put: { ...help, node: str },
-  get: { ...help, node: str },
-  del: { ...help, node: str },
+  // These always print JSON; --json also makes their errors JSON, as on the other data commands.
+  put: { ...help, node: str, json: { type: "boolean" } },
+  get: { ...help, node: str, json: { type: "boolean" } },
+  del: { ...help, node: str, json: { type: "boolean" } },
+  ...REMOTE_OPTIONS,
 };
 
 function isTopic(s: string | undefined): s is HelpTopic {
@@ -82,26 +86,6 @@ export function parseListen(raw: string): ListenAddress | string {
   const port = Number(portText);
   if (port < 1 || port > 65535) return `--listen port must be 1 to 65535, got ${portText}`;
   return { host, port };
-}
-
-/** A `--node URL` for the data commands, or a problem description. */
-function checkNodeUrl(raw: string): string | undefined {
-  try {
-    const u = new URL(raw);
-    if (u.protocol === "http:" || u.protocol === "https:") return undefined;
-  } catch {
-    // fall through to the message
-  }
-  return `--node must be a node's URL (http://127.0.0.1:7101), got ${JSON.stringify(raw)}`;
-}
-
-/** A usage error for KEY: which keys exist is src/core/key.ts's call; the wording is the CLI's. */
-function checkKey(key: string): string | undefined {
-  if (validateKey(key) === null) return undefined;
-  if (key === "") return "KEY must not be empty";
-  const bytes = utf8ByteLength(key);
-  if (bytes > MAX_KEY_BYTES) return `KEY is ${bytes} bytes; at most ${MAX_KEY_BYTES}`;
-  return "KEY is not valid UTF-8";
 }
 
 /** VALUE is JSON when it parses as JSON (`42`, `{"a":1}`, `"x"`), else the text itself as a string. */
@@ -158,7 +142,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: [...rest], options: OPTIONS[first], allowPositionals: true, strict: true }));
+    const args = first === "incr" ? argsForParse(first, rest) : rest;
+    ({ values, positionals } = parseArgs({ args: [...args], options: OPTIONS[first], allowPositionals: true, strict: true }));
   } catch (e) {
     return fail(describeParseError(e, first));
   }
@@ -171,6 +156,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     if (v === "") return fail(`--${name} needs a value`);
   }
 
+  if (isRemoteTopic(first)) return parseRemote(first, values, positionals);
   switch (first) {
     case "up":
     case "node": {
@@ -210,7 +196,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
         const urlProblem = checkNodeUrl(node);
         if (urlProblem !== undefined) return fail(urlProblem);
       }
-      const target = node === undefined ? {} : { node };
+      const target = { ...(node === undefined ? {} : { node }), ...(values.json === true ? { json: true as const } : {}) };
       if (first === "put") return { cmd: "put", key, value: parsePutValue(positionals[1] ?? ""), ...target };
       return { cmd: first, key, ...target };
     }
@@ -250,7 +236,11 @@ Usage:
   geokv node --node ID [--regions DIR] [--data DIR] [--listen HOST:PORT]
   geokv status [--regions DIR]                  one table: regions, leaders, epochs, lag, links
   geokv put|get|del KEY [VALUE] [--node URL]    data from the shell
+${REMOTE_OVERVIEW}
   geokv help [COMMAND]                          this text, or a command's (also COMMAND --help)
+
+The commands that talk to a node take --json:
+${EXIT_CODES}
 `;
     case "up":
       return `Usage: geokv up [--regions DIR] [--data DIR] [--verbose] [timing flags]
@@ -286,30 +276,31 @@ Asks every node and prints one table: regions, leaders, epochs, lag, links.
   --regions DIR                 folder of region files (default ${DEFAULT_REGIONS_DIR})
 `;
     case "put":
-      return `Usage: geokv put KEY VALUE [--node URL]
+      return `Usage: geokv put KEY VALUE [--node URL] [--json]
 
 Stores VALUE under KEY. VALUE is JSON when it parses as JSON (42, true, {"a":1},
 '"quoted"'), else it is stored as a string. Put -- before a VALUE that starts with -.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${EXIT_CODES}
 `;
     case "get":
-      return `Usage: geokv get KEY [--node URL]
+      return `Usage: geokv get KEY [--node URL] [--json]
 
 Prints the value stored under KEY.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${EXIT_CODES}
 `;
     case "del":
-      return `Usage: geokv del KEY [--node URL]
+      return `Usage: geokv del KEY [--node URL] [--json]
 
 Deletes KEY.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${EXIT_CODES}
 `;
-    default: {
-      const unreachable: never = topic;
-      return String(unreachable);
-    }
+    default:
+      return remoteHelp(topic);
   }
 }

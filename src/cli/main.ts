@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `geokv` command. Parses arguments (args.ts), then runs one command:
-// a node, a whole local cluster, a status table, or a data call. Errors a
-// user can fix are printed as one line and exit 2; nothing prints a stack.
+// a node, a whole local cluster, a status table (once or live), a data call,
+// or a leader stepdown. Errors a user can fix are printed as one line and
+// exit 2; nothing prints a stack.
 
 import { resolve } from "node:path";
 import { isConfigError, formatConfigError, loadCluster, type ClusterConfig } from "../node/config.js";
@@ -77,8 +78,23 @@ async function main(argv: readonly string[]): Promise<void> {
     case "put":
     case "get":
     case "del":
+    case "incr":
+    case "sadd":
+    case "srem":
+    case "smembers":
+    case "doc":
+    case "conflicts":
       process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")));
       return;
+    case "stepdown": {
+      const { runStepdown } = await import("./stepdown.js");
+      process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)));
+      return;
+    }
+    case "watch": {
+      const { runWatch } = await import("./watch.js");
+      return runWatch(cmd, loadClusterOrExit(cmd.regions));
+    }
     default: {
       const never: never = cmd;
       fail(`unknown command ${JSON.stringify(never)}`);

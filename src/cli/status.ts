@@ -1,11 +1,19 @@
 // `geokv status`: asks every node for /status and prints one table: region,
 // node, role, leader, epoch, ops applied, and how many of its peers are up.
+// `geokv watch` redraws the same table.
 
 import type { ClusterConfig } from "../node/config.js";
 import type { StatusView } from "../api/types.js";
 
-/** Prints the cluster table. */
-export async function runStatus(cluster: ClusterConfig): Promise<void> {
+/** Rows under a header, columns padded to their widest cell, two spaces apart. */
+export function formatTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
+  const line = (r: readonly string[]) => r.map((x, c) => x.padEnd(widths[c] ?? 0)).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** The status table of every node in `cluster`, as it answers now (unreachable ones say so). */
+export async function statusTable(cluster: ClusterConfig): Promise<string> {
   const nodes = [...cluster.nodes.values()];
   const answers = await Promise.all(
     nodes.map(async (n) => {
@@ -26,7 +34,10 @@ export async function runStatus(cluster: ClusterConfig): Promise<void> {
     const lag = Math.max(0, ...s.peers.map((p) => p.lagOps));
     return [s.region, s.node, s.role, s.leader ?? "none", String(s.epoch), String(ops), `${up}/${s.peers.length}`, String(lag)];
   });
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (r: string[]) => r.map((x, c) => x.padEnd(widths[c] ?? 0)).join("  ");
-  process.stdout.write(`${[line(head), ...rows.map(line)].join("\n")}\n`);
+  return formatTable(head, rows);
+}
+
+/** Prints the cluster table. */
+export async function runStatus(cluster: ClusterConfig): Promise<void> {
+  process.stdout.write(`${await statusTable(cluster)}\n`);
 }

@@ -4,24 +4,13 @@
 // node gave a usable answer before the deadline, so callers switch on `code`
 // instead of parsing messages.
 
-import type { ErrorCode } from "../api/types.js";
+import { ERROR_CODES, type ErrorCode } from "../api/types.js";
 
 /** The contract's error codes, plus "unavailable": retries exhausted, nodes unreachable, or the client closed. */
 export type GeokvErrorCode = ErrorCode | "unavailable";
 
-const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "bad_request",
-  "invalid_key",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "idempotency_mismatch",
-  "value_too_large",
-  "no_leader",
-  "stale_replica",
-  "clock_skew",
-  "internal",
-]);
+// Every code of the contract: a body naming one is the node's own error (this list once lacked "refused", so a refusal read as idempotency_mismatch).
+const CONTRACT_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
 /** Codes for statuses whose body is not our error shape (a proxy answered, or a route is missing). */
 const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {

@@ -16,6 +16,7 @@ import { forwardWrites } from "./forward.js";
 import { sendError } from "./errors.js";
 import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
+import { OPENAPI } from "./openapi.js";
 
 export interface AppOptions {
   readonly nodeId: string;
@@ -149,6 +150,7 @@ export function createApp(o: AppOptions): Hono {
     const text = await o.metrics.registry.metrics();
     return c.body(text, 200, { "Content-Type": o.metrics.registry.contentType });
   });
+  app.get("/openapi.json", (c) => c.json(OPENAPI));
 
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
 

@@ -49,6 +49,10 @@ describe("errorFromAnswer", () => {
     expect({ code: e.code, message: e.message, status: e.status, node: e.node }).toEqual({ code: "invalid_key", message: "key is empty", status: 400, node: "r-1" });
   });
 
+  it("knows every code of the contract, refused too (a 409 refusal is not an idempotency mismatch)", () => {
+    expect(errorFromAnswer(409, '{"error":{"code":"refused","message":"not the leader"}}', "r-1").code).toBe("refused");
+  });
+
   it("falls back to a code for the status when a proxy answered, with a bounded message", () => {
     expect(errorFromAnswer(404, "<html>nope</html>", null).code).toBe("not_found");
     expect(errorFromAnswer(502, "", null)).toMatchObject({ code: "internal", message: "HTTP 502" });
