@@ -336,6 +336,25 @@ describe("election: one machine, rule by rule", () => {
     expect(n1.tick(2010).events[0]).toMatchObject({ role: "follower", reason: "lost the majority: 1 of 3 confirmed within 500 ms" });
   });
 
+  it("a coordinator that slept through its candidacy does not take office on acceptances read on waking", () => {
+    // Found by the whole-cluster simulator (seed 106480): a node proclaimed,
+    // stalled before the accepts came in, and woke to them; its awake clock
+    // left the stall out, so they looked fresh, and it took office and a
+    // write 600 ms after the region had elected another leader meanwhile.
+    const n1 = proclaimedAt500();
+    // Stopped from 500 to 1700. The runtime's timers run first on waking (the
+    // tick notices the stall), then the sockets: an accept of round 500.
+    n1.tick(1700);
+    n1.recv(1700, msg(N2, 1, { type: "accept", vv: {}, round: 500 }));
+    expect(isActiveLeader(n1.s)).toBe(false);
+    expect(holdsLease(n1.s, 1700)).toBe(false);
+    // A fresh acceptance, of a round sent after waking, still counts.
+    n1.ticks(1750, 1800);
+    n1.recv(1805, msg(N2, 1, { type: "accept", vv: {}, round: 1800 }));
+    expect(isActiveLeader(n1.s)).toBe(true);
+    expect(holdsLease(n1.s, 1805)).toBe(true);
+  });
+
   it("a stall shorter than what is left of the lease keeps it", () => {
     const n1 = activeLeader();
     n1.ticks(550, 600);

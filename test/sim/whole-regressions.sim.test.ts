@@ -21,6 +21,17 @@ describe("whole-cluster regressions", () => {
     expect(r.ok, r.error).toBe(true);
   }, 60_000);
 
+  // Seed 106480 (found in the 20,000-schedule campaign): a coordinator
+  // proclaimed, then stalled before its acceptances arrived; the region
+  // elected another leader meanwhile; on waking it read the old acceptances,
+  // which its awake clock called fresh, took office and took a write 600 ms
+  // after its successor had. Pending coordinators now age pre-stall rounds as
+  // leaders do (test/core/election.test.ts has the machine-level case).
+  it("seed 106480: a coordinator that slept through its candidacy takes no office and no write on waking", () => {
+    const r = runSeed(106480);
+    expect(r.ok, r.error).toBe(true);
+  }, 60_000);
+
   it("seed 95, shrunk: the schedule makes three copies, and the counter counts one", () => {
     const r = runSchedule(threeCopies);
     expect(r.mostCopies).toBe(3);

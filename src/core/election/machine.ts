@@ -65,7 +65,7 @@ export function step(state: ElectionState, input: ElectionInput, now: number, ra
     refused: undefined,
   };
   const p = ctx.s.phase;
-  if (observed.stallMs > 0 && p.kind === "leader") {
+  if (observed.stallMs > 0 && (p.kind === "leader" || p.kind === "pending")) {
     // The stall is real time to the peers: what they confirmed before it is that much older.
     ctx.s = { ...ctx.s, phase: { ...p, stallFloorMs: ctx.nowMs, stallDebtMs: p.stallDebtMs + observed.stallMs } };
   }

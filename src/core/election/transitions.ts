@@ -160,7 +160,7 @@ export function proclaim(ctx: Ctx, reason: string): void {
   setDurable(ctx, epoch, { epoch, node: self(ctx) });
   ctx.s = {
     ...ctx.s,
-    phase: { kind: "pending", sinceMs: ctx.nowMs, accepts: new Map(), refusedBy: new Set(), nextResendMs: ctx.nowMs + s.cfg.heartbeatMs },
+    phase: { kind: "pending", sinceMs: ctx.nowMs, accepts: new Map(), refusedBy: new Set(), nextResendMs: ctx.nowMs + s.cfg.heartbeatMs, stallFloorMs: -Infinity, stallDebtMs: 0 },
   };
   ctx.reason = reason;
   broadcast(ctx, { type: "coordinator", vv: ctx.s.localVv, round: ctx.nowMs });
@@ -179,12 +179,12 @@ export function checkActivation(ctx: Ctx): void {
   if (p.kind !== "pending") return;
   let ready = 1; // itself: its own vv trivially dominates itself
   for (const a of p.accepts.values()) {
-    if (isLive(a.round, ctx.nowMs, s.cfg.electionTimeoutMs) && dominates(s.localVv, a.vv)) ready++;
+    if (isLive(agedRound(a.round, p), ctx.nowMs, s.cfg.electionTimeoutMs) && dominates(s.localVv, a.vv)) ready++;
   }
   if (ready < majority(s.ranked.length) && !mutated("no-majority-acceptance")) return;
   const confirmed = new Map<NodeId, number>();
   for (const [node, a] of p.accepts) confirmed.set(node, a.round);
-  ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs, stallFloorMs: -Infinity, stallDebtMs: 0 } };
+  ctx.s = { ...s, prevoteFailures: 0, phase: { kind: "leader", confirmed, nextHeartbeatMs: ctx.nowMs, stallFloorMs: p.stallFloorMs, stallDebtMs: p.stallDebtMs } };
   ctx.reason = `elected leader of epoch ${s.epoch}: ${ready} of ${s.ranked.length} members accepted and are caught up`;
   sendHeartbeats(ctx);
 }
@@ -205,12 +205,16 @@ export function confirmedCount(ctx: Ctx, p: LeaderPhase): number {
   return leaseCount(p, ctx.nowMs, ctx.s.cfg.electionTimeoutMs);
 }
 
+/** When a confirmed round was sent, in the peers' terms: a round from before this node's latest stall is older by it. */
+function agedRound(round: number, p: { readonly stallFloorMs: number; readonly stallDebtMs: number }): number {
+  return round < p.stallFloorMs ? round - p.stallDebtMs : round;
+}
+
 /** Members (itself included) whose confirmation is live at awake time `nowMs`, a round from before a stall aged by it. */
 export function leaseCount(p: LeaderPhase, nowMs: number, electionTimeoutMs: number): number {
   let n = 1;
   for (const round of p.confirmed.values()) {
-    const sentMs = round < p.stallFloorMs ? round - p.stallDebtMs : round;
-    if (isLive(sentMs, nowMs, electionTimeoutMs)) n++;
+    if (isLive(agedRound(round, p), nowMs, electionTimeoutMs)) n++;
   }
   return n;
 }

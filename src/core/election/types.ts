@@ -166,6 +166,15 @@ export interface PendingPhase {
   /** Members that can never accept this epoch (voted for another node or moved past it). */
   readonly refusedBy: ReadonlySet<NodeId>;
   readonly nextResendMs: number;
+  /**
+   * As in LeaderPhase: acceptances of rounds sent before this node's latest
+   * stall while pending count as older by stallDebtMs. A coordinator that
+   * sleeps through its candidacy wakes to acceptances that its awake clock
+   * calls fresh, while its peers counted the sleep and may have elected
+   * another leader meanwhile. Carried into LeaderPhase on taking office.
+   */
+  readonly stallFloorMs: number;
+  readonly stallDebtMs: number;
 }
 
 /** Active leader of `state.epoch`: takes writes while a majority confirms it. */
