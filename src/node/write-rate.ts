@@ -3,13 +3,15 @@
 // own region's writes and the ops replicated from others), bucketed by the
 // op's own timestamp, so writes that arrive late (after a heal) land in the
 // second they were written, not in the second they arrived. Fixed memory:
-// one slot per second of the window per region.
+// one slot per second of the window (and the second still filling) per region.
 
 import type { NodeId, RegionId } from "../core/ids.js";
 import type { Op } from "../core/op.js";
 
 /** Seconds of history the chart shows. */
 export const WRITE_RATE_WINDOW_S = 60;
+/** The window plus the second still filling. */
+const SLOTS = WRITE_RATE_WINDOW_S + 1;
 
 /** One series per region: `counts[i]` is the writes of second `fromS + i`. */
 export interface WriteRateSeries {
@@ -32,7 +34,7 @@ export class WriteRate {
     regions: readonly RegionId[],
     private readonly regionOf: (node: NodeId) => RegionId | undefined,
   ) {
-    for (const r of regions) this.slots.set(r, { second: new Float64Array(WRITE_RATE_WINDOW_S).fill(-1), count: new Float64Array(WRITE_RATE_WINDOW_S) });
+    for (const r of regions) this.slots.set(r, { second: new Float64Array(SLOTS).fill(-1), count: new Float64Array(SLOTS) });
   }
 
   /** Counts `ops` (a commit batch); ops older than the window are not counted, ops from the future count now. */
@@ -43,13 +45,13 @@ export class WriteRate {
       const s = region === undefined ? undefined : this.slots.get(region);
       if (s === undefined) continue;
       const second = Math.min(nowS, Math.floor(op.hlc.wallMs / 1000));
-      if (second <= nowS - WRITE_RATE_WINDOW_S) continue;
-      const i = second % WRITE_RATE_WINDOW_S;
+      if (second < nowS - WRITE_RATE_WINDOW_S) continue;
+      const i = second % SLOTS;
       if (s.second[i] !== second) {
         s.second[i] = second;
         s.count[i] = 0;
       }
-      (s.count as Float64Array)[i] = (s.count[i] as number) + 1;
+      s.count[i] = (s.count[i] ?? 0) + 1;
     }
   }
 
@@ -61,7 +63,7 @@ export class WriteRate {
     for (const [region, s] of this.slots) {
       const counts: number[] = [];
       for (let second = fromS; second <= lastS; second++) {
-        const i = second % WRITE_RATE_WINDOW_S;
+        const i = second % SLOTS;
         counts.push(s.second[i] === second ? (s.count[i] as number) : 0);
       }
       regions[region] = counts;
