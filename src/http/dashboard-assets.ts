@@ -17,12 +17,13 @@ export interface Asset {
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /**
- * Where the page's own files are: src/dashboard beside src/http (tsx, tests),
- * dist/dashboard after `npm run build` copied them, or the checkout's
- * src/dashboard when dist was compiled by tsc alone.
+ * Where the page's own files are: in a checkout, src/dashboard (beside
+ * src/http, or seen from dist/http), so that a dist compiled by tsc alone
+ * never serves a stale copy; in an installed package, which ships no src,
+ * the copy `npm run build` made in dist/dashboard.
  */
 function ownDir(): string {
-  const candidates = [join(HERE, "../dashboard"), join(HERE, "../../src/dashboard")];
+  const candidates = [join(HERE, "../../src/dashboard"), join(HERE, "../dashboard")];
   const found = candidates.find((d) => existsSync(join(d, "index.html")));
   if (found === undefined) throw new Error(`the dashboard's files are missing: looked for index.html in ${candidates.join(" and ")}`);
   return found;
