@@ -12,6 +12,7 @@
   /** How long a write is watched for its arrival in every region. */
   const WATCH_MS = 120000;
   const WATCH_EVERY_MS = 250;
+  const TOAST_MS = 8000;
   const TOKEN_KEYS = { admin: "geokv.adminToken", client: "geokv.clientToken" };
 
   const $ = (sel) => document.querySelector(sel);
@@ -41,10 +42,17 @@
   const versionText = (v) => (v ? `${v.node} @ ${clock(hlcMs(v.hlc))}` : "");
   const sameVersion = (a, b) => Boolean(a && b && a.hlc === b.hlc && a.node === b.node);
 
+  let toastTimer;
+
+  /** Says what a control did, for a while. */
   function toast(text, isError) {
     const t = $("#toast");
     t.textContent = text;
     t.classList.toggle("error", Boolean(isError));
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      t.textContent = "";
+    }, TOAST_MS);
   }
 
   // ---- tokens and calls ------------------------------------------------------
@@ -120,7 +128,24 @@
       el(
         "table",
         { class: "grid nodes" },
-        el("thead", {}, el("tr", {}, ...["node", "role", "epoch", "leader", "link", "lag ops", "lag ms", "heard ms ago"].map((h) => el("th", { text: h })))),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ...[
+              ["node", ""],
+              ["role", "the role it last claimed"],
+              ["epoch", ""],
+              ["leader", "who it says leads its region"],
+              ["link", "the link from this node"],
+              ["lag ops", "ops this node has that it lacks"],
+              ["lag ms", "how long the oldest op it lacks has waited"],
+              ["heard", "ms since this node last heard from it"],
+            ].map(([h, title]) => el("th", { text: h, title })),
+          ),
+        ),
         tbody,
       ),
     );
@@ -185,6 +210,7 @@
           height: 200,
           scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(5, Math.ceil(max * 1.1))] } },
           axes: [{}, { label: "writes/s", size: 50 }],
+          legend: { live: false },
           series: [{}, ...regions.map((r, i) => ({ label: r, stroke: COLORS[i % COLORS.length], width: 2, points: { show: false } }))],
         },
         data,
