@@ -170,7 +170,7 @@
         row.cells.role.className = `role ${n.role}`;
         row.cells.epoch.textContent = String(n.epoch);
         row.cells.leader.textContent = n.leader || "—";
-        row.cells.link.textContent = n.link === "self" ? "this node" : n.link;
+        row.cells.link.textContent = n.link;
         row.cells.link.className = `link ${n.link}`;
         row.cells.lagOps.textContent = n.lagOps === null ? "" : String(n.lagOps);
         row.cells.lagMs.textContent = n.lagMs === null ? (n.link === "self" ? "" : "?") : String(n.lagMs);

@@ -88,7 +88,7 @@ describe("the dashboard in headless Chromium", () => {
   it("shows the cluster live, cuts eu-west off and heals it, shows the conflict, steps a leader down", async () => {
     const c = cluster as ProcCluster;
     const base = c.urls.get("us-east-1") as string;
-    const page = await (browser as Browser).newPage({ viewport: { width: 1440, height: 1100 } });
+    const page = await (browser as Browser).newPage({ viewport: { width: 1600, height: 1000 } });
     const consoleErrors: string[] = [];
     page.on("console", (m) => {
       if (m.type() === "error") consoleErrors.push(m.text());
