@@ -2,11 +2,12 @@
 // its assets come from the node (no CDN, a CSP that forbids any other
 // origin), the snapshot has what the page renders (role changes with
 // reasons, write rate, regions), the event stream sends more than two
-// snapshots a second and ends at once when its client leaves or the node
-// shuts down (the drain must not wait for it), and the controls are guarded
+// snapshots a second and ends at once when its client leaves (its slot is
+// freed) or the node shuts down (the drain must not wait for it), and the
+// controls are guarded
 // by the admin and client tokens like the routes they call.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENTS_PERIOD_MS } from "../../src/http/dashboard-events.js";
+import { EVENT_STREAMS_MAX, EVENTS_PERIOD_MS } from "../../src/http/dashboard-events.js";
 import { call, callJson, enc, errorCode, startTestNode, type TestNode } from "../http/helpers.js";
 import { waitFor } from "../support/cluster-files.js";
 
@@ -125,6 +126,19 @@ describe("the dashboard on a node without tokens", () => {
     expect(spanMs).toBeLessThan(4 * EVENTS_PERIOD_MS + 1000);
     expect(spanMs / 4).toBeLessThan(500);
     expect(events[0]?.state.node).toBe("t-1");
+  });
+
+  it("frees a stream's slot when its client leaves: more clients than EVENT_STREAMS_MAX, one after another, all get a stream", async () => {
+    for (let i = 0; i < EVENT_STREAMS_MAX + 6; i++) {
+      // A slot is freed once the node sees the socket close, a moment after the client left.
+      await waitFor(`event stream ${i} to open`, async () => {
+        const stop = new AbortController();
+        const res = await fetch(`${n.url}/dashboard/events`, { signal: stop.signal });
+        const ok = res.status === 200 && !(await (res.body as ReadableStream<Uint8Array>).getReader().read()).done;
+        stop.abort();
+        return ok;
+      }, 5000);
+    }
   });
 });
 
