@@ -118,6 +118,17 @@ export default tseslint.config(
     rules: { "no-restricted-imports": ["error", { patterns: [{ regex: "^(?!\\./)", message: "src/api holds only the HTTP API's types and constants: it imports nothing outside src/api." }] }] },
   },
   {
+    // The dashboard's page script runs in the browser, as a classic script.
+    files: ["src/dashboard/**/*.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        window: "readonly", document: "readonly", sessionStorage: "readonly", EventSource: "readonly", ResizeObserver: "readonly",
+        fetch: "readonly", performance: "readonly", setTimeout: "readonly", console: "readonly", uPlot: "readonly",
+      },
+    },
+  },
+  {
     files: ["src/client/**/*.ts"],
     rules: { "no-restricted-imports": ["error", sdkForbiddenImports] },
   },

@@ -48,6 +48,8 @@ export interface RunningNode {
 export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const node = openNodeRuntime({ cluster: o.cluster, nodeId: o.nodeId, dataDir: o.dataDir, settings: o.settings, ...(o.logger ? { logger: o.logger } : {}) });
   const { me, region, logger } = node;
+  // Aborted at shutdown, so long-lived answers (the dashboard's event streams) end and do not hold the drain.
+  const shutdown = new AbortController();
   const app = createApp({
     nodeId: o.nodeId,
     service: node.store,
@@ -62,6 +64,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     writeWaitMs: o.settings.writeWaitMs,
     faults: node.faults,
     leadership: node.leadership,
+    dashboard: node.dashboard,
+    shutdown: shutdown.signal,
   });
 
   const host = o.listen?.host ?? me.host;
@@ -102,6 +106,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const close = () => {
     closing ??= (async () => {
       await node.stopPeers();
+      shutdown.abort();
       await new Promise<void>((resolve) => {
         draining = true;
         for (const res of answering) if (!res.headersSent) res.setHeader("Connection", "close");

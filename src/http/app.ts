@@ -17,6 +17,8 @@ import { sendError } from "./errors.js";
 import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
 import { OPENAPI } from "./openapi.js";
+import type { DashboardFeed } from "../node/dashboard-feed.js";
+import { DASHBOARD_ADMIN_PATHS, DASHBOARD_DATA_PATHS, mountDashboardRoutes } from "./dashboard-routes.js";
 
 export interface AppOptions {
   readonly nodeId: string;
@@ -36,11 +38,16 @@ export interface AppOptions {
   readonly writeWaitMs?: number;
   readonly faults?: FaultService;
   readonly leadership?: LeadershipService;
+  /** The dashboard's data; absent, GET / and /dashboard/* are not served. */
+  readonly dashboard?: DashboardFeed;
+  /** Aborted when the node shuts down (ends long-lived answers such as the dashboard's event streams). */
+  readonly shutdown?: AbortSignal;
 }
 
-const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts"];
-// promote is an operator action like stepdown, so the admin token guards it too.
-const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown", "/leadership/promote"];
+const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts", ...DASHBOARD_DATA_PATHS];
+// promote is an operator action like stepdown, so the admin token guards it too;
+// so are the dashboard's controls, which call these routes on other nodes.
+const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown", "/leadership/promote", ...DASHBOARD_ADMIN_PATHS];
 
 function bearer(c: Context): string | undefined {
   const h = requestHeader(c, "authorization");
@@ -153,6 +160,7 @@ export function createApp(o: AppOptions): Hono {
   app.get("/openapi.json", (c) => c.json(OPENAPI));
 
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
+  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: o.clientToken !== undefined, shutdown: o.shutdown });
 
   app.post("/admin/faults", async (c) => {
     if (!o.faults) return sendError(c, nodeError("not_found", "fault injection is not available on this node"));

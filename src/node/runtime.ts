@@ -23,6 +23,7 @@ import { nodeError } from "./errors.js";
 import { LocalStore } from "./local-store.js";
 import { Replicator } from "./replicator.js";
 import { ElectionDriver } from "./election-driver.js";
+import { createDashboardFeed, type DashboardFeed } from "./dashboard-feed.js";
 import { mergeVv, vvLag } from "../core/version-vector.js";
 import type { ClusterService, FaultService, LeadershipService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
@@ -51,6 +52,8 @@ export interface NodeRuntime {
   readonly router: WriteRouter;
   readonly faults: FaultService;
   readonly leadership: LeadershipService;
+  /** The cluster as this node sees it, for the dashboard. */
+  readonly dashboard: DashboardFeed;
   /** Takes a peer's WebSocket upgrade; false when the path is not the peer endpoint (the caller refuses it). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Starts the hub, the replicator, the election and the idempotency pruner (once the node can serve). */
@@ -109,6 +112,18 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     logger,
   });
 
+  // Its sources are read only when a snapshot is taken, after construction.
+  const dashboard = createDashboardFeed({
+    cluster: o.cluster,
+    status: () => cluster.status(),
+    peerViews: () => repl.peerViews(),
+    leaderOf: (r) => repl.leaderOf(r),
+    knownEpoch: (r) => repl.knownEpoch(r),
+    faults: () => hub.faults(),
+    storage,
+    now: Date.now,
+  });
+
   let localVvQueued = false;
   const store = new LocalStore({
     nodeId: o.nodeId,
@@ -120,6 +135,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     onRead: (ns) => metrics.reads.inc({ ns }),
     onCommitted: (ops) => {
       replicator?.onCommitted(ops);
+      dashboard.committed(ops);
       // Once per burst, not per write: a group commit wakes all its writes in
       // one turn, and reading the vector from SQLite for each was 7% of a PUT.
       if (localVvQueued) return;
@@ -150,6 +166,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     metrics,
     onChange: (e) => {
       replicator?.leadershipChanged(e.reason);
+      dashboard.roleChanged(e);
       for (const w of [...leaderWaiters]) w();
     },
   });
@@ -221,8 +238,16 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   };
 
   const faults: FaultService = {
-    block: (targets, direction) => hub.block(targets, direction),
-    clear: () => hub.clearFaults(),
+    block: (targets, direction) => {
+      const r = hub.block(targets, direction);
+      dashboard.faultsChanged();
+      return r;
+    },
+    clear: () => {
+      const r = hub.clearFaults();
+      dashboard.faultsChanged();
+      return r;
+    },
   };
   const leadership: LeadershipService = {
     async stepdown() {
@@ -264,6 +289,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     router,
     faults,
     leadership,
+    dashboard,
     handleUpgrade(req, socket, head) {
       const path = (req.url ?? "").split("?")[0];
       if (path !== PEER_PATH) return false;
