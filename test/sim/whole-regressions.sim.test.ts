@@ -32,6 +32,16 @@ describe("whole-cluster regressions", () => {
     expect(r.ok, r.error).toBe(true);
   }, 60_000);
 
+  // Seed 110467 (campaign): a bug of the simulator's model, not of geokv. A
+  // link's intro reported the live store's vector, commits not yet synced
+  // included, where a real node reports SQLite's committed (durable) state; a
+  // leader counted a peer's unsynced copy toward ack=region, and the check
+  // that ack=region means a durable majority caught it.
+  it("seed 110467: a link's intro carries the durable vector, so ack=region counts only durable copies", () => {
+    const r = runSeed(110467);
+    expect(r.ok, r.error).toBe(true);
+  }, 60_000);
+
   it("seed 95, shrunk: the schedule makes three copies, and the counter counts one", () => {
     const r = runSchedule(threeCopies);
     expect(r.mostCopies).toBe(3);

@@ -267,9 +267,14 @@ export class SimNode {
     return epochOf(this.election);
   }
 
-  /** The intro a peer gets when a link comes up. */
+  /**
+   * The intro a peer gets when a link comes up: the node's committed state,
+   * which for a real node (SQLite, synchronous=FULL) is its durable state.
+   * The live store here also holds commits not yet synced; a peer that
+   * counted those toward ack=region could acknowledge a write a crash loses.
+   */
   intro(): { epoch: number; vv: VersionVector } {
-    return { epoch: this.storage.getMeta("epoch") ?? 0, vv: this.storage.appliedVv() };
+    return { epoch: this.storage.getMeta("epoch") ?? 0, vv: this.disk.durableVv() };
   }
 
   private leadershipNow(): Leadership {
