@@ -11,6 +11,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { NodeId } from "./core/ids.js";
 import { createApp } from "./http/app.js";
+import { createYjsEndpoint, YJS_PATH } from "./http/yjs-endpoint.js";
 import type { ClusterConfig } from "./node/config.js";
 import type { LocalStore } from "./node/local-store.js";
 import type { NodeMetrics } from "./node/metrics.js";
@@ -59,6 +60,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     maxValueBytes: o.settings.maxValueBytes,
     tokenWaitMs: o.settings.writeWaitMs,
     clientToken: o.settings.clientToken,
+    readToken: o.settings.readToken,
     adminToken: o.settings.adminToken,
     router: node.router,
     writeWaitMs: o.settings.writeWaitMs,
@@ -82,8 +84,10 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     await node.closeStore();
     throw err;
   }
+  const yjs = createYjsEndpoint({ rooms: node.rooms, clientToken: o.settings.clientToken, readToken: o.settings.readToken, maxValueBytes: o.settings.maxValueBytes, logger });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!node.handleUpgrade(req, socket, head)) socket.destroy();
+    if ((req.url ?? "").startsWith(YJS_PATH)) yjs.handleUpgrade(req, socket, head);
+    else if (!node.handleUpgrade(req, socket, head)) socket.destroy();
   });
   node.start();
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
@@ -105,6 +109,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      // Live-doc clients first: they reconnect to another node and sync what they hold.
+      yjs.close();
       await node.stopPeers();
       shutdown.abort();
       await new Promise<void>((resolve) => {

@@ -65,3 +65,6 @@ export interface StatusView {
   /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
   readonly refusedBy?: readonly { node: string; reason: string }[];
 }
+
+/** Marks a request one node passed to another, so it is never passed on again (writes and stepdown alike). */
+export const FORWARDED_HEADER = "x-geokv-forwarded";

@@ -13,7 +13,8 @@ import { mountClusterRoutes } from "./cluster-routes.js";
 import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody, requestHeader } from "./parse.js";
 import { forwardWrites } from "./forward.js";
-import { sendError } from "./errors.js";
+import { errorBody, sendError } from "./errors.js";
+import { accessOf, tokenMatches, tokensRequired } from "./access.js";
 import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
 import { OPENAPI } from "./openapi.js";
@@ -30,6 +31,8 @@ export interface AppOptions {
   readonly tokenWaitMs: number;
   /** When set, the data API requires `Authorization: Bearer <clientToken>`. */
   readonly clientToken?: string | undefined;
+  /** When set (with clientToken), it grants reads of the data API: GET and HEAD, and /yjs without writing. */
+  readonly readToken?: string | undefined;
   /** When set, /admin/* and /leadership/stepdown require `Authorization: Bearer <adminToken>`. */
   readonly adminToken?: string | undefined;
   readonly now?: () => number;
@@ -54,15 +57,6 @@ function bearer(c: Context): string | undefined {
   if (h === undefined) return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(h);
   return m ? (m[1] as string).trim() : "";
-}
-
-/** Constant-time comparison of a presented token with the configured one. */
-function tokenMatches(presented: string, expected: string): boolean {
-  const a = Buffer.from(presented);
-  const b = Buffer.from(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ (b[i] as number);
-  return diff === 0;
 }
 
 function logLine(reqId: string, method: string, path: string, status: number, ms: number) {
@@ -127,10 +121,12 @@ export function createApp(o: AppOptions): Hono {
 
   app.use("*", async (c, next) => {
     const path = c.req.path;
-    if (o.clientToken !== undefined && startsWithAny(path, DATA_PREFIXES)) {
+    if (tokensRequired(o) && startsWithAny(path, DATA_PREFIXES)) {
       const t = bearer(c);
       if (t === undefined) return sendError(c, nodeError("unauthorized", "the data API needs Authorization: Bearer <token>"));
-      if (!tokenMatches(t, o.clientToken)) return sendError(c, nodeError("forbidden", "wrong client token"));
+      const access = accessOf(t, o);
+      if (access === null) return sendError(c, nodeError("forbidden", "wrong client token"));
+      if (access === "read" && c.req.method !== "GET" && c.req.method !== "HEAD") return sendError(c, nodeError("forbidden", "a read-only token cannot write"));
     }
     if (o.adminToken !== undefined && startsWithAny(path, ADMIN_PREFIXES)) {
       const t = bearer(c);
@@ -158,9 +154,11 @@ export function createApp(o: AppOptions): Hono {
     return c.body(text, 200, { "Content-Type": o.metrics.registry.contentType });
   });
   app.get("/openapi.json", (c) => c.json(OPENAPI));
+  // The live documents' endpoint only speaks WebSocket (the upgrade never reaches hono).
+  app.get("/yjs/*", (c) => c.json(errorBody("bad_request", "GET /yjs/<room> is a WebSocket endpoint (the y-websocket protocol); connect with Upgrade: websocket"), 426));
 
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
-  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: o.clientToken !== undefined, shutdown: o.shutdown });
+  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: tokensRequired(o), shutdown: o.shutdown });
 
   app.post("/admin/faults", async (c) => {
     if (!o.faults) return sendError(c, nodeError("not_found", "fault injection is not available on this node"));

@@ -11,8 +11,9 @@ import type { WriteRouter } from "../node/service.js";
 import { sendError } from "./errors.js";
 import { requestHeader } from "./parse.js";
 
-/** Marks a request one node passed to another, so it is never passed on again (writes and stepdown alike). */
-export const FORWARDED_HEADER = "x-geokv-forwarded";
+import { FORWARDED_HEADER } from "../api/types.js";
+
+export { FORWARDED_HEADER };
 const PASS_HEADERS = ["content-type", "idempotency-key", "authorization", "x-request-id", "x-geokv-token"];
 const WRITE_METHODS = new Set(["PUT", "POST", "DELETE"]);
 const DATA_WRITE_PATH = /^\/(kv|counters|sets|docs)\//;

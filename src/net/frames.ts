@@ -8,6 +8,7 @@ import { ByteReader, ByteWriter, decodeWith, isCodecError, type CodecError } fro
 import { readOpBody, readVv, writeOpBody, writeVv } from "../core/codec/op-codec.js";
 import { isValidHlc, type Hlc } from "../core/hlc.js";
 import { isValidId } from "../core/ids.js";
+import { MAX_KEY_BYTES, validateKey } from "../core/key.js";
 import type { Op } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
 
@@ -33,7 +34,7 @@ export function encodedOpBody(op: Op): Uint8Array {
 }
 
 /** Bumped on any incompatible change; peers with another version are refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Nonces for the HMAC challenge-response. */
 export const NONCE_BYTES = 16;
 /** Ops per frame: bounds a frame's size and a receiver's single commit. */
@@ -118,7 +119,18 @@ export interface ControlFrame {
   readonly json: string;
 }
 
-export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame;
+/**
+ * Presence of a live document's clients (y-protocols awareness), relayed
+ * between nodes and never stored. An empty update asks the receiver for the
+ * states of its own clients in that room (a node whose first client joined).
+ */
+export interface PresenceFrame {
+  readonly t: "presence";
+  readonly room: string;
+  readonly update: Uint8Array;
+}
+
+export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame | PresenceFrame;
 
 const T_HELLO = 1;
 const T_WELCOME = 2;
@@ -129,7 +141,10 @@ const T_PING = 6;
 const T_PONG = 7;
 const T_CONTROL = 8;
 const T_REFUSE = 9;
+const T_PRESENCE = 10;
 const CONTROL_JSON_BYTES_MAX = 64 * 1024;
+/** A presence update is a room's client states: small, and never a value. */
+export const PRESENCE_BYTES_MAX = 1024 * 1024;
 
 // The encoder refuses what the decoder would refuse, so a bug in this node
 // throws here, at its cause, instead of closing a healthy link at the peer.
@@ -253,6 +268,15 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.string(f.json);
       break;
     }
+    case "presence": {
+      const bad = validateKey(f.room);
+      if (bad !== null) throw new Error(`presence room: ${bad.reason}`);
+      if (f.update.length > PRESENCE_BYTES_MAX) throw new Error(`presence update over ${PRESENCE_BYTES_MAX} bytes`);
+      w.u8(T_PRESENCE);
+      w.string(f.room);
+      w.bytes(f.update);
+      break;
+    }
     default: {
       const never: never = f;
       throw new Error(`unknown frame ${JSON.stringify(never)}`);
@@ -317,6 +341,16 @@ export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
         return { t: "pong", echoWallMs: readWallMs(r, "echoWallMs"), wallMs: readWallMs(r, "wallMs"), vv: readVv(r) };
       case T_CONTROL:
         return { t: "control", json: r.string("control json", 2, CONTROL_JSON_BYTES_MAX) };
+      case T_PRESENCE: {
+        const roomAt = r.pos;
+        const room = r.string("presence room", 1, MAX_KEY_BYTES);
+        const bad = validateKey(room);
+        if (bad !== null) r.fail(`presence room: ${bad.reason}`, roomAt);
+        const updateAt = r.pos;
+        const update = r.bytes("presence update");
+        if (update.length > PRESENCE_BYTES_MAX) r.fail(`presence update over ${PRESENCE_BYTES_MAX} bytes`, updateAt);
+        return { t: "presence", room, update };
+      }
       default:
         return r.fail(`unknown frame type ${t}`, tAt);
     }

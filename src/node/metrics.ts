@@ -6,6 +6,7 @@
 
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { YjsStats } from "./yjs-rooms.js";
 
 /** The node's metrics and the registry that renders them. */
 export interface NodeMetrics {
@@ -26,6 +27,10 @@ export interface NodeMetrics {
   readonly eventLoopDelay: Gauge<"stat">;
   readonly opsFromLog: Counter;
   readonly staleBatches: Counter;
+  /** Live documents (y-websocket): client updates taken, batches written, connections closed by this node (by close code). */
+  readonly yjsUpdates: Counter;
+  readonly yjsWrites: Counter;
+  readonly yjsClosed: Counter<"code">;
   /** Stops the event-loop delay sampler; the registry can still be read. */
   close(): void;
 }
@@ -36,6 +41,10 @@ export interface MetricSources {
   readonly storageBytes: () => number;
   /** Bytes of frames sent to peers since start, by kind (cumulative; the counter adds the deltas). */
   readonly peerBytesSent?: () => { readonly ops: number; readonly other: number };
+  /** The live documents' connections and memory. */
+  readonly yjs?: () => YjsStats;
+  /** The byte budget of live and cached documents. */
+  readonly docCacheBudgetBytes?: number;
 }
 
 /** Sampling period of the event-loop delay monitor; a stall shorter than this may be missed. */
@@ -51,6 +60,7 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
   loop.enable();
   // The hub counts bytes since start; the counter adds what was sent since the last scrape.
   const sentBefore = { ops: 0, other: 0 };
+  registerYjsGauges(sources, registers);
   return {
     registry,
     httpRequests: new Counter({ name: "geokv_http_requests_total", help: "HTTP requests by route, method and status code", labelNames: ["route", "method", "code"], registers }),
@@ -84,6 +94,9 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
       registers,
     }),
     staleBatches: new Counter({ name: "geokv_stale_batches_rejected_total", help: "Replicated batches refused for a stale fencing token", registers }),
+    yjsUpdates: new Counter({ name: "geokv_yjs_updates_total", help: "Updates taken from y-websocket clients", registers }),
+    yjsWrites: new Counter({ name: "geokv_yjs_writes_total", help: "Batches of y-websocket client updates written (one op each)", registers }),
+    yjsClosed: new Counter({ name: "geokv_yjs_closed_total", help: "y-websocket connections this node closed, by close code", labelNames: ["code"], registers }),
     peerBytesSent: new Counter({
       name: "geokv_peer_bytes_sent_total",
       help: "Bytes of frames sent to peers, by kind (ops, other)",
@@ -121,4 +134,52 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
       loop.disable();
     },
   };
+}
+
+/** Gauges of the live documents, read at scrape time (not in NodeMetrics: no driver sets them). */
+function registerYjsGauges(sources: MetricSources, registers: Registry[]): void {
+  const stats = sources.yjs;
+  if (stats === undefined) return;
+  new Gauge({
+    name: "geokv_yjs_connections",
+    help: "y-websocket connections open on this node",
+    registers,
+    collect() {
+      this.set(stats().connections);
+    },
+  });
+  new Gauge({
+    name: "geokv_yjs_docs",
+    help: "Documents in memory: live (a room with clients or edits to write) and cached (an idle doc's merged update)",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const s = stats();
+      this.set({ state: "live" }, s.liveDocs);
+      this.set({ state: "cached" }, s.cachedDocs);
+    },
+  });
+  new Gauge({
+    name: "geokv_yjs_doc_bytes",
+    help: "Bytes of documents in memory, live and cached (their merged updates)",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const s = stats();
+      this.set({ state: "live" }, s.liveBytes);
+      this.set({ state: "cached" }, s.cachedBytes);
+    },
+  });
+  new Gauge({
+    name: "geokv_yjs_queue_bytes",
+    help: "Bytes of client edits waiting to be written (the region has no leader, or a write is under way)",
+    registers,
+    collect() {
+      this.set(stats().queuedBytes);
+    },
+  });
+  const budget = sources.docCacheBudgetBytes;
+  if (budget !== undefined) {
+    new Gauge({ name: "geokv_yjs_doc_budget_bytes", help: "The byte budget of documents in memory (--doc-cache-bytes)", registers }).set(budget);
+  }
 }

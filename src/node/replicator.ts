@@ -210,6 +210,8 @@ export class Replicator {
       case "control":
         this.o.leadership?.onControl(peer, f.json);
         return;
+      // Presence belongs to the live documents (the runtime routes it there).
+      case "presence":
       case "hello":
       case "welcome":
       case "auth":

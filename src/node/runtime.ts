@@ -27,8 +27,17 @@ import { createDashboardFeed, type DashboardFeed } from "./dashboard-feed.js";
 import { mergeVv, vvLag } from "../core/version-vector.js";
 import type { ClusterService, FaultService, LeadershipService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
+import { createDocWriter } from "./doc-writer.js";
+import { YjsRooms } from "./yjs-rooms.js";
+import { emptyDoc } from "../core/crdt/ydoc.js";
+import { isNodeError } from "./errors.js";
 
 const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
+/** Live docs: how often presence goes out per room, the largest write batch, a client's unread bytes, a failed write's retry. */
+const AWARENESS_MS = 50;
+const YJS_BATCH_BYTES_MAX = 256 * 1024;
+const YJS_SEND_BUFFER_BYTES = 16 * 1_048_576;
+const YJS_RETRY_MS = 200;
 
 export interface OpenNodeOptions {
   readonly cluster: ClusterConfig;
@@ -54,6 +63,8 @@ export interface NodeRuntime {
   readonly leadership: LeadershipService;
   /** The cluster as this node sees it, for the dashboard. */
   readonly dashboard: DashboardFeed;
+  /** Live documents: the y-websocket rooms the HTTP layer's /yjs endpoint serves. */
+  readonly rooms: YjsRooms;
   /** Takes a peer's WebSocket upgrade; false when the path is not the peer endpoint (the caller refuses it). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Starts the hub, the replicator, the election and the idempotency pruner (once the node can serve). */
@@ -81,7 +92,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   }
   if (stored === undefined) storage.setMeta("nodeId", o.nodeId);
   const committer: GroupCommitter = createGroupCommitter(storage);
-  const metrics = createMetrics({ storageBytes: () => storage.sizeBytes(), peerBytesSent: () => hub.sentBytes() });
+  const metrics = createMetrics({ storageBytes: () => storage.sizeBytes(), peerBytesSent: () => hub.sentBytes(), yjs: () => rooms.stats(), docCacheBudgetBytes: o.settings.docCacheBytes });
 
   const members: MemberConfig[] = [...o.cluster.nodes.values()].map((n) => ({ node: n.id, region: n.region, priority: n.priority }));
   const self = members.find((m) => m.node === o.nodeId) as MemberConfig;
@@ -101,7 +112,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       replicator?.onLinkUp(peer, intro);
     },
     onLinkDown: (peer, reason) => replicator?.onLinkDown(peer, reason),
-    onFrame: (peer, frame) => replicator?.onFrame(peer, frame),
+    onFrame: (peer, frame) => (frame.t === "presence" ? rooms.presenceFrom(peer, frame.room, frame.update) : replicator?.onFrame(peer, frame)),
     onAlive: (peer) => replicator?.onAlive(peer),
     onRefused: (peer, reason) => {
       // A fault injected on purpose is not a misconfiguration worth an alarm.
@@ -136,6 +147,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     onCommitted: (ops) => {
       replicator?.onCommitted(ops);
       dashboard.committed(ops);
+      rooms.committed(ops);
       // Once per burst, not per write: a group commit wakes all its writes in
       // one turn, and reading the vector from SQLite for each was 7% of a PUT.
       if (localVvQueued) return;
@@ -211,6 +223,41 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       });
     },
   };
+
+  const peerIds = [...o.cluster.nodes.keys()].filter((n) => n !== o.nodeId);
+  const rooms: YjsRooms = new YjsRooms({
+    nodeId: o.nodeId,
+    loadDoc: (key) => {
+      const state = store.docGet(key, undefined);
+      return isNodeError(state) ? emptyDoc() : state;
+    },
+    writer: createDocWriter({ nodeId: o.nodeId, service: store, router, clientToken: o.settings.clientToken, timeoutMs: o.settings.writeWaitMs, logger }),
+    leaderKnown: () => router.route().kind !== "none",
+    leaderChanged: (ms) => router.changed(ms),
+    peers: {
+      broadcast: (room, update) => {
+        for (const peer of peerIds) if (hub.isUp(peer)) hub.send(peer, { t: "presence", room, update });
+      },
+      sendTo: (peer, room, update) => void hub.send(peer, { t: "presence", room, update }),
+    },
+    queue: {
+      batchBytes: Math.min(YJS_BATCH_BYTES_MAX, Math.floor(o.settings.maxValueBytes / 2)),
+      batchDelayMs: o.settings.yjsBatchMs,
+      queueBytes: o.settings.yjsQueueBytes,
+      retryMs: YJS_RETRY_MS,
+    },
+    maxValueBytes: o.settings.maxValueBytes,
+    docCacheBytes: o.settings.docCacheBytes,
+    awarenessMs: AWARENESS_MS,
+    sendBufferBytes: YJS_SEND_BUFFER_BYTES,
+    now: Date.now,
+    logger,
+    counted: (what, code) => {
+      if (what === "update") metrics.yjsUpdates.inc();
+      else if (what === "write") metrics.yjsWrites.inc();
+      else metrics.yjsClosed.inc({ code: code ?? "" });
+    },
+  });
 
   const cluster: ClusterService = {
     status(): StatusView {
@@ -290,6 +337,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     faults,
     leadership,
     dashboard,
+    rooms,
     handleUpgrade(req, socket, head) {
       const path = (req.url ?? "").split("?")[0];
       if (path !== PEER_PATH) return false;

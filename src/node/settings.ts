@@ -20,11 +20,19 @@ export interface Settings {
   readonly maxValueBytes: number;
   readonly maxClockSkewMs: number;
   readonly readyLagOps: number;
+  /** Byte budget of documents in memory: live rooms' merged updates and the LRU cache of idle ones. */
+  readonly docCacheBytes: number;
+  /** Bytes of a live doc's unwritten client edits held while the region has no leader. */
+  readonly yjsQueueBytes: number;
+  /** How long a live doc gathers client updates into one write. */
+  readonly yjsBatchMs: number;
   readonly synchronous: SyncMode;
   /** Peers must prove knowledge of it in the handshake; unset means no peer auth. */
   readonly clusterSecret: string | undefined;
   /** Bearer token for the data API; unset means open. */
   readonly clientToken: string | undefined;
+  /** Bearer token that only reads (GEOKV_READ_TOKEN; needs clientToken). */
+  readonly readToken: string | undefined;
   /** Bearer token for /admin/* and /leadership/stepdown; unset means open. */
   readonly adminToken: string | undefined;
   readonly logLevel: LogLevel;
@@ -39,7 +47,7 @@ export interface SettingsError {
 }
 
 /** The settings that are positive integers. */
-export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps";
+export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs";
 
 /** How one numeric setting is named on the command line and in the environment. */
 export interface NumericSpec {
@@ -60,9 +68,13 @@ export const DEFAULT_SETTINGS: Settings = {
   maxValueBytes: 1_048_576,
   maxClockSkewMs: 500,
   readyLagOps: 1000,
+  docCacheBytes: 64 * 1_048_576,
+  yjsQueueBytes: 8 * 1_048_576,
+  yjsBatchMs: 10,
   synchronous: "FULL",
   clusterSecret: undefined,
   clientToken: undefined,
+  readToken: undefined,
   adminToken: undefined,
   logLevel: "info",
 };
@@ -79,6 +91,9 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
   { key: "maxValueBytes", flag: "max-value-bytes", env: "GEOKV_MAX_VALUE_BYTES", max: 64 * 1_048_576, help: "largest value accepted" },
   { key: "maxClockSkewMs", flag: "max-clock-skew-ms", env: "GEOKV_MAX_CLOCK_SKEW_MS", max: HOUR_MS, help: "wall-clock distance to peers before writes are refused" },
   { key: "readyLagOps", flag: "ready-lag-ops", env: "GEOKV_READY_LAG_OPS", max: Number.MAX_SAFE_INTEGER, help: "ops behind the leader before /ready answers 503" },
+  { key: "docCacheBytes", flag: "doc-cache-bytes", env: "GEOKV_DOC_CACHE_BYTES", max: 64 * 1024 * 1_048_576, help: "byte budget of live documents in memory" },
+  { key: "yjsQueueBytes", flag: "yjs-queue-bytes", env: "GEOKV_YJS_QUEUE_BYTES", max: 1024 * 1_048_576, help: "unwritten edits a live doc holds without a leader" },
+  { key: "yjsBatchMs", flag: "yjs-batch-ms", env: "GEOKV_YJS_BATCH_MS", max: 60_000, help: "how long a live doc gathers edits into one write" },
 ];
 
 /** The sync-mode setting, the one non-numeric setting with a flag. */
@@ -151,6 +166,9 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     maxValueBytes: DEFAULT_SETTINGS.maxValueBytes,
     maxClockSkewMs: DEFAULT_SETTINGS.maxClockSkewMs,
     readyLagOps: DEFAULT_SETTINGS.readyLagOps,
+    docCacheBytes: DEFAULT_SETTINGS.docCacheBytes,
+    yjsQueueBytes: DEFAULT_SETTINGS.yjsQueueBytes,
+    yjsBatchMs: DEFAULT_SETTINGS.yjsBatchMs,
   };
   const sourceOf = new Map<NumericSetting, string>();
   for (const spec of NUMERIC_SETTINGS) {
@@ -172,6 +190,11 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
       return settingsError(electionSource, `must be greater than the heartbeat interval (${numbers.heartbeatMs} ms from ${heartbeatSource}), got ${numbers.electionTimeoutMs}`);
     }
     return settingsError(heartbeatSource, `must be less than the election timeout (${numbers.electionTimeoutMs} ms, the default), got ${numbers.heartbeatMs}`);
+  }
+
+  // A queue smaller than the largest update would refuse that update on every try.
+  if (numbers.yjsQueueBytes < numbers.maxValueBytes) {
+    return settingsError(sourceOf.get("yjsQueueBytes") ?? sourceOf.get("maxValueBytes") ?? "--yjs-queue-bytes", `the live-doc queue (${numbers.yjsQueueBytes} bytes) must hold at least one value of max-value-bytes (${numbers.maxValueBytes})`);
   }
 
   let synchronous: SyncMode = DEFAULT_SETTINGS.synchronous;
@@ -198,11 +221,18 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     return v === undefined || v === "" ? undefined : v;
   };
 
+  const clientToken = secret("GEOKV_CLIENT_TOKEN");
+  const readToken = secret("GEOKV_READ_TOKEN");
+  // A read token alone would lock every writer out, this node's own forwarded writes included.
+  if (readToken !== undefined && clientToken === undefined) return settingsError("GEOKV_READ_TOKEN", "needs GEOKV_CLIENT_TOKEN too (the read token only reads; something must be able to write)");
+  if (readToken !== undefined && readToken === clientToken) return settingsError("GEOKV_READ_TOKEN", "must differ from GEOKV_CLIENT_TOKEN");
+
   return {
     ...numbers,
     synchronous,
     clusterSecret: secret("GEOKV_CLUSTER_SECRET"),
-    clientToken: secret("GEOKV_CLIENT_TOKEN"),
+    clientToken,
+    readToken,
     adminToken: secret("GEOKV_ADMIN_TOKEN"),
     logLevel,
   };

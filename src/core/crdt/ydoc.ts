@@ -16,6 +16,8 @@ import type { DocState } from "../op.js";
  * writes through the doc, so its random client id never reaches any state.
  */
 const SCRATCH_DOC = { gc: false, guid: "geokv-scratch" } as const;
+/** The same, garbage-collecting: for compaction, which exists to drop deleted content. */
+const GC_DOC = { gc: true, guid: "geokv-compact" } as const;
 
 /** An update with no structs and no deletions (what Y.encodeStateAsUpdate gives for a new doc). */
 const EMPTY_UPDATE: readonly number[] = [0, 0];
@@ -25,11 +27,53 @@ export function emptyDoc(): DocState {
   return Uint8Array.from(EMPTY_UPDATE);
 }
 
-/** Applies one update: the merge of the state and the update. */
+/**
+ * Below this size a doc state is never compacted: merging keeps deleted
+ * content, and re-encoding a small doc through a Y.Doc is not worth it.
+ */
+export const DOC_COMPACT_MIN_BYTES = 64 * 1024;
+
+/**
+ * The state with deleted content dropped: loaded into a garbage-collecting
+ * Y.Doc and encoded again, the way a Yjs server's own docs shed it. Deleted
+ * items keep their ids (as GC structs) and stay in the delete set, so the
+ * result merges with any replica's state and any later update exactly as the
+ * full state would, and holds the same document. Updates still waiting for
+ * their dependencies are kept (Yjs encodes its pending structs with the
+ * state).
+ */
+export function compactDoc(state: DocState): DocState {
+  const doc = new Y.Doc(GC_DOC);
+  try {
+    Y.applyUpdate(doc, state);
+    return Y.encodeStateAsUpdate(doc);
+  } finally {
+    doc.destroy();
+  }
+}
+
+/**
+ * True when a state that grew from `before` to `after` bytes is due for
+ * compaction: once it passes DOC_COMPACT_MIN_BYTES, each time its size
+ * crosses a power of two. So a doc is re-encoded O(log size) times while it
+ * grows, the cost per byte written stays constant, and a doc whose deleted
+ * content was dropped grows back to the next threshold before the next pass.
+ */
+export function docCompactionDue(before: number, after: number): boolean {
+  if (after < DOC_COMPACT_MIN_BYTES) return false;
+  return Math.floor(Math.log2(after)) > Math.floor(Math.log2(Math.max(before, 1)));
+}
+
+/** Merges updates into a state (the state first), compacting it when its growth says so. */
+export function mergeIntoDoc(state: DocState, updates: readonly Uint8Array[]): DocState {
+  const merged = Y.mergeUpdates([state, ...updates]);
+  return docCompactionDue(state.length, merged.length) ? compactDoc(merged) : merged;
+}
+
+/** Applies one update: the merge of the state and the update (compacted past the bound, see docCompactionDue). */
 export function applyDoc(state: DocState | undefined, update: Uint8Array): DocState {
-  // mergeUpdates returns its single input as is; copy so callers never alias a state.
-  if (state === undefined) return Y.mergeUpdates([emptyDoc(), update]);
-  return Y.mergeUpdates([state, update]);
+  // mergeUpdates returns its single input as is; starting from the empty doc copies it, so callers never alias a state.
+  return mergeIntoDoc(state ?? emptyDoc(), [update]);
 }
 
 /** The state-based join of two doc states. */

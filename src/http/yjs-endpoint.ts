@@ -1,0 +1,147 @@
+// GET /yjs/:room: the WebSocket of the y-websocket protocol. This file is the
+// transport: it takes the upgrade, reads the room from the path (the rest of
+// the path, so a room may hold "/"; it is the doc `room` of the docs
+// namespace), checks the client's token (`?token=` or Sec-WebSocket-Protocol),
+// and hands the connection to the node's rooms (src/node/yjs-rooms.ts), which
+// speak the protocol. A connection that is refused is first accepted and
+// then closed with a code and a reason, because a stock WebsocketProvider
+// shows a close reason but only retries a refused upgrade forever; codes in
+// 4400-4499 tell it not to reconnect.
+
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { WebSocketServer, type WebSocket } from "ws";
+import { validateKey } from "../core/key.js";
+import { YjsClose, type YjsRooms } from "../node/yjs-rooms.js";
+import { accessOf, tokensRequired, type Access, type ClientTokens } from "./access.js";
+
+/** The path prefix of live documents. */
+export const YJS_PATH = "/yjs/";
+/** Room of a message's framing: type and length varints around an update of at most maxValueBytes. */
+const FRAMING_BYTES = 32;
+
+export interface YjsEndpointOptions extends ClientTokens {
+  readonly rooms: YjsRooms;
+  readonly maxValueBytes: number;
+  readonly logger: Logger;
+}
+
+export interface YjsEndpoint {
+  /** Takes an upgrade whose path starts with /yjs/. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Closes every connection (node shutdown). */
+  close(): void;
+}
+
+/** A close reason fits in 123 bytes of UTF-8. */
+function reasonOf(reason: string): string {
+  let s = reason;
+  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
+  return s;
+}
+
+/** The room named by a request path, or why there is none. */
+export function roomOf(path: string): { room: string } | { problem: string } {
+  const rest = path.slice(YJS_PATH.length);
+  if (rest.length === 0) return { problem: "the path names no room (/yjs/<room>)" };
+  let room: string;
+  try {
+    room = decodeURIComponent(rest);
+  } catch {
+    return { problem: "the room is not valid URL-encoded UTF-8" };
+  }
+  const bad = validateKey(room);
+  return bad === null ? { room } : { problem: `invalid room: ${bad.reason}` };
+}
+
+/** The tokens a request presents: its ?token= and each Sec-WebSocket-Protocol it offers. */
+function presented(req: IncomingMessage, url: URL): string[] {
+  const out: string[] = [];
+  const q = url.searchParams.get("token");
+  if (q !== null) out.push(q);
+  const protocols = req.headers["sec-websocket-protocol"];
+  if (typeof protocols === "string") for (const p of protocols.split(",")) if (p.trim() !== "") out.push(p.trim());
+  return out;
+}
+
+/** The best access the presented tokens grant, or why none. */
+function accessFor(tokens: readonly string[], t: ClientTokens): { access: Access; protocol?: string } | { code: number; reason: string } {
+  if (!tokensRequired(t)) return { access: "write" };
+  if (tokens.length === 0) return { code: YjsClose.unauthorized, reason: "geokv: unauthorized: this node needs a client token (?token= or Sec-WebSocket-Protocol)" };
+  let best: { access: Access; token: string } | undefined;
+  for (const token of tokens) {
+    const a = accessOf(token, t);
+    if (a === "write") return { access: a, protocol: token };
+    if (a === "read") best ??= { access: a, token };
+  }
+  if (best !== undefined) return { access: best.access, protocol: best.token };
+  return { code: YjsClose.forbidden, reason: "geokv: forbidden: wrong client token" };
+}
+
+/** Builds the endpoint over the node's rooms. */
+export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: o.maxValueBytes + FRAMING_BYTES,
+    perMessageDeflate: false,
+    // A token offered as a subprotocol is named back, as browsers require of a protocol they offered.
+    handleProtocols: (protocols, req) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      const a = accessFor(presented(req, url), o);
+      if ("access" in a && a.protocol !== undefined && protocols.has(a.protocol)) return a.protocol;
+      return false;
+    },
+  });
+  const sockets = new Set<WebSocket>();
+
+  function serve(ws: WebSocket, req: IncomingMessage): void {
+    const url = new URL(req.url ?? "/", "http://x");
+    const refuse = (code: number, reason: string) => {
+      o.logger.info({ path: url.pathname, code }, `yjs connection refused: ${reason}`);
+      ws.close(code, reasonOf(reason));
+    };
+    const where = roomOf(url.pathname);
+    if ("problem" in where) return refuse(YjsClose.badMessage, `geokv: ${where.problem}`);
+    const access = accessFor(presented(req, url), o);
+    if ("code" in access) return refuse(access.code, access.reason);
+
+    sockets.add(ws);
+    const session = o.rooms.open(
+      where.room,
+      {
+        send: (message) => ws.send(message),
+        buffered: () => ws.bufferedAmount,
+        close: (code, reason) => ws.close(code, reasonOf(reason)),
+      },
+      access.access === "read",
+    );
+    ws.on("message", (data, isBinary) => {
+      if (!isBinary) {
+        ws.close(YjsClose.badMessage, "geokv: text frames are not part of the protocol");
+        session.closed();
+        return;
+      }
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      session.receive(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    });
+    ws.on("close", () => {
+      sockets.delete(ws);
+      session.closed();
+    });
+    // ws closes the socket after an error (an oversized frame: 1009); the close event above follows.
+    ws.on("error", (err) => o.logger.debug({ err: String(err), room: where.room }, "yjs connection error"));
+  }
+
+  return {
+    handleUpgrade(req, socket, head) {
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req));
+    },
+    close() {
+      o.rooms.close();
+      for (const ws of sockets) ws.terminate();
+      sockets.clear();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,592 @@
+// Live documents: the y-websocket protocol's rooms on this node. A room is one
+// doc of the docs namespace with clients connected to it here. It holds the
+// doc as its merged update (never a live Y.Doc), so a sync step 1 is answered
+// with Y.diffUpdate against the client's state vector, and memory is the
+// doc's encoded size. What it does:
+//
+// - a client's update is relayed at once to the room's other clients here,
+//   and queued to be written like any write: batched (src/core/docs/
+//   update-queue.ts decides), through the region's leader (doc-writer.ts);
+// - every docs op this node commits, its own or a peer's, is pushed to the
+//   room's clients, except the echo of a batch this room wrote itself (its
+//   clients have those updates already);
+// - presence (awareness) is kept per room in memory, relayed to the room's
+//   clients here and, as presence frames, to every other node; throttled
+//   and coalesced per client; removed when a client leaves, and by the
+//   awareness timeout when a node dies;
+// - a room without clients whose writes are all done leaves memory; its
+//   merged update stays in an LRU cache within a byte budget.
+//
+// The transport (the WebSocket, auth, the path) is the HTTP layer's
+// (src/http/yjs-endpoint.ts); it hands each connection here as a YjsClient.
+
+import type { Logger } from "pino";
+import * as Y from "yjs";
+import * as encoding from "lib0/encoding";
+import * as decoding from "lib0/decoding";
+import * as syncProtocol from "y-protocols/sync";
+import * as awarenessProtocol from "y-protocols/awareness";
+import * as authProtocol from "y-protocols/auth";
+import { awarenessUpdateProblem } from "../core/docs/awareness.js";
+import { emptyQueue, nextStep, offer, written, type UpdateQueue, type UpdateQueueLimits } from "../core/docs/update-queue.js";
+import { emptyDoc, mergeIntoDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
+import type { NodeId } from "../core/ids.js";
+import type { Op } from "../core/op.js";
+import type { DocWriter } from "./doc-writer.js";
+
+/** The y-websocket message types (y-websocket's own numbering). */
+export const MESSAGE_SYNC = 0;
+export const MESSAGE_AWARENESS = 1;
+export const MESSAGE_AUTH = 2;
+export const MESSAGE_QUERY_AWARENESS = 3;
+
+/** WebSocket close codes this node uses; 4400-4499 tell a stock client not to reconnect, 4500-4599 to try again later. */
+export const YjsClose = {
+  goingAway: 1001,
+  tooBig: 1009,
+  badMessage: 4400,
+  unauthorized: 4401,
+  forbidden: 4403,
+  /** The room's queue of unwritten edits is full (the region has had no leader for a while). */
+  queueFull: 4503,
+  /** The client does not read what it is sent. */
+  slowClient: 4504,
+} as const;
+
+/** One connection, as the transport gives it. */
+export interface YjsClient {
+  /** Sends one protocol message as one frame. */
+  send(message: Uint8Array): void;
+  /** Bytes sent but not yet taken by the client's socket. */
+  buffered(): number;
+  close(code: number, reason: string): void;
+}
+
+/** A connection's side of a room: what the transport calls. */
+export interface YjsSession {
+  /** One frame from the client. */
+  receive(message: Uint8Array): void;
+  /** The connection is gone. */
+  closed(): void;
+}
+
+/** The presence frames a room sends to other nodes. */
+export interface PresencePeers {
+  /** To every node whose link is up. */
+  broadcast(room: string, update: Uint8Array): void;
+  sendTo(peer: NodeId, room: string, update: Uint8Array): void;
+}
+
+export interface YjsRoomsOptions {
+  readonly nodeId: NodeId;
+  /** The doc's merged state as stored here. */
+  readonly loadDoc: (key: string) => Uint8Array;
+  readonly writer: DocWriter;
+  /** True when the region has a leader to write through. */
+  readonly leaderKnown: () => boolean;
+  /** Resolves when the region's leader may have changed, or after `ms`. */
+  readonly leaderChanged: (ms: number) => Promise<void>;
+  readonly peers: PresencePeers;
+  readonly queue: UpdateQueueLimits;
+  /** The largest update (and message) a client may send. */
+  readonly maxValueBytes: number;
+  /** Budget of the cache of idle docs' merged updates. */
+  readonly docCacheBytes: number;
+  /** Presence changes are sent at most this often per room. */
+  readonly awarenessMs: number;
+  /** A client with more than this many bytes unsent is closed. */
+  readonly sendBufferBytes: number;
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** Counts a client update taken, a batch written, and a frame refused (by reason). */
+  readonly counted?: (what: "update" | "write" | "refused", reason?: string) => void;
+}
+
+/** What /metrics shows of the rooms. */
+export interface YjsStats {
+  readonly connections: number;
+  readonly liveDocs: number;
+  readonly liveBytes: number;
+  readonly cachedDocs: number;
+  readonly cachedBytes: number;
+  readonly queuedBytes: number;
+}
+
+/** Origin of awareness changes that came from another node: relayed to this node's clients only. */
+const FROM_PEER = Symbol("peer");
+/** Batches written by a room whose commit has not come back yet; past this the oldest is forgotten. */
+const ECHOES_MAX = 64;
+/** Unmerged updates a room holds past its state before folding them in. */
+const EXTRA_BYTES_MIN = 64 * 1024;
+/** The empty update (no structs, no deletions): a client's sync step 2 when the node has everything. */
+const EMPTY_UPDATE_BYTES = emptyDoc().length;
+
+function isEmptyUpdate(u: Uint8Array): boolean {
+  return u.length === EMPTY_UPDATE_BYTES && u[0] === 0 && u[1] === 0;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+function syncMessage(kind: number, payload: Uint8Array): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MESSAGE_SYNC);
+  encoding.writeVarUint(e, kind);
+  encoding.writeVarUint8Array(e, payload);
+  return encoding.toUint8Array(e);
+}
+
+function awarenessMessage(update: Uint8Array): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MESSAGE_AWARENESS);
+  encoding.writeVarUint8Array(e, update);
+  return encoding.toUint8Array(e);
+}
+
+function deniedMessage(reason: string): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, MESSAGE_AUTH);
+  authProtocol.writePermissionDenied(e, reason);
+  return encoding.toUint8Array(e);
+}
+
+class Session implements YjsSession {
+  /** Awareness client ids this connection speaks for. */
+  readonly awarenessIds = new Set<number>();
+  private deniedSaid = false;
+  private gone = false;
+
+  constructor(
+    readonly id: number,
+    readonly client: YjsClient,
+    readonly room: Room,
+    readonly readOnly: boolean,
+  ) {}
+
+  receive(message: Uint8Array): void {
+    if (this.gone) return;
+    const problem = this.room.rooms.handle(this, message);
+    if (problem !== null) this.fail(problem.code, problem.reason);
+  }
+
+  closed(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.room.leave(this);
+  }
+
+  /** Sends unless the client stopped reading, in which case it is closed. */
+  send(message: Uint8Array): void {
+    if (this.gone) return;
+    if (this.client.buffered() > this.room.rooms.o.sendBufferBytes) {
+      this.fail(YjsClose.slowClient, `geokv: the client left more than ${this.room.rooms.o.sendBufferBytes} bytes unread; reconnect`);
+      return;
+    }
+    this.client.send(message);
+  }
+
+  /** Closes the connection for a reason, leaving the room. */
+  fail(code: number, reason: string): void {
+    if (this.gone) return;
+    this.room.rooms.o.counted?.("refused", String(code));
+    this.client.close(code, reason);
+    this.closed();
+  }
+
+  denyOnce(): void {
+    if (this.deniedSaid) return;
+    this.deniedSaid = true;
+    this.send(deniedMessage("geokv: this connection's token is read-only; its updates are dropped"));
+  }
+}
+
+class Room {
+  readonly sessions = new Set<Session>();
+  /** The doc's merged update: the stored state, then what committed or arrived since, folded in. */
+  private state: Uint8Array;
+  private extra: Uint8Array[] = [];
+  private extraBytes = 0;
+  readonly queue: UpdateQueue = emptyQueue();
+  private writing = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private echoes: Uint8Array[] = [];
+  readonly awareness: awarenessProtocol.Awareness;
+  private presenceLocal = new Set<number>();
+  private presencePeers = new Set<number>();
+  private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  private retired = false;
+
+  constructor(
+    readonly rooms: YjsRooms,
+    readonly key: string,
+    state: Uint8Array,
+  ) {
+    this.state = state;
+    this.awareness = new awarenessProtocol.Awareness(new Y.Doc({ guid: key, gc: true }));
+    // The node is no client of the doc: it has no presence of its own.
+    this.awareness.setLocalState(null);
+    this.awareness.on("update", ({ added, updated, removed }: { added: number[]; updated: number[]; removed: number[] }, origin: unknown) => {
+      if (origin instanceof Session) {
+        for (const id of added) origin.awarenessIds.add(id);
+        for (const id of updated) origin.awarenessIds.add(id);
+        for (const id of removed) origin.awarenessIds.delete(id);
+      }
+      for (const id of [...added, ...updated, ...removed]) {
+        this.presenceLocal.add(id);
+        // Changes this node's clients made go to the other nodes; theirs, and timeouts, do not come back.
+        if (origin !== FROM_PEER && origin !== "timeout") this.presencePeers.add(id);
+      }
+      this.schedulePresence();
+    });
+  }
+
+  /** Bytes held in memory for this doc. */
+  bytes(): number {
+    return this.state.length + this.extraBytes;
+  }
+
+  /** The doc's whole merged update as this node knows it (written or not). */
+  merged(): Uint8Array {
+    if (this.extra.length > 0) {
+      this.state = mergeIntoDoc(this.state, this.extra);
+      this.extra = [];
+      this.extraBytes = 0;
+    }
+    return this.state;
+  }
+
+  private hold(update: Uint8Array): void {
+    this.extra.push(update);
+    this.extraBytes += update.length;
+    if (this.extraBytes > Math.max(EXTRA_BYTES_MIN, this.state.length)) this.merged();
+  }
+
+  join(session: Session): void {
+    this.sessions.add(session);
+    // As a y-websocket server does: the node's state vector first (the client
+    // answers with what the node lacks), then the presence it knows.
+    session.send(syncMessage(syncProtocol.messageYjsSyncStep1, Y.encodeStateVectorFromUpdate(this.merged())));
+    const states = [...this.awareness.getStates().keys()];
+    if (states.length > 0) session.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, states)));
+  }
+
+  leave(session: Session): void {
+    this.sessions.delete(session);
+    if (session.awarenessIds.size > 0) awarenessProtocol.removeAwarenessStates(this.awareness, [...session.awarenessIds], session);
+    this.retireIfDone();
+  }
+
+  /** Answers a client's sync step 1: what it lacks. */
+  syncStep1(session: Session, stateVector: Uint8Array): void {
+    session.send(syncMessage(syncProtocol.messageYjsSyncStep2, Y.diffUpdate(this.merged(), stateVector)));
+  }
+
+  /** A client's update, valid and not empty: queued for writing and relayed to the others. */
+  clientUpdate(session: Session, update: Uint8Array): void {
+    const o = this.rooms.o;
+    const taken = offer(this.queue, { client: session.id, bytes: update }, o.now(), o.queue);
+    if (!taken.accepted) {
+      session.fail(YjsClose.queueFull, `geokv: ${this.key} has no leader to write to; ${taken.reason}`);
+      return;
+    }
+    o.counted?.("update");
+    this.hold(update);
+    const message = syncMessage(syncProtocol.messageYjsUpdate, update);
+    for (const s of this.sessions) if (s !== session) s.send(message);
+    this.pump();
+  }
+
+  /** A docs op committed at this node. */
+  committed(update: Uint8Array): void {
+    const echo = this.echoes.findIndex((e) => sameBytes(e, update));
+    if (echo >= 0) {
+      // This room's own batch: its clients had each of its updates as it arrived.
+      this.echoes.splice(echo, 1);
+      return;
+    }
+    this.hold(update);
+    const message = syncMessage(syncProtocol.messageYjsUpdate, update);
+    for (const s of this.sessions) s.send(message);
+  }
+
+  /** Writes what the queue says is due, one batch at a time. */
+  pump(): void {
+    if (this.writing || this.retired) return;
+    const o = this.rooms.o;
+    const step = nextStep(this.queue, o.now(), o.leaderKnown(), o.queue);
+    if (step.kind === "idle") {
+      this.retireIfDone();
+      return;
+    }
+    if (step.kind === "wait") {
+      if (this.timer !== undefined) return;
+      const wake = () => {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        this.pump();
+      };
+      this.timer = setTimeout(wake, step.ms);
+      if (!o.leaderKnown()) void o.leaderChanged(step.ms).then(wake);
+      return;
+    }
+    const batch = step.batch.map((u) => u.bytes);
+    const update = batch.length === 1 ? (batch[0] as Uint8Array) : Y.mergeUpdates(batch);
+    this.echoes.push(update);
+    if (this.echoes.length > ECHOES_MAX) this.echoes.shift();
+    this.writing = true;
+    void o.writer.write(this.key, update).then(
+      (outcome) => this.wrote(outcome === "done", update),
+      (err: unknown) => {
+        o.logger.error({ err, room: this.key }, "live doc write failed");
+        this.wrote(false, update);
+      },
+    );
+  }
+
+  private wrote(ok: boolean, update: Uint8Array): void {
+    const o = this.rooms.o;
+    this.writing = false;
+    if (ok) o.counted?.("write");
+    else {
+      // Not written: its commit will not come back, and a retry batches afresh.
+      const at = this.echoes.indexOf(update);
+      if (at >= 0) this.echoes.splice(at, 1);
+    }
+    written(this.queue, ok, o.now(), o.queue);
+    this.pump();
+  }
+
+  /** A presence update from a client of this node (checked) or from another node. */
+  presence(update: Uint8Array, origin: Session | typeof FROM_PEER): void {
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+  }
+
+  /** The states of this node's own clients (for a node that asked). */
+  ownPresence(): Uint8Array | null {
+    const ids: number[] = [];
+    for (const s of this.sessions) for (const id of s.awarenessIds) if (this.awareness.getStates().has(id)) ids.push(id);
+    return ids.length > 0 ? awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids) : null;
+  }
+
+  allPresence(): Uint8Array {
+    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]);
+  }
+
+  private schedulePresence(): void {
+    if (this.presenceTimer !== undefined || this.retired) return;
+    this.presenceTimer = setTimeout(() => {
+      this.presenceTimer = undefined;
+      this.flushPresence();
+    }, this.rooms.o.awarenessMs);
+  }
+
+  /** Sends the latest state of every client that changed since the last flush: one message, however often each changed. */
+  private flushPresence(): void {
+    if (this.presenceLocal.size > 0) {
+      const message = awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.presenceLocal]));
+      this.presenceLocal.clear();
+      for (const s of this.sessions) s.send(message);
+    }
+    if (this.presencePeers.size > 0) {
+      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.presencePeers]);
+      this.presencePeers.clear();
+      this.rooms.o.peers.broadcast(this.key, update);
+    }
+  }
+
+  /** Leaves memory once nobody is connected and nothing waits to be written. */
+  retireIfDone(): void {
+    if (this.retired || this.sessions.size > 0 || this.queue.items.length > 0 || this.writing) return;
+    this.retired = true;
+    clearTimeout(this.timer);
+    // Presence of the clients that just left still goes out to the other nodes.
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = undefined;
+    this.flushPresence();
+    this.awareness.destroy();
+    this.awareness.doc.destroy();
+    this.rooms.retired(this.key, this.merged());
+  }
+
+  /** Node shutdown: every client is told, nothing more is written (the clients hold their edits and sync them on reconnect). */
+  shutdown(): void {
+    for (const s of [...this.sessions]) s.fail(YjsClose.goingAway, "geokv: node shutting down");
+    this.retired = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.presenceTimer);
+    this.awareness.destroy();
+    this.awareness.doc.destroy();
+  }
+}
+
+/** The live documents of one node. */
+export class YjsRooms {
+  private readonly rooms = new Map<string, Room>();
+  /** Idle docs' merged updates, least recently used first (Map order). */
+  private readonly cache = new Map<string, Uint8Array>();
+  private cacheBytes = 0;
+  private nextSession = 1;
+  private closed = false;
+
+  constructor(readonly o: YjsRoomsOptions) {}
+
+  /** A new connection to the doc `key` (a valid key); `readOnly` drops its updates. */
+  open(key: string, client: YjsClient, readOnly: boolean): YjsSession {
+    if (this.closed) {
+      client.close(YjsClose.goingAway, "geokv: node shutting down");
+      return { receive: () => undefined, closed: () => undefined };
+    }
+    let room = this.rooms.get(key);
+    const first = room === undefined;
+    if (room === undefined) {
+      let state = this.cache.get(key);
+      if (state !== undefined) {
+        this.cache.delete(key);
+        this.cacheBytes -= state.length;
+      } else state = this.o.loadDoc(key);
+      room = new Room(this, key, state);
+      this.rooms.set(key, room);
+    }
+    const session = new Session(this.nextSession++, client, room, readOnly);
+    room.join(session);
+    // The other nodes' clients of this room: they told us nothing while we had none.
+    if (first) this.o.peers.broadcast(key, new Uint8Array(0));
+    return session;
+  }
+
+  /**
+   * One frame of a session: handled, or the reason to close the connection.
+   * A frame is one message; nothing of a bad one is applied.
+   */
+  handle(session: Session, message: Uint8Array): { code: number; reason: string } | null {
+    const room = session.room;
+    const d = decoding.createDecoder(message);
+    let type: number;
+    let payload: Uint8Array | undefined;
+    let syncKind = -1;
+    try {
+      type = decoding.readVarUint(d);
+      if (type === MESSAGE_SYNC) {
+        syncKind = decoding.readVarUint(d);
+        payload = decoding.readVarUint8Array(d);
+      } else if (type === MESSAGE_AWARENESS) {
+        payload = decoding.readVarUint8Array(d);
+      } else if (type === MESSAGE_AUTH) {
+        // A client has nothing to say here; read it so its framing is checked.
+        decoding.readVarUint(d);
+        decoding.readVarString(d);
+      } else if (type !== MESSAGE_QUERY_AWARENESS) {
+        return { code: YjsClose.badMessage, reason: `geokv: unknown message type ${type}` };
+      }
+    } catch {
+      return { code: YjsClose.badMessage, reason: "geokv: malformed message (its lengths run past the frame)" };
+    }
+    if (decoding.hasContent(d)) return { code: YjsClose.badMessage, reason: "geokv: bytes after the end of the message (one message per frame)" };
+
+    if (type === MESSAGE_SYNC) {
+      const bytes = payload as Uint8Array;
+      if (syncKind === syncProtocol.messageYjsSyncStep1) {
+        if (!validateStateVector(bytes)) return { code: YjsClose.badMessage, reason: "geokv: sync step 1 holds no valid state vector" };
+        room.syncStep1(session, bytes);
+        return null;
+      }
+      if (syncKind !== syncProtocol.messageYjsSyncStep2 && syncKind !== syncProtocol.messageYjsUpdate) return { code: YjsClose.badMessage, reason: `geokv: unknown sync message type ${syncKind}` };
+      if (bytes.length > this.o.maxValueBytes) return { code: YjsClose.tooBig, reason: `geokv: an update of ${bytes.length} bytes is over max-value-bytes (${this.o.maxValueBytes})` };
+      if (session.readOnly) {
+        session.denyOnce();
+        return null;
+      }
+      if (isEmptyUpdate(bytes)) return null;
+      if (!validateDocUpdate(bytes)) return { code: YjsClose.badMessage, reason: "geokv: yjs rejected the update" };
+      room.clientUpdate(session, bytes);
+      return null;
+    }
+    if (type === MESSAGE_AWARENESS) {
+      const bytes = payload as Uint8Array;
+      const problem = awarenessUpdateProblem(bytes);
+      if (problem !== null) return { code: YjsClose.badMessage, reason: `geokv: ${problem}`.slice(0, 120) };
+      room.presence(bytes, session);
+      return null;
+    }
+    if (type === MESSAGE_QUERY_AWARENESS) session.send(awarenessMessage(room.allPresence()));
+    return null;
+  }
+
+  /** Docs ops this node committed (its own writes and peers'), in commit order. */
+  committed(ops: readonly Op[]): void {
+    for (const op of ops) {
+      if (op.ns !== "docs") continue;
+      const room = this.rooms.get(op.key);
+      if (room !== undefined) room.committed(op.update);
+      else this.forget(op.key);
+    }
+  }
+
+  /** A presence frame from another node. */
+  presenceFrom(peer: NodeId, roomKey: string, update: Uint8Array): void {
+    const room = this.rooms.get(roomKey);
+    // No client here: nothing to relay to, and a first client will ask.
+    if (room === undefined) return;
+    if (update.length === 0) {
+      const own = room.ownPresence();
+      if (own !== null) this.o.peers.sendTo(peer, roomKey, own);
+      return;
+    }
+    const problem = awarenessUpdateProblem(update);
+    if (problem !== null) {
+      this.o.logger.warn({ peer, room: roomKey }, `presence frame refused: ${problem}`);
+      return;
+    }
+    room.presence(update, FROM_PEER);
+  }
+
+  /** Called by a room leaving memory, with its merged update. */
+  retired(key: string, state: Uint8Array): void {
+    this.rooms.delete(key);
+    this.forget(key);
+    if (state.length > this.o.docCacheBytes) return;
+    this.cache.set(key, state);
+    this.cacheBytes += state.length;
+    this.evict();
+  }
+
+  private forget(key: string): void {
+    const cached = this.cache.get(key);
+    if (cached === undefined) return;
+    this.cache.delete(key);
+    this.cacheBytes -= cached.length;
+  }
+
+  /** Drops the least recently used idle docs until live and cached docs fit the budget. */
+  private evict(): void {
+    let live = 0;
+    for (const r of this.rooms.values()) live += r.bytes();
+    for (const [key, state] of this.cache) {
+      if (this.cacheBytes + live <= this.o.docCacheBytes) break;
+      this.cache.delete(key);
+      this.cacheBytes -= state.length;
+    }
+  }
+
+  stats(): YjsStats {
+    let connections = 0;
+    let liveBytes = 0;
+    let queuedBytes = 0;
+    for (const r of this.rooms.values()) {
+      connections += r.sessions.size;
+      liveBytes += r.bytes();
+      queuedBytes += r.queue.bytes;
+    }
+    return { connections, liveDocs: this.rooms.size, liveBytes, cachedDocs: this.cache.size, cachedBytes: this.cacheBytes, queuedBytes };
+  }
+
+  /** Node shutdown: closes every connection. */
+  close(): void {
+    this.closed = true;
+    for (const room of [...this.rooms.values()]) room.shutdown();
+    this.rooms.clear();
+    this.cache.clear();
+    this.cacheBytes = 0;
+  }
+}
