@@ -13,7 +13,7 @@ import { mountClusterRoutes } from "./cluster-routes.js";
 import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody, requestHeader } from "./parse.js";
 import { forwardWrites } from "./forward.js";
-import { errorBody, sendError } from "./errors.js";
+import { sendError } from "./errors.js";
 import { accessOf, tokenMatches, tokensRequired } from "./access.js";
 import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
@@ -155,7 +155,7 @@ export function createApp(o: AppOptions): Hono {
   });
   app.get("/openapi.json", (c) => c.json(OPENAPI));
   // The live documents' endpoint only speaks WebSocket (the upgrade never reaches hono).
-  app.get("/yjs/*", (c) => c.json(errorBody("bad_request", "GET /yjs/<room> is a WebSocket endpoint (the y-websocket protocol); connect with Upgrade: websocket"), 426));
+  app.get("/yjs/*", (c) => sendError(c, nodeError("bad_request", "GET /yjs/<room> is a WebSocket endpoint (the y-websocket protocol); connect with Upgrade: websocket")));
 
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
   if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: tokensRequired(o), shutdown: o.shutdown });

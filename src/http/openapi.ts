@@ -190,6 +190,20 @@ export const OPENAPI: OpenApiDocument = {
         security: client,
       },
     },
+    "/yjs/{room}": {
+      get: {
+        operationId: "yjsRoom",
+        summary:
+          "WebSocket (Upgrade: websocket): the y-websocket protocol of y-protocols for the doc `room` of the docs namespace (the room is the rest of the path). Sync step 1 and 2, update, awareness, query-awareness, one message per frame. With client tokens set, the token goes in ?token= or Sec-WebSocket-Protocol; a read token syncs without writing. Refusals close the socket: 4401 no token, 4403 wrong token, 4400 bad message, 1009 too big, 4503 too many edits waiting for a leader.",
+        tags: ["docs"],
+        parameters: [
+          { name: "room", in: "path", required: true, description: "the doc's key; the rest of the path, so it may hold /", schema: string },
+          { name: "token", in: "query", description: "the client token (or send it as Sec-WebSocket-Protocol)", schema: string },
+        ],
+        responses: { "101": { description: "switching to the WebSocket protocol" }, "400": { description: "bad_request: not a WebSocket upgrade", content: json(ref("schemas", "Error")) } },
+        security: client,
+      },
+    },
     "/conflicts": {
       get: {
         operationId: "conflicts",

@@ -96,6 +96,10 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
   const sockets = new Set<WebSocket>();
 
   function serve(ws: WebSocket, req: IncomingMessage): void {
+    // ws closes a frame over maxPayload with 1009 and no reason; give it one.
+    const wsClose = ws.close.bind(ws);
+    const tooBig = reasonOf(`geokv: a message over ${o.maxValueBytes + FRAMING_BYTES} bytes (max-value-bytes ${o.maxValueBytes} and framing)`);
+    ws.close = (code?: number, reason?: string | Buffer) => wsClose(code, reason ?? (code === YjsClose.tooBig ? tooBig : undefined));
     const url = new URL(req.url ?? "/", "http://x");
     const refuse = (code: number, reason: string) => {
       o.logger.info({ path: url.pathname, code }, `yjs connection refused: ${reason}`);

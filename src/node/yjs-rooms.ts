@@ -287,7 +287,8 @@ class Room {
     const o = this.rooms.o;
     const taken = offer(this.queue, { client: session.id, bytes: update }, o.now(), o.queue);
     if (!taken.accepted) {
-      session.fail(YjsClose.queueFull, `geokv: ${this.key} has no leader to write to; ${taken.reason}`);
+      // The edit is neither relayed nor held: the client keeps it and sends it again when it reconnects.
+      session.fail(YjsClose.queueFull, `geokv: edits wait for a region leader; ${taken.reason}`);
       return;
     }
     o.counted?.("update");

@@ -32,9 +32,13 @@ describe("resolveSettings defaults", () => {
       maxValueBytes: 1_048_576,
       maxClockSkewMs: 500,
       readyLagOps: 1000,
+      docCacheBytes: 67_108_864,
+      yjsQueueBytes: 8_388_608,
+      yjsBatchMs: 10,
       synchronous: "FULL",
       clusterSecret: undefined,
       clientToken: undefined,
+      readToken: undefined,
       adminToken: undefined,
       logLevel: "info",
     });
@@ -55,6 +59,9 @@ describe("resolveSettings precedence", () => {
     maxValueBytes: ["2048", "4096"],
     maxClockSkewMs: ["250", "750"],
     readyLagOps: ["10", "20"],
+    docCacheBytes: ["1000", "2000"],
+    yjsQueueBytes: ["2097152", "4194304"],
+    yjsBatchMs: ["3", "30"],
   };
 
   it.each(NUMERIC_SETTINGS.map((s) => [s.key, s] as const))("%s: flag > env > default", (_key, spec) => {
@@ -161,6 +168,21 @@ describe("resolveSettings refuses", () => {
       source: "GEOKV_LOG_LEVEL",
       problem: 'must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
     });
+  });
+
+  it("a live-doc queue smaller than the largest value, naming the setting that made it so", () => {
+    expect(err(resolveSettings({ "yjs-queue-bytes": "1000" }, {}))).toEqual({
+      type: "SettingsError",
+      source: "--yjs-queue-bytes",
+      problem: "the live-doc queue (1000 bytes) must hold at least one value of max-value-bytes (1048576)",
+    });
+    expect(err(resolveSettings({}, { GEOKV_MAX_VALUE_BYTES: "16777216" })).source).toBe("GEOKV_MAX_VALUE_BYTES");
+  });
+
+  it("a read token without a client token, or equal to it", () => {
+    expect(err(resolveSettings({}, { GEOKV_READ_TOKEN: "r" }))).toEqual({ type: "SettingsError", source: "GEOKV_READ_TOKEN", problem: "needs GEOKV_CLIENT_TOKEN too (the read token only reads; something must be able to write)" });
+    expect(err(resolveSettings({}, { GEOKV_READ_TOKEN: "same", GEOKV_CLIENT_TOKEN: "same" })).problem).toBe("must differ from GEOKV_CLIENT_TOKEN");
+    expect(ok(resolveSettings({}, { GEOKV_READ_TOKEN: "r", GEOKV_CLIENT_TOKEN: "w" })).readToken).toBe("r");
   });
 
   it("and formats an error as one line naming the source", () => {

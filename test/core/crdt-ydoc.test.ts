@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { applyDoc, docDiff, docDigest, docStateVector, emptyDoc, mergeDoc, validateDocUpdate, validateStateVector } from "../../src/core/crdt/ydoc.js";
+import { applyDoc, compactDoc, DOC_COMPACT_MIN_BYTES, docCompactionDue, docDiff, docDigest, docStateVector, emptyDoc, mergeDoc, validateDocUpdate, validateStateVector } from "../../src/core/crdt/ydoc.js";
 import type { DocOp, DocState } from "../../src/core/op.js";
 import { deliver, deliveryArb, historyArb, runHistory } from "./arbitraries.js";
 
@@ -206,5 +206,49 @@ describe("ydoc: properties", () => {
         doc.destroy();
       }),
     );
+  });
+});
+
+describe("ydoc: compaction through a garbage-collecting Y.Doc", () => {
+  /** A doc whose text was written and mostly deleted again, as updates of one editing session. */
+  function churn(rounds: number, client = 5): Uint8Array[] {
+    const d = new Y.Doc({ gc: false });
+    d.clientID = client;
+    const updates: Uint8Array[] = [];
+    d.on("update", (u: Uint8Array) => updates.push(u));
+    const t = d.getText("t");
+    for (let i = 0; i < rounds; i++) {
+      t.insert(t.length, `line ${i} ${"x".repeat(200)}\n`);
+      if (t.length > 2000) t.delete(0, t.length - 500);
+    }
+    d.destroy();
+    return updates;
+  }
+
+  it("is due each time a state past 64 KiB crosses a power of two, and never below", () => {
+    expect(docCompactionDue(1000, 60_000)).toBe(false);
+    expect(docCompactionDue(60_000, DOC_COMPACT_MIN_BYTES + 1)).toBe(true);
+    expect(docCompactionDue(70_000, 80_000)).toBe(false);
+    expect(docCompactionDue(131_073, 135_000)).toBe(false);
+    expect(docCompactionDue(131_000, 131_073)).toBe(true);
+  });
+
+  it("drops deleted content once the state passes the bound, holding the same document, and stays mergeable with full states", () => {
+    const updates = churn(1500);
+    const compacted = stateOf(updates);
+    const full = Y.mergeUpdates([emptyDoc(), ...updates]);
+    expect(full.length).toBeGreaterThan(4 * DOC_COMPACT_MIN_BYTES);
+    expect(compacted.length).toBeLessThan(full.length / 4);
+    expect(contentOf(compacted)).toEqual(contentOf(full));
+    expect(docDigest(compacted)).toEqual(docDigest(full));
+    // A replica that never compacted, and a later concurrent edit: the joins agree.
+    const other = new Y.Doc();
+    other.clientID = 77;
+    Y.applyUpdate(other, full);
+    other.getText("t").insert(3, "<edit>");
+    const edit = Y.encodeStateAsUpdate(other, docStateVector(full));
+    expect(docDigest(applyDoc(compacted, edit))).toEqual(docDigest(applyDoc(full, edit)));
+    expect(docDigest(mergeDoc(compacted, full))).toEqual(docDigest(full));
+    expect(compactDoc(emptyDoc())).toEqual(emptyDoc());
   });
 });

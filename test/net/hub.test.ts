@@ -4,7 +4,7 @@
 // obey fault injection, and never buffer without bound.
 import { afterEach, describe, expect, it } from "vitest";
 import { asNodeId, asRegionId } from "../../src/core/ids.js";
-import { encodeFrame, type Frame } from "../../src/net/frames.js";
+import { encodeFrame, PROTOCOL_VERSION, type Frame } from "../../src/net/frames.js";
 import { CloseCode } from "../../src/net/handshake.js";
 import { TestCluster, control, meshUp, rawPeer, serverWsFrame, waitFor, type NodeSpec, type RawPeer } from "./harness.js";
 
@@ -46,7 +46,7 @@ describe("hub: mesh", () => {
         if (other.id === spec.id) continue;
         const up = c.node(spec.id).rec.ups.find((u) => u.peer === other.id);
         expect(up, `${spec.id} saw ${other.id} come up`).toBeDefined();
-        expect(up?.intro).toMatchObject({ proto: 1, clusterId: "geokv-test", node: other.id, region: other.region, epoch: other.epoch, vv: other.vv });
+        expect(up?.intro).toMatchObject({ proto: PROTOCOL_VERSION, clusterId: "geokv-test", node: other.id, region: other.region, epoch: other.epoch, vv: other.vv });
         expect(up?.intro.nonce.length).toBe(16);
       }
     }
@@ -163,7 +163,7 @@ describe("hub: refusals of hand-made hellos", () => {
     { name: "an unknown node", node: "us-east-9", region: "kr", code: CloseCode.unknownNode, reason: /^unknown node us-east-9$/ },
     { name: "its own id", node: "m", region: "mid", code: CloseCode.unknownNode, reason: /^unknown node m: that is this node's own id$/ },
     { name: "another cluster", node: "k", region: "kr", clusterId: "other", code: CloseCode.clusterMismatch, reason: /^cluster id mismatch/ },
-    { name: "another protocol version", node: "k", region: "kr", hello: { proto: 2 }, code: CloseCode.protocolVersion, reason: /^protocol version 2 not supported \(this node speaks 1\)$/ },
+    { name: "another protocol version", node: "k", region: "kr", hello: { proto: 1 }, code: CloseCode.protocolVersion, reason: /^protocol version 1 not supported \(this node speaks 2\)$/ },
     { name: "a wrong region", node: "k", region: "eu-west", code: CloseCode.regionMismatch, reason: /^region mismatch for node k: configured kr, claims eu-west$/ },
     { name: "the wrong dial direction", node: "z", region: "zr", code: CloseCode.wrongDirection, reason: /^node z must not dial m: the node with the lower id dials$/ },
   ];

@@ -63,7 +63,7 @@ export type QueueStep =
 /** Adds an update, or refuses it when the queue would pass its bound. */
 export function offer(q: UpdateQueue, u: QueuedUpdate, now: number, limits: UpdateQueueLimits): Offer {
   if (q.bytes + u.bytes.length > limits.queueBytes) {
-    return { accepted: false, reason: `${q.bytes} bytes of edits are waiting to be written and ${u.bytes.length} more would pass the queue's bound of ${limits.queueBytes}` };
+    return { accepted: false, reason: `${q.bytes} bytes of edits wait to be written (bound ${limits.queueBytes})` };
   }
   q.items.push({ ...u, at: now });
   q.bytes += u.bytes.length;
