@@ -110,8 +110,12 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     onLinkUp: (peer, intro) => {
       refusedBy.delete(peer);
       replicator?.onLinkUp(peer, intro);
+      rooms.peerUp(peer);
     },
-    onLinkDown: (peer, reason) => replicator?.onLinkDown(peer, reason),
+    onLinkDown: (peer, reason) => {
+      replicator?.onLinkDown(peer, reason);
+      rooms.peerDown(peer);
+    },
     onFrame: (peer, frame) => (frame.t === "presence" ? rooms.presenceFrom(peer, frame.room, frame.update) : replicator?.onFrame(peer, frame)),
     onAlive: (peer) => replicator?.onAlive(peer),
     onRefused: (peer, reason) => {

@@ -12,8 +12,8 @@
 //   clients have those updates already);
 // - presence (awareness) is kept per room in memory, relayed to the room's
 //   clients here and, as presence frames, to every other node; throttled
-//   and coalesced per client; removed when a client leaves, and by the
-//   awareness timeout when a node dies;
+//   and coalesced per client; removed when a client leaves, when the link
+//   to the node that relayed it goes down, and by the awareness timeout;
 // - a room without clients whose writes are all done leaves memory; its
 //   merged update stays in an LRU cache within a byte budget.
 //
@@ -27,7 +27,7 @@ import * as decoding from "lib0/decoding";
 import * as syncProtocol from "y-protocols/sync";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as authProtocol from "y-protocols/auth";
-import { awarenessUpdateProblem } from "../core/docs/awareness.js";
+import { awarenessClients, awarenessUpdateProblem } from "../core/docs/awareness.js";
 import { emptyQueue, nextStep, offer, written, type UpdateQueue, type UpdateQueueLimits } from "../core/docs/update-queue.js";
 import { emptyDoc, mergeIntoDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
 import type { NodeId } from "../core/ids.js";
@@ -215,6 +215,8 @@ class Room {
   private presenceLocal = new Set<number>();
   private presencePeers = new Set<number>();
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Presence client ids that came from other nodes, and from which. */
+  private readonly peerClients = new Map<number, NodeId>();
   private retired = false;
 
   constructor(
@@ -358,9 +360,22 @@ class Room {
     this.pump();
   }
 
-  /** A presence update from a client of this node (checked) or from another node. */
-  presence(update: Uint8Array, origin: Session | typeof FROM_PEER): void {
+  /** A presence update from a client of this node (checked). */
+  presence(update: Uint8Array, origin: Session): void {
     awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+  }
+
+  /** A presence update from another node (checked). */
+  peerPresence(peer: NodeId, update: Uint8Array): void {
+    for (const id of awarenessClients(update)) this.peerClients.set(id, peer);
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, FROM_PEER);
+  }
+
+  /** The link to `peer` is down: its clients' presence goes now, not at the awareness timeout. */
+  peerDown(peer: NodeId): void {
+    const ids = [...this.peerClients].filter(([, p]) => p === peer).map(([id]) => id);
+    for (const id of ids) this.peerClients.delete(id);
+    if (ids.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, ids, FROM_PEER);
   }
 
   /** The states of this node's own clients (for a node that asked). */
@@ -539,7 +554,17 @@ export class YjsRooms {
       this.o.logger.warn({ peer, room: roomKey }, `presence frame refused: ${problem}`);
       return;
     }
-    room.presence(update, FROM_PEER);
+    room.peerPresence(peer, update);
+  }
+
+  /** A link to another node came up: ask it for its clients' presence in every room here (it asks us the same). */
+  peerUp(peer: NodeId): void {
+    for (const key of this.rooms.keys()) this.o.peers.sendTo(peer, key, new Uint8Array(0));
+  }
+
+  /** A link to another node went down (dead, or cut off): the presence it relayed is removed. */
+  peerDown(peer: NodeId): void {
+    for (const room of this.rooms.values()) room.peerDown(peer);
   }
 
   /** Called by a room leaving memory, with its merged update. */

@@ -129,6 +129,23 @@ describe("GET /yjs/:room with stock y-websocket providers", () => {
     await waitFor("a's presence left b", () => !b.provider.awareness.getStates().has(aId), 15_000);
   });
 
+  it("presence leaves the other region's client when the node that relayed it dies, well before the awareness timeout", async () => {
+    const a = open("us-2", "presence-crash");
+    const b = open("eu-2", "presence-crash");
+    await Promise.all([synced(a), synced(b)]);
+    a.provider.awareness.setLocalStateField("user", { name: "grace" });
+    const aId = a.doc.clientID;
+    await waitFor("b sees a's presence", () => b.provider.awareness.getStates().has(aId), 15_000);
+    const killedAt = Date.now();
+    await c.stop("us-2", "SIGKILL");
+    await waitFor("a's presence left b", () => !b.provider.awareness.getStates().has(aId), 25_000);
+    // The awareness timeout is 30 s; the dead link took it away sooner.
+    expect(Date.now() - killedAt).toBeLessThan(25_000);
+    a.destroy();
+    editors.splice(editors.indexOf(a), 1);
+    await c.start("us-2");
+  });
+
   it("an idle doc is evicted from memory and served correctly afterwards", async () => {
     const a = open("eu-1", "idle");
     await synced(a);
