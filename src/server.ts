@@ -109,8 +109,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
-      // Live-doc clients first: they reconnect to another node and sync what they hold.
-      yjs.close();
+      // Live docs first: their queued edits are written, then their clients
+      // are closed and reconnect to another node with what they hold.
+      await yjs.close(o.settings.writeWaitMs);
       await node.stopPeers();
       shutdown.abort();
       await new Promise<void>((resolve) => {

@@ -20,6 +20,8 @@ import { accessOf, tokensRequired, type Access, type ClientTokens } from "./acce
 export const YJS_PATH = "/yjs/";
 /** Room of a message's framing: type and length varints around an update of at most maxValueBytes. */
 const FRAMING_BYTES = 32;
+/** A connection that answers no ping within this long is dead (a half-open TCP connection) and is cut. */
+const PING_EVERY_MS = 30_000;
 
 export interface YjsEndpointOptions extends ClientTokens {
   readonly rooms: YjsRooms;
@@ -30,8 +32,8 @@ export interface YjsEndpointOptions extends ClientTokens {
 export interface YjsEndpoint {
   /** Takes an upgrade whose path starts with /yjs/. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Closes every connection (node shutdown). */
-  close(): void;
+  /** Node shutdown: lets queued edits be written (up to `drainMs`), then closes every connection. */
+  close(drainMs: number): Promise<void>;
 }
 
 /** A close reason fits in 123 bytes of UTF-8. */
@@ -45,11 +47,14 @@ function reasonOf(reason: string): string {
 export function roomOf(path: string): { room: string } | { problem: string } {
   const rest = path.slice(YJS_PATH.length);
   if (rest.length === 0) return { problem: "the path names no room (/yjs/<room>)" };
+  // y-websocket puts the room in the URL as it is: decoded when it is valid
+  // percent-encoding ("my%20notes" is the doc "my notes", as GET /docs sees
+  // it), taken as written otherwise ("50%").
   let room: string;
   try {
     room = decodeURIComponent(rest);
   } catch {
-    return { problem: "the room is not valid URL-encoded UTF-8" };
+    room = rest;
   }
   const bad = validateKey(room);
   return bad === null ? { room } : { problem: `invalid room: ${bad.reason}` };
@@ -94,6 +99,19 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     },
   });
   const sockets = new Set<WebSocket>();
+  // As y-websocket's own server does: ping every connection, cut the ones that did not answer the last ping.
+  const alive = new WeakSet<WebSocket>();
+  const pinger = setInterval(() => {
+    for (const ws of sockets) {
+      if (!alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      alive.delete(ws);
+      ws.ping();
+    }
+  }, PING_EVERY_MS);
+  pinger.unref();
 
   function serve(ws: WebSocket, req: IncomingMessage): void {
     // ws closes a frame over maxPayload with 1009 and no reason; give it one.
@@ -111,6 +129,8 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     if ("code" in access) return refuse(access.code, access.reason);
 
     sockets.add(ws);
+    alive.add(ws);
+    ws.on("pong", () => alive.add(ws));
     const session = o.rooms.open(
       where.room,
       {
@@ -141,7 +161,9 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     handleUpgrade(req, socket, head) {
       wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req));
     },
-    close() {
+    async close(drainMs) {
+      clearInterval(pinger);
+      await o.rooms.drain(drainMs);
       o.rooms.close();
       for (const ws of sockets) ws.terminate();
       sockets.clear();

@@ -130,7 +130,19 @@ export interface PresenceFrame {
   readonly update: Uint8Array;
 }
 
-export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame | PresenceFrame;
+/**
+ * A live document's batch of client updates, relayed to every node as it is
+ * written (before it is durable), so their clients see it without waiting
+ * for the op to be committed and replicated. The op follows; receivers
+ * recognize it by its bytes and do not send it to their clients again.
+ */
+export interface LiveUpdateFrame {
+  readonly t: "live-update";
+  readonly room: string;
+  readonly update: Uint8Array;
+}
+
+export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame | PresenceFrame | LiveUpdateFrame;
 
 const T_HELLO = 1;
 const T_WELCOME = 2;
@@ -142,9 +154,12 @@ const T_PONG = 7;
 const T_CONTROL = 8;
 const T_REFUSE = 9;
 const T_PRESENCE = 10;
+const T_LIVE_UPDATE = 11;
 const CONTROL_JSON_BYTES_MAX = 64 * 1024;
 /** A presence update is a room's client states: small, and never a value. */
 export const PRESENCE_BYTES_MAX = 1024 * 1024;
+/** A larger live update is not relayed: its clients get it with the replicated op. */
+export const LIVE_UPDATE_BYTES_MAX = 1024 * 1024;
 
 // The encoder refuses what the decoder would refuse, so a bug in this node
 // throws here, at its cause, instead of closing a healthy link at the peer.
@@ -268,11 +283,13 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.string(f.json);
       break;
     }
-    case "presence": {
+    case "presence":
+    case "live-update": {
       const bad = validateKey(f.room);
-      if (bad !== null) throw new Error(`presence room: ${bad.reason}`);
-      if (f.update.length > PRESENCE_BYTES_MAX) throw new Error(`presence update over ${PRESENCE_BYTES_MAX} bytes`);
-      w.u8(T_PRESENCE);
+      if (bad !== null) throw new Error(`${f.t} room: ${bad.reason}`);
+      const max = f.t === "presence" ? PRESENCE_BYTES_MAX : LIVE_UPDATE_BYTES_MAX;
+      if (f.update.length > max) throw new Error(`${f.t} update over ${max} bytes`);
+      w.u8(f.t === "presence" ? T_PRESENCE : T_LIVE_UPDATE);
       w.string(f.room);
       w.bytes(f.update);
       break;
@@ -341,15 +358,18 @@ export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
         return { t: "pong", echoWallMs: readWallMs(r, "echoWallMs"), wallMs: readWallMs(r, "wallMs"), vv: readVv(r) };
       case T_CONTROL:
         return { t: "control", json: r.string("control json", 2, CONTROL_JSON_BYTES_MAX) };
-      case T_PRESENCE: {
+      case T_PRESENCE:
+      case T_LIVE_UPDATE: {
+        const what = t === T_PRESENCE ? "presence" : "live-update";
         const roomAt = r.pos;
-        const room = r.string("presence room", 1, MAX_KEY_BYTES);
+        const room = r.string(`${what} room`, 1, MAX_KEY_BYTES);
         const bad = validateKey(room);
-        if (bad !== null) r.fail(`presence room: ${bad.reason}`, roomAt);
+        if (bad !== null) r.fail(`${what} room: ${bad.reason}`, roomAt);
         const updateAt = r.pos;
-        const update = r.bytes("presence update");
-        if (update.length > PRESENCE_BYTES_MAX) r.fail(`presence update over ${PRESENCE_BYTES_MAX} bytes`, updateAt);
-        return { t: "presence", room, update };
+        const update = r.bytes(`${what} update`);
+        const max = t === T_PRESENCE ? PRESENCE_BYTES_MAX : LIVE_UPDATE_BYTES_MAX;
+        if (update.length > max) r.fail(`${what} update over ${max} bytes`, updateAt);
+        return t === T_PRESENCE ? { t: "presence", room, update } : { t: "live-update", room, update };
       }
       default:
         return r.fail(`unknown frame type ${t}`, tAt);

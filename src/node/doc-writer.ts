@@ -55,7 +55,11 @@ export function createDocWriter(o: DocWriterOptions): DocWriter {
         });
         const text = await res.text();
         if (res.ok) return "done";
-        if (res.status >= 500 || res.status === 429) return "retry";
+        // A token the leader does not take (mid-rotation, say) is retried, not dropped: the edits stay queued.
+        if (res.status >= 500 || res.status === 429 || res.status === 401 || res.status === 403) {
+          if (res.status < 500) o.logger.warn({ key, status: res.status, leader: route.node }, `live doc update refused by the leader; retrying: ${text.slice(0, 200)}`);
+          return "retry";
+        }
         o.logger.error({ key, status: res.status, leader: route.node, bytes: update.length }, `live doc update refused by the leader: ${text.slice(0, 300)}`);
         return "done";
       } catch (err) {

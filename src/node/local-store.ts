@@ -13,7 +13,7 @@ import type { CausalToken } from "../core/causal-token.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, Namespace, Op } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
-import { validateDocUpdate } from "../core/crdt/ydoc.js";
+import { validateDocUpdate, validateDocUpdateFor } from "../core/crdt/ydoc.js";
 import type { GroupCommitter } from "../storage/group-commit.js";
 import type { Storage } from "../storage/port.js";
 import { ApplyDriver } from "./apply-driver.js";
@@ -51,8 +51,10 @@ export class LocalStore implements DataService {
   private readonly idempotent: IdempotentWrites;
   private readonly writes: WritePath;
   private readonly reads: Reads;
+  private readonly storage: Storage;
 
   constructor(o: LocalStoreOptions) {
+    this.storage = o.storage;
     const ackGate: AckGate = o.ackGate ?? (async () => true);
     const onCommitted = o.onCommitted ?? (() => undefined);
     const onConflicts = o.onConflicts ?? (() => undefined);
@@ -111,6 +113,7 @@ export class LocalStore implements DataService {
 
   docUpdate(key: string, update: Uint8Array, meta: WriteMeta): Promise<WriteAnswer | NodeError> {
     if (!validateDocUpdate(update)) return Promise.resolve(nodeError("bad_request", "body is not a valid Yjs update"));
+    if (!validateDocUpdateFor(this.storage.getDoc(key), update)) return Promise.resolve(nodeError("bad_request", "body is a Yjs update that does not apply to this doc (it names parts of the doc with other content)"));
     return this.writes.write(meta, "docs", key, { update });
   }
 

@@ -210,8 +210,9 @@ export class Replicator {
       case "control":
         this.o.leadership?.onControl(peer, f.json);
         return;
-      // Presence belongs to the live documents (the runtime routes it there).
+      // Presence and live updates belong to the live documents (the runtime routes them there).
       case "presence":
+      case "live-update":
       case "hello":
       case "welcome":
       case "auth":

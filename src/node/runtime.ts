@@ -116,7 +116,11 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       replicator?.onLinkDown(peer, reason);
       rooms.peerDown(peer);
     },
-    onFrame: (peer, frame) => (frame.t === "presence" ? rooms.presenceFrom(peer, frame.room, frame.update) : replicator?.onFrame(peer, frame)),
+    onFrame: (peer, frame) => {
+      if (frame.t === "presence") rooms.presenceFrom(peer, frame.room, frame.update);
+      else if (frame.t === "live-update") rooms.liveUpdateFrom(frame.room, frame.update);
+      else replicator?.onFrame(peer, frame);
+    },
     onAlive: (peer) => replicator?.onAlive(peer),
     onRefused: (peer, reason) => {
       // A fault injected on purpose is not a misconfiguration worth an alarm.
@@ -229,6 +233,14 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   };
 
   const peerIds = [...o.cluster.nodes.keys()].filter((n) => n !== o.nodeId);
+  // Presence is best effort: a frame the codec refuses is logged, never thrown into a timer.
+  const sendPresence = (peer: NodeId, room: string, update: Uint8Array): void => {
+    try {
+      hub.send(peer, { t: "presence", room, update });
+    } catch (err) {
+      logger.warn({ err, peer, room }, "presence frame not sent");
+    }
+  };
   const rooms: YjsRooms = new YjsRooms({
     nodeId: o.nodeId,
     loadDoc: (key) => {
@@ -240,9 +252,12 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     leaderChanged: (ms) => router.changed(ms),
     peers: {
       broadcast: (room, update) => {
-        for (const peer of peerIds) if (hub.isUp(peer)) hub.send(peer, { t: "presence", room, update });
+        for (const peer of peerIds) if (hub.isUp(peer)) sendPresence(peer, room, update);
       },
-      sendTo: (peer, room, update) => void hub.send(peer, { t: "presence", room, update }),
+      sendTo: sendPresence,
+      relay: (room, update) => {
+        for (const peer of peerIds) if (hub.isUp(peer)) hub.send(peer, { t: "live-update", room, update });
+      },
     },
     queue: {
       batchBytes: Math.min(YJS_BATCH_BYTES_MAX, Math.floor(o.settings.maxValueBytes / 2)),

@@ -27,11 +27,12 @@ import * as decoding from "lib0/decoding";
 import * as syncProtocol from "y-protocols/sync";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as authProtocol from "y-protocols/auth";
-import { awarenessClients, awarenessUpdateProblem } from "../core/docs/awareness.js";
+import { awarenessEntries, awarenessUpdateProblem, encodeAwarenessEntries, raisedPastRemoval } from "../core/docs/awareness.js";
 import { emptyQueue, nextStep, offer, written, type UpdateQueue, type UpdateQueueLimits } from "../core/docs/update-queue.js";
 import { emptyDoc, mergeIntoDoc, validateDocUpdate, validateStateVector } from "../core/crdt/ydoc.js";
 import type { NodeId } from "../core/ids.js";
 import type { Op } from "../core/op.js";
+import { LIVE_UPDATE_BYTES_MAX } from "../net/frames.js";
 import type { DocWriter } from "./doc-writer.js";
 
 /** The y-websocket message types (y-websocket's own numbering). */
@@ -70,11 +71,13 @@ export interface YjsSession {
   closed(): void;
 }
 
-/** The presence frames a room sends to other nodes. */
+/** The frames a room sends to other nodes. */
 export interface PresencePeers {
-  /** To every node whose link is up. */
+  /** Presence to every node whose link is up. */
   broadcast(room: string, update: Uint8Array): void;
   sendTo(peer: NodeId, room: string, update: Uint8Array): void;
+  /** A batch being written, to every node whose link is up (live-update frames). */
+  relay(room: string, update: Uint8Array): void;
 }
 
 export interface YjsRoomsOptions {
@@ -112,8 +115,17 @@ export interface YjsStats {
   readonly queuedBytes: number;
 }
 
+/** The largest awareness message a client may send (its presence: a name, a color, a cursor). */
+export const AWARENESS_MESSAGE_BYTES_MAX = 64 * 1024;
+/** Client states per presence frame: 15 of at most 64 KiB stay under the frame's 1 MiB. */
+const PRESENCE_CLIENTS_PER_FRAME = 15;
 /** Origin of awareness changes that came from another node: relayed to this node's clients only. */
 const FROM_PEER = Symbol("peer");
+/** Relayed batches a room keeps until their ops commit here; past these the oldest is forgotten (its op still comes). */
+const RELAYED_MAX = 256;
+const RELAYED_BYTES_MAX = 4 * 1_048_576;
+/** How often a shutdown checks whether the rooms' queues drained. */
+const DRAIN_POLL_MS = 20;
 /** Batches written by a room whose commit has not come back yet; past this the oldest is forgotten. */
 const ECHOES_MAX = 64;
 /** Unmerged updates a room holds past its state before folding them in. */
@@ -166,7 +178,14 @@ class Session implements YjsSession {
 
   receive(message: Uint8Array): void {
     if (this.gone) return;
-    const problem = this.room.rooms.handle(this, message);
+    let problem: { code: number; reason: string } | null;
+    try {
+      problem = this.room.rooms.handle(this, message);
+    } catch (err) {
+      // A frame that gets past the checks and still makes yjs throw is this client's problem only.
+      this.room.rooms.o.logger.warn({ err, room: this.room.key }, "live doc frame failed; closing its connection");
+      problem = { code: YjsClose.badMessage, reason: "geokv: the message could not be applied" };
+    }
     if (problem !== null) this.fail(problem.code, problem.reason);
   }
 
@@ -211,10 +230,26 @@ class Room {
   private writing = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private echoes: Uint8Array[] = [];
+  /**
+   * Batches other nodes relayed before writing them: sent to this room's
+   * clients, and kept apart from the room's state until their op commits
+   * here, so the state vector this node shows a client never claims an edit
+   * that may not become durable (a client would then not send it again).
+   */
+  private relayed: Uint8Array[] = [];
+  private relayedBytes = 0;
   readonly awareness: awarenessProtocol.Awareness;
   private presenceLocal = new Set<number>();
   private presencePeers = new Set<number>();
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The doc loaded in a Y.Doc, only to check client updates against it: an
+   * update can be valid alone and still break the doc it is merged into
+   * (it names structs the doc has, differently). Built on the first client
+   * update, fed every update the room takes, dropped when anything throws
+   * (and rebuilt from the merged update on the next check).
+   */
+  private mirror: Y.Doc | null = null;
   /** Presence client ids that came from other nodes, and from which. */
   private readonly peerClients = new Map<number, NodeId>();
   private retired = false;
@@ -258,7 +293,42 @@ class Room {
     return this.state;
   }
 
-  private hold(update: Uint8Array): void {
+  /** True when `update` applies to the doc as this room holds it (and then the mirror holds it too). */
+  accepts(update: Uint8Array): boolean {
+    let mirror = this.mirror;
+    if (mirror === null) {
+      mirror = new Y.Doc({ gc: false, guid: this.key });
+      try {
+        Y.applyUpdate(mirror, this.merged());
+      } catch {
+        // The stored doc itself does not load: nothing to check against; the update was valid alone.
+        mirror.destroy();
+        return true;
+      }
+      this.mirror = mirror;
+    }
+    try {
+      Y.applyUpdate(mirror, update);
+      return true;
+    } catch {
+      this.dropMirror();
+      return false;
+    }
+  }
+
+  private dropMirror(): void {
+    this.mirror?.destroy();
+    this.mirror = null;
+  }
+
+  private hold(update: Uint8Array, mirrored = false): void {
+    if (this.mirror !== null && !mirrored) {
+      try {
+        Y.applyUpdate(this.mirror, update);
+      } catch {
+        this.dropMirror();
+      }
+    }
     this.extra.push(update);
     this.extraBytes += update.length;
     if (this.extraBytes > Math.max(EXTRA_BYTES_MIN, this.state.length)) this.merged();
@@ -279,22 +349,38 @@ class Room {
     this.retireIfDone();
   }
 
-  /** Answers a client's sync step 1: what it lacks. */
+  /** Answers a client's sync step 1: what it lacks (relayed edits included). */
   syncStep1(session: Session, stateVector: Uint8Array): void {
-    session.send(syncMessage(syncProtocol.messageYjsSyncStep2, Y.diffUpdate(this.merged(), stateVector)));
+    const state = this.relayed.length > 0 ? Y.mergeUpdates([this.merged(), ...this.relayed]) : this.merged();
+    session.send(syncMessage(syncProtocol.messageYjsSyncStep2, Y.diffUpdate(state, stateVector)));
+  }
+
+  /** A batch another node relayed as it wrote it: to this room's clients now, to the state when its op commits. */
+  relayedUpdate(update: Uint8Array): void {
+    this.relayed.push(update);
+    this.relayedBytes += update.length;
+    while (this.relayed.length > RELAYED_MAX || this.relayedBytes > RELAYED_BYTES_MAX) this.relayedBytes -= (this.relayed.shift() as Uint8Array).length;
+    const message = syncMessage(syncProtocol.messageYjsUpdate, update);
+    for (const s of this.sessions) s.send(message);
   }
 
   /** A client's update, valid and not empty: queued for writing and relayed to the others. */
   clientUpdate(session: Session, update: Uint8Array): void {
     const o = this.rooms.o;
+    if (!this.accepts(update)) {
+      session.fail(YjsClose.badMessage, "geokv: yjs rejected the update against the document");
+      return;
+    }
     const taken = offer(this.queue, { client: session.id, bytes: update }, o.now(), o.queue);
     if (!taken.accepted) {
+      // The mirror took an update the room does not hold: rebuilt from the room's state on the next check.
+      this.dropMirror();
       // The edit is neither relayed nor held: the client keeps it and sends it again when it reconnects.
       session.fail(YjsClose.queueFull, `geokv: edits wait for a region leader; ${taken.reason}`);
       return;
     }
     o.counted?.("update");
-    this.hold(update);
+    this.hold(update, true);
     const message = syncMessage(syncProtocol.messageYjsUpdate, update);
     for (const s of this.sessions) if (s !== session) s.send(message);
     this.pump();
@@ -308,16 +394,30 @@ class Room {
       this.echoes.splice(echo, 1);
       return;
     }
+    const relayed = this.relayed.findIndex((e) => sameBytes(e, update));
     this.hold(update);
+    if (relayed >= 0) {
+      // Relayed by its writer: the clients have it; now it is durable, it joins the state.
+      this.relayedBytes -= update.length;
+      this.relayed.splice(relayed, 1);
+      return;
+    }
     const message = syncMessage(syncProtocol.messageYjsUpdate, update);
     for (const s of this.sessions) s.send(message);
+  }
+
+  /** Writes now what waits for the batch delay (the rooms are flushing). */
+  flushNow(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pump();
   }
 
   /** Writes what the queue says is due, one batch at a time. */
   pump(): void {
     if (this.writing || this.retired) return;
     const o = this.rooms.o;
-    const step = nextStep(this.queue, o.now(), o.leaderKnown(), o.queue);
+    const step = nextStep(this.queue, o.now(), o.leaderKnown(), o.queue, this.rooms.flushing);
     if (step.kind === "idle") {
       this.retireIfDone();
       return;
@@ -337,6 +437,7 @@ class Room {
     const update = batch.length === 1 ? (batch[0] as Uint8Array) : Y.mergeUpdates(batch);
     this.echoes.push(update);
     if (this.echoes.length > ECHOES_MAX) this.echoes.shift();
+    if (update.length <= LIVE_UPDATE_BYTES_MAX) o.peers.relay(this.key, update);
     this.writing = true;
     void o.writer.write(this.key, update).then(
       (outcome) => this.wrote(outcome === "done", update),
@@ -367,8 +468,11 @@ class Room {
 
   /** A presence update from another node (checked). */
   peerPresence(peer: NodeId, update: Uint8Array): void {
-    for (const id of awarenessClients(update)) this.peerClients.set(id, peer);
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, FROM_PEER);
+    const entries = awarenessEntries(update);
+    for (const x of entries) this.peerClients.set(x.client, peer);
+    const removedClock = (client: number) => (this.awareness.getStates().has(client) ? undefined : this.awareness.meta.get(client)?.clock);
+    const back = raisedPastRemoval(entries, removedClock);
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, back.raised ? encodeAwarenessEntries(back.entries) : update, FROM_PEER);
   }
 
   /** The link to `peer` is down: its clients' presence goes now, not at the awareness timeout. */
@@ -405,9 +509,12 @@ class Room {
       for (const s of this.sessions) s.send(message);
     }
     if (this.presencePeers.size > 0) {
-      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.presencePeers]);
+      const ids = [...this.presencePeers];
       this.presencePeers.clear();
-      this.rooms.o.peers.broadcast(this.key, update);
+      // Each client's state is at most AWARENESS_MESSAGE_BYTES_MAX, so this many fit one presence frame.
+      for (let i = 0; i < ids.length; i += PRESENCE_CLIENTS_PER_FRAME) {
+        this.rooms.o.peers.broadcast(this.key, awarenessProtocol.encodeAwarenessUpdate(this.awareness, ids.slice(i, i + PRESENCE_CLIENTS_PER_FRAME)));
+      }
     }
   }
 
@@ -422,6 +529,7 @@ class Room {
     this.flushPresence();
     this.awareness.destroy();
     this.awareness.doc.destroy();
+    this.dropMirror();
     this.rooms.retired(this.key, this.merged());
   }
 
@@ -433,6 +541,7 @@ class Room {
     clearTimeout(this.presenceTimer);
     this.awareness.destroy();
     this.awareness.doc.destroy();
+    this.dropMirror();
   }
 }
 
@@ -444,6 +553,8 @@ export class YjsRooms {
   private cacheBytes = 0;
   private nextSession = 1;
   private closed = false;
+  /** Shutting down: queued edits are written without waiting out the batch delay. */
+  flushing = false;
 
   constructor(readonly o: YjsRoomsOptions) {}
 
@@ -520,6 +631,7 @@ export class YjsRooms {
     }
     if (type === MESSAGE_AWARENESS) {
       const bytes = payload as Uint8Array;
+      if (bytes.length > AWARENESS_MESSAGE_BYTES_MAX) return { code: YjsClose.tooBig, reason: `geokv: an awareness update of ${bytes.length} bytes (at most ${AWARENESS_MESSAGE_BYTES_MAX})` };
       const problem = awarenessUpdateProblem(bytes);
       if (problem !== null) return { code: YjsClose.badMessage, reason: `geokv: ${problem}`.slice(0, 120) };
       room.presence(bytes, session);
@@ -555,6 +667,12 @@ export class YjsRooms {
       return;
     }
     room.peerPresence(peer, update);
+  }
+
+  /** A batch another node relayed as it wrote it (an authenticated peer: not checked again). */
+  liveUpdateFrom(roomKey: string, update: Uint8Array): void {
+    // No client here: the op will come with replication.
+    this.rooms.get(roomKey)?.relayedUpdate(update);
   }
 
   /** A link to another node came up: ask it for its clients' presence in every room here (it asks us the same). */
@@ -605,6 +723,22 @@ export class YjsRooms {
       queuedBytes += r.queue.bytes;
     }
     return { connections, liveDocs: this.rooms.size, liveBytes, cachedDocs: this.cache.size, cachedBytes: this.cacheBytes, queuedBytes };
+  }
+
+  /**
+   * Node shutdown, first half: waits up to `ms` for every room's queued
+   * edits to be written (an author may have left within the batch delay, or
+   * while the region had no leader: nobody would send those again).
+   */
+  async drain(ms: number): Promise<void> {
+    const deadline = this.o.now() + ms;
+    this.flushing = true;
+    for (const room of this.rooms.values()) room.flushNow();
+    const waiting = () => [...this.rooms.values()].some((r) => r.queue.items.length > 0);
+    while (waiting() && this.o.now() < deadline) {
+      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    if (waiting()) this.o.logger.warn({ rooms: [...this.rooms.values()].filter((r) => r.queue.items.length > 0).length }, "live doc edits not written at shutdown; their clients sync them on reconnect");
   }
 
   /** Node shutdown: closes every connection. */

@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { applyDoc, compactDoc, DOC_COMPACT_MIN_BYTES, docCompactionDue, docDiff, docDigest, docStateVector, emptyDoc, mergeDoc, validateDocUpdate, validateStateVector } from "../../src/core/crdt/ydoc.js";
+import { applyDoc, compactDoc, DOC_COMPACT_MIN_BYTES, docCompactionDue, docDiff, docDigest, docStateVector, emptyDoc, keepsCompaction, mergeDoc, validateDocUpdate, validateDocUpdateFor, validateStateVector } from "../../src/core/crdt/ydoc.js";
 import type { DocOp, DocState } from "../../src/core/op.js";
 import { deliver, deliveryArb, historyArb, runHistory } from "./arbitraries.js";
 
@@ -250,5 +250,44 @@ describe("ydoc: compaction through a garbage-collecting Y.Doc", () => {
     expect(docDigest(applyDoc(compacted, edit))).toEqual(docDigest(applyDoc(full, edit)));
     expect(docDigest(mergeDoc(compacted, full))).toEqual(docDigest(full));
     expect(compactDoc(emptyDoc())).toEqual(emptyDoc());
+  });
+});
+
+describe("ydoc: updates that are valid alone but not for their doc", () => {
+  // Found by mutating a real update: it decodes and applies to an empty doc,
+  // but names structs of this doc with other content, so the merge no longer loads.
+  const state = Uint8Array.from(Buffer.from("01020100040101740b68656c6c6f20776f726c642801016d0161017d0100", "hex"));
+  const bad = Uint8Array.from(Buffer.from("01010200c402040105072c2074686572650101010002", "hex"));
+
+  it("are refused by validateDocUpdateFor, and taken by validateDocUpdate alone", () => {
+    expect(validateDocUpdate(bad)).toBe(true);
+    expect(validateDocUpdateFor(state, bad)).toBe(false);
+    expect(validateDocUpdateFor(undefined, bad)).toBe(true);
+    const good = new Y.Doc();
+    Y.applyUpdate(good, state);
+    good.getText("t").insert(0, ">");
+    expect(validateDocUpdateFor(state, Y.encodeStateAsUpdate(good, docStateVector(state)))).toBe(true);
+  });
+
+  it("never make compaction throw: a state that does not load is kept as it is", () => {
+    const poisoned = Y.mergeUpdates([state, bad]);
+    expect(() => Y.applyUpdate(new Y.Doc(), poisoned)).toThrow();
+    expect(compactDoc(poisoned)).toEqual(poisoned);
+  });
+
+  it("a compaction that saves less than a quarter is not kept, so a state just past a threshold does not pay for a pass on every op", () => {
+    expect(keepsCompaction(100_000, 90_000)).toBe(false);
+    expect(keepsCompaction(100_000, 75_000)).toBe(true);
+    // Map entries under distinct keys: nothing to drop or join, so the merged state is kept past its threshold.
+    const d = new Y.Doc({ gc: false });
+    let state = emptyDoc();
+    for (let i = 0; state.length <= DOC_COMPACT_MIN_BYTES; i++) {
+      const sv = docStateVector(state);
+      d.getMap("m").set(`k${i}`, "v".repeat(400));
+      state = applyDoc(state, Y.encodeStateAsUpdate(d, sv));
+    }
+    expect(state.length).toBeGreaterThan(DOC_COMPACT_MIN_BYTES);
+    expect(keepsCompaction(state.length, compactDoc(state).length)).toBe(false);
+    d.destroy();
   });
 });

@@ -89,6 +89,7 @@ const frameArbs: Record<Frame["t"], fc.Arbitrary<Frame>> = {
   pong: fc.record({ echoWallMs: wallMsArb, wallMs: wallMsArb, vv: vvArb }).map((f): Frame => ({ t: "pong", ...f })),
   control: fc.oneof(fc.json({ maxDepth: 2 }).filter((j) => j.length >= 2), fc.string({ minLength: 2, maxLength: 40 })).map((json): Frame => ({ t: "control", json })),
   presence: fc.record({ room: keyArb, update: fc.uint8Array({ maxLength: 64 }) }).map((f): Frame => ({ t: "presence", ...f })),
+  "live-update": fc.record({ room: keyArb, update: fc.uint8Array({ maxLength: 64 }) }).map((f): Frame => ({ t: "live-update", ...f })),
 };
 const anyFrameArb = fc.oneof(...Object.values(frameArbs));
 

@@ -129,6 +129,22 @@ describe("GET /yjs/:room with stock y-websocket providers", () => {
     await waitFor("a's presence left b", () => !b.provider.awareness.getStates().has(aId), 15_000);
   });
 
+  it("presence leaves with a partition between the regions and comes back with the heal, without waiting for the client's renewal", async () => {
+    const a = open("us-3", "presence-split");
+    const b = open("eu-3", "presence-split");
+    await Promise.all([synced(a), synced(b)]);
+    // a never renews its presence (y-protocols renews every 15 s): after the heal only the nodes can bring it back.
+    clearInterval((a.provider.awareness as unknown as { _checkInterval: ReturnType<typeof setInterval> })._checkInterval);
+    a.provider.awareness.setLocalStateField("user", { name: "linus" });
+    const aId = a.doc.clientID;
+    await waitFor("b sees a", () => b.provider.awareness.getStates().has(aId), 15_000);
+    for (const n of c.regions.get("us") as string[]) await faults(n, { block: ["eu"] });
+    for (const n of c.regions.get("eu") as string[]) await faults(n, { block: ["us"] });
+    await waitFor("a left b with the links", () => !b.provider.awareness.getStates().has(aId), 15_000);
+    for (const n of all()) await faults(n, { clear: true });
+    await waitFor("a is back at b", () => (b.provider.awareness.getStates().get(aId) as { user?: { name?: string } } | undefined)?.user?.name === "linus", 15_000);
+  });
+
   it("presence leaves the other region's client when the node that relayed it dies, well before the awareness timeout", async () => {
     const a = open("us-2", "presence-crash");
     const b = open("eu-2", "presence-crash");

@@ -202,6 +202,32 @@ describe("the protocol on one node", () => {
     await waitFor("still editing", async () => textOf(await docState(n.url, "bad")) === "intact!");
   });
 
+  it("refuses an update that is valid alone but breaks the doc it goes to, over /yjs and over HTTP, and the doc still loads", async () => {
+    const state = Uint8Array.from(Buffer.from("01020100040101740b68656c6c6f20776f726c642801016d0161017d0100", "hex"));
+    const bad = Uint8Array.from(Buffer.from("01010200c402040105072c2074686572650101010002", "hex"));
+    expect((await fetch(`${n.url}/docs/poison/updates`, { method: "POST", body: state, headers: { "content-type": "application/octet-stream" } })).status).toBe(200);
+    const c = await raw(n.url, "poison");
+    c.send(updateMessage(bad));
+    const closed = await c.closed;
+    expect(closed.code).toBe(4400);
+    expect(closed.reason).toMatch(/rejected the update against the document/);
+    const http = await fetch(`${n.url}/docs/poison/updates`, { method: "POST", body: bad, headers: { "content-type": "application/octet-stream" } });
+    expect(http.status).toBe(400);
+    expect(((await http.json()) as { error: { message: string } }).error.message).toMatch(/does not apply to this doc/);
+    expect(textOf(await docState(n.url, "poison"))).toBe("hello world");
+    // A client can still open it.
+    const e = open(n.url, "poison");
+    await synced(e);
+    expect(e.text.toString()).toBe("hello world");
+  });
+
+  it("serves a room named as y-websocket sends it, unencoded", async () => {
+    const pct = await raw(n.url, "50%");
+    pct.send(updateMessage(textUpdate("percent")));
+    await waitFor("written", async () => textOf(await docState(n.url, "50%")) === "percent");
+    pct.ws.close();
+  });
+
   it("2,000 random frames: each bad one closes its own connection with a reason, the valid ones apply, and the doc ends as a reference says", async () => {
     // Frames shaped like the protocol's, with random or mutated parts, so they get past the first byte.
     const valid = textUpdate("seed", 3);
@@ -328,6 +354,16 @@ describe("tokens", () => {
     await waitFor("written", async () => textOf(await docState(n.url, "ro", auth)) === ">from the writer");
     expect(textOf(await docState(n.url, "ro", auth))).not.toContain("reader");
     reader.ws.close();
+  });
+
+  it("closes a connection whose presence is over 64 KiB, with the reason (a read token is enough to send presence)", async () => {
+    const c = await raw(n.url, "big-presence", { query: "?token=ro-token" });
+    const big = message({ uint: 1 }, { uint: 5 }, { uint: 1 }, { str: JSON.stringify({ name: "x".repeat(70 * 1024) }) });
+    c.send(message({ uint: AWARENESS }, { bytes: big }));
+    const closed = await c.closed;
+    expect(closed.code).toBe(1009);
+    expect(closed.reason).toMatch(/an awareness update of \d+ bytes \(at most 65536\)/);
+    expect((await fetch(`${n.url}/health`)).status).toBe(200);
   });
 
   it("the read token reads the HTTP data API and cannot write it", async () => {

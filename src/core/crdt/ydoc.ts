@@ -47,6 +47,10 @@ export function compactDoc(state: DocState): DocState {
   try {
     Y.applyUpdate(doc, state);
     return Y.encodeStateAsUpdate(doc);
+  } catch {
+    // A state Yjs cannot load (an update that was valid alone but not with
+    // the rest) stays as it is: the apply path must never throw.
+    return state;
   } finally {
     doc.destroy();
   }
@@ -55,19 +59,33 @@ export function compactDoc(state: DocState): DocState {
 /**
  * True when a state that grew from `before` to `after` bytes is due for
  * compaction: once it passes DOC_COMPACT_MIN_BYTES, each time its size
- * crosses a power of two. So a doc is re-encoded O(log size) times while it
- * grows, the cost per byte written stays constant, and a doc whose deleted
- * content was dropped grows back to the next threshold before the next pass.
+ * crosses a power of two (see mergeIntoDoc for why that stays cheap).
  */
 export function docCompactionDue(before: number, after: number): boolean {
   if (after < DOC_COMPACT_MIN_BYTES) return false;
   return Math.floor(Math.log2(after)) > Math.floor(Math.log2(Math.max(before, 1)));
 }
 
-/** Merges updates into a state (the state first), compacting it when its growth says so. */
+/** A compaction is kept only when it saved at least this share; otherwise the next threshold is the next power of two. */
+const DOC_COMPACT_KEEP_RATIO = 0.75;
+
+/**
+ * Merges updates into a state (the state first), compacting it when its
+ * growth says so. A compaction that saves less than a quarter is dropped:
+ * kept, it would leave the state just under the threshold it crossed, and
+ * the next op would pay for another pass. Kept, it leaves the state at most
+ * three quarters of the threshold, so it must grow by a third first.
+ */
 export function mergeIntoDoc(state: DocState, updates: readonly Uint8Array[]): DocState {
   const merged = Y.mergeUpdates([state, ...updates]);
-  return docCompactionDue(state.length, merged.length) ? compactDoc(merged) : merged;
+  if (!docCompactionDue(state.length, merged.length)) return merged;
+  const compacted = compactDoc(merged);
+  return keepsCompaction(merged.length, compacted.length) ? compacted : merged;
+}
+
+/** True when a compaction from `mergedBytes` to `compactedBytes` saved enough to be kept (see mergeIntoDoc). */
+export function keepsCompaction(mergedBytes: number, compactedBytes: number): boolean {
+  return compactedBytes <= mergedBytes * DOC_COMPACT_KEEP_RATIO;
 }
 
 /** Applies one update: the merge of the state and the update (compacted past the bound, see docCompactionDue). */
@@ -130,6 +148,33 @@ export function validateDocUpdate(bytes: Uint8Array): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * True when `bytes` is an update Yjs can apply to the doc `state`; never
+ * throws. An update can be valid alone and still break a doc it is merged
+ * into (it names structs the doc has, with other content): merged, such a
+ * doc no longer loads, for any client. So a write is checked against the
+ * doc it goes to. When `state` itself does not load, only the update alone
+ * can be checked.
+ */
+export function validateDocUpdateFor(state: DocState | undefined, bytes: Uint8Array): boolean {
+  if (!validateDocUpdate(bytes)) return false;
+  if (state === undefined) return true;
+  const doc = new Y.Doc(SCRATCH_DOC);
+  try {
+    try {
+      Y.applyUpdate(doc, state);
+    } catch {
+      return true;
+    }
+    Y.applyUpdate(doc, bytes);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    doc.destroy();
   }
 }
 

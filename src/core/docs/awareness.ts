@@ -6,6 +6,7 @@
 // before anything of it is applied.
 
 import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
 
 /** Most client states one update may carry (a room's presence, not a bulk channel). */
 export const AWARENESS_CLIENTS_MAX = 10_000;
@@ -28,15 +29,49 @@ export function awarenessUpdateProblem(update: Uint8Array): string | null {
   }
 }
 
-/** The client ids an awareness update speaks for (call after awarenessUpdateProblem said null). */
-export function awarenessClients(update: Uint8Array): number[] {
+/** One client's entry of an awareness update: its id, clock, and state as JSON text ("null": gone). */
+export interface AwarenessEntry {
+  readonly client: number;
+  readonly clock: number;
+  readonly json: string;
+}
+
+/** The entries of an awareness update (call after awarenessUpdateProblem said null). */
+export function awarenessEntries(update: Uint8Array): AwarenessEntry[] {
   const d = decoding.createDecoder(update);
   const n = decoding.readVarUint(d);
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    ids.push(decoding.readVarUint(d));
-    decoding.readVarUint(d);
-    decoding.readVarString(d);
+  const out: AwarenessEntry[] = [];
+  for (let i = 0; i < n; i++) out.push({ client: decoding.readVarUint(d), clock: decoding.readVarUint(d), json: decoding.readVarString(d) });
+  return out;
+}
+
+/** Encodes entries as an awareness update. */
+export function encodeAwarenessEntries(entries: readonly AwarenessEntry[]): Uint8Array {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, entries.length);
+  for (const x of entries) {
+    encoding.writeVarUint(e, x.client);
+    encoding.writeVarUint(e, x.clock);
+    encoding.writeVarString(e, x.json);
   }
-  return ids;
+  return encoding.toUint8Array(e);
+}
+
+/**
+ * The entries of a state relayed again after this node had removed it (the
+ * link to its node was down), with clocks raised past the removal: the
+ * removal went to the clients with the next clock, and a state at the
+ * client's own clock would be ignored as old until it next renews (15 s).
+ * `removedClock(client)` is this node's clock for a client it holds no state of,
+ * or undefined.
+ */
+export function raisedPastRemoval(entries: readonly AwarenessEntry[], removedClock: (client: number) => number | undefined): { entries: AwarenessEntry[]; raised: boolean } {
+  let raised = false;
+  const out = entries.map((x) => {
+    const removed = removedClock(x.client);
+    if (removed === undefined || x.json === "null" || x.clock > removed) return x;
+    raised = true;
+    return { ...x, clock: removed + 1 };
+  });
+  return { entries: out, raised };
 }

@@ -70,13 +70,13 @@ export function offer(q: UpdateQueue, u: QueuedUpdate, now: number, limits: Upda
   return { accepted: true };
 }
 
-/** The next step: a batch to write, a time to wait, or nothing. */
-export function nextStep(q: UpdateQueue, now: number, leaderKnown: boolean, limits: UpdateQueueLimits): QueueStep {
+/** The next step: a batch to write, a time to wait, or nothing. `flush` writes without waiting out the batch delay (shutdown). */
+export function nextStep(q: UpdateQueue, now: number, leaderKnown: boolean, limits: UpdateQueueLimits, flush = false): QueueStep {
   if (q.inFlight > 0 || q.items.length === 0) return { kind: "idle" };
   if (now < q.retryAt) return { kind: "wait", ms: q.retryAt - now };
   if (!leaderKnown) return { kind: "wait", ms: limits.retryMs };
   const since = (q.items[0] as Waiting).at;
-  if (q.bytes < limits.batchBytes && now - since < limits.batchDelayMs) return { kind: "wait", ms: since + limits.batchDelayMs - now };
+  if (!flush && q.bytes < limits.batchBytes && now - since < limits.batchDelayMs) return { kind: "wait", ms: since + limits.batchDelayMs - now };
   let n = 0;
   let bytes = 0;
   for (const u of q.items) {
