@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   http: async () => (await import("./http.js")).run,
   replication: async () => (await import("./replication.js")).run,
   failover: async () => (await import("./failover.js")).run,
+  yjs: async () => (await import("./yjs.js")).run,
 };
 
 async function main(): Promise<void> {

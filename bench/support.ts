@@ -159,9 +159,10 @@ export interface GeokvCluster {
  * Starts every node of a temp cluster from `build` as a child process
  * (GEOKV_LOG_LEVEL=warn, logs in <temp>/logs); resolves when all answer
  * /health. Teardown is registered before the first spawn, so a node that
- * fails to start does not leave the others running.
+ * fails to start does not leave the others running. `nodeArgs` are node
+ * flags for every process (before BENCH_NODE_ARGS's), e.g. "--inspect=127.0.0.1:0".
  */
-export async function startGeokv(build: Build, specs: readonly TempRegionSpec[], env: Record<string, string> = {}): Promise<GeokvCluster> {
+export async function startGeokv(build: Build, specs: readonly TempRegionSpec[], env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<GeokvCluster> {
   const profileDir = process.env.BENCH_PROFILE_DIR || undefined;
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const files = await makeTempCluster(specs);
@@ -191,14 +192,15 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
   // Extra node flags for every geokv process, e.g. BENCH_NODE_ARGS="--inspect". BENCH_PROFILE_DIR=DIR
   // adds --cpu-prof --cpu-prof-dir=DIR and stops the nodes with SIGTERM: a node writes its
   // profile only when it exits on its own (the CLI's SIGTERM handler), never when SIGKILLed.
-  const nodeArgs = [
+  const allNodeArgs = [
+    ...nodeArgs,
     ...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
     ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}`]),
   ];
   if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: CPU profiles of every geokv node go to ${resolve(profileDir)}`);
   for (const node of files.urls.keys()) {
     const log = createWriteStream(join(logs, `${node}.log`));
-    const child = spawn(process.execPath, [...nodeArgs, build.main, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir], {
+    const child = spawn(process.execPath, [...allNodeArgs, build.main, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir], {
       env: { ...process.env, GEOKV_LOG_LEVEL: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
