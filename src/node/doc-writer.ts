@@ -1,11 +1,13 @@
 // Writes a live document's batched client updates the way any client write
 // goes: taken here when this node leads its region, passed to the leader
 // over HTTP when another node does (the same POST /docs/:key/updates a client
-// would send, marked as forwarded so it is never passed on again). It
+// would send, marked as forwarded so it is never passed on again, over a
+// bounded pool of keep-alive connections). It
 // reports whether to retry; the room's queue (src/core/docs/update-queue.ts)
 // keeps the updates until a write succeeded. A retried update that did land
 // the first time is harmless: merging a Yjs update twice changes nothing.
 
+import { Agent, request as httpRequest } from "node:http";
 import type { Logger } from "pino";
 import { FORWARDED_HEADER } from "../api/types.js";
 import { isNodeError } from "./errors.js";
@@ -29,8 +31,33 @@ export interface DocWriterOptions {
   readonly logger: Logger;
 }
 
+/** Connections a node keeps to its leader for live-doc writes (however many rooms write at once). */
+const FORWARD_SOCKETS_MAX = 16;
+/** Bytes of a refusal's body kept for the log. */
+const ANSWER_BYTES_MAX = 4096;
+
+/** POSTs `body`; the status and (the start of) the answer, or the error. */
+function post(agent: Agent, url: string, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; text: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) }, timeout: timeoutMs }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        if (text.length < ANSWER_BYTES_MAX) text += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on("error", (err) => resolve({ error: String(err) }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (err) => resolve({ error: String(err) }));
+    req.end(body);
+  });
+}
+
 /** A writer that routes through the region's leader. */
 export function createDocWriter(o: DocWriterOptions): DocWriter {
+  // A bounded keep-alive pool: fetch()'s global one opened a connection per room with a write in flight.
+  const agent = new Agent({ keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX });
   return {
     async write(key, update) {
       const route = o.router.route();
@@ -42,30 +69,24 @@ export function createDocWriter(o: DocWriterOptions): DocWriter {
         o.logger.error({ key, code: r.code, bytes: update.length }, `live doc update refused: ${r.message}`);
         return "done";
       }
-      try {
-        const res = await fetch(`${route.url}/docs/${encodeURIComponent(key)}/updates`, {
-          method: "POST",
-          body: update,
-          headers: {
-            "content-type": "application/octet-stream",
-            [FORWARDED_HEADER]: o.nodeId,
-            ...(o.clientToken !== undefined ? { authorization: `Bearer ${o.clientToken}` } : {}),
-          },
-          signal: AbortSignal.timeout(o.timeoutMs),
-        });
-        const text = await res.text();
-        if (res.ok) return "done";
-        // A token the leader does not take (mid-rotation, say) is retried, not dropped: the edits stay queued.
-        if (res.status >= 500 || res.status === 429 || res.status === 401 || res.status === 403) {
-          if (res.status < 500) o.logger.warn({ key, status: res.status, leader: route.node }, `live doc update refused by the leader; retrying: ${text.slice(0, 200)}`);
-          return "retry";
-        }
-        o.logger.error({ key, status: res.status, leader: route.node, bytes: update.length }, `live doc update refused by the leader: ${text.slice(0, 300)}`);
-        return "done";
-      } catch (err) {
-        o.logger.debug({ key, leader: route.node, err: String(err) }, "live doc update not forwarded; retrying");
+      const answer = await post(agent, `${route.url}/docs/${encodeURIComponent(key)}/updates`, update, {
+        "content-type": "application/octet-stream",
+        [FORWARDED_HEADER]: o.nodeId,
+        ...(o.clientToken !== undefined ? { authorization: `Bearer ${o.clientToken}` } : {}),
+      }, o.timeoutMs);
+      if ("error" in answer) {
+        o.logger.debug({ key, leader: route.node, err: answer.error }, "live doc update not forwarded; retrying");
         return "retry";
       }
+      const { status, text } = answer;
+      if (status >= 200 && status < 300) return "done";
+      // A token the leader does not take (mid-rotation, say) is retried, not dropped: the edits stay queued.
+      if (status >= 500 || status === 429 || status === 401 || status === 403) {
+        if (status < 500) o.logger.warn({ key, status, leader: route.node }, `live doc update refused by the leader; retrying: ${text.slice(0, 200)}`);
+        return "retry";
+      }
+      o.logger.error({ key, status, leader: route.node, bytes: update.length }, `live doc update refused by the leader: ${text.slice(0, 300)}`);
+      return "done";
     },
   };
 }
