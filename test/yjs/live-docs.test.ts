@@ -80,19 +80,22 @@ describe("GET /yjs/:room with stock y-websocket providers", () => {
     a.text.insert(0, "start ");
     await waitFor("b sees start", () => b.text.toString() === "start ");
 
-    for (const n of c.regions.get("us") as string[]) await faults(n, { block: ["eu"] });
-    for (const n of c.regions.get("eu") as string[]) await faults(n, { block: ["us"] });
-    for (let i = 0; i < 10; i++) {
-      a.text.insert(a.text.length, `us${i} `);
-      b.text.insert(b.text.length, `eu${i} `);
+    try {
+      for (const n of c.regions.get("us") as string[]) await faults(n, { block: ["eu"] });
+      for (const n of c.regions.get("eu") as string[]) await faults(n, { block: ["us"] });
+      for (let i = 0; i < 10; i++) {
+        a.text.insert(a.text.length, `us${i} `);
+        b.text.insert(b.text.length, `eu${i} `);
+      }
+      // Each side's edits are written in its own region while the other cannot see them.
+      await waitFor("us writes its side", async () => (await httpText(url("us-3"), "split")).includes("us9 "), 30_000);
+      await waitFor("eu writes its side", async () => (await httpText(url("eu-1"), "split")).includes("eu9 "), 30_000);
+      expect(await httpText(url("us-3"), "split")).not.toContain("eu0");
+      expect(b.text.toString()).not.toContain("us0");
+    } finally {
+      // Healed whatever happened, so a failure here does not cut the regions for the tests after it.
+      for (const n of all()) await faults(n, { clear: true });
     }
-    // Each side's edits are written in its own region while the other cannot see them.
-    await waitFor("us writes its side", async () => (await httpText(url("us-3"), "split")).includes("us9 "));
-    await waitFor("eu writes its side", async () => (await httpText(url("eu-1"), "split")).includes("eu9 "));
-    expect(await httpText(url("us-3"), "split")).not.toContain("eu0");
-    expect(b.text.toString()).not.toContain("us0");
-
-    for (const n of all()) await faults(n, { clear: true });
     await waitFor("providers converge after the heal", () => a.text.toString() === b.text.toString() && a.text.toString().includes("eu9 ") && a.text.toString().includes("us9 "), 30_000);
     await everyNodeServes("split", a.text.toString(), 30_000);
   });
@@ -103,7 +106,7 @@ describe("GET /yjs/:room with stock y-websocket providers", () => {
     await Promise.all([synced(a), synced(b)]);
     for (let i = 0; i < 10; i++) a.text.insert(a.text.length, `before${i} `);
     // Acknowledged: written and replicated to the other region.
-    await waitFor("eu holds the first edits", async () => (await httpText(url("eu-2"), "crash")).includes("before9 "));
+    await waitFor("eu holds the first edits", async () => (await httpText(url("eu-2"), "crash")).includes("before9 "), 30_000);
 
     await c.stop("us-3", "SIGKILL");
     // Edits made while its node is down stay in the client and are synced when it is back.
@@ -138,10 +141,13 @@ describe("GET /yjs/:room with stock y-websocket providers", () => {
     a.provider.awareness.setLocalStateField("user", { name: "linus" });
     const aId = a.doc.clientID;
     await waitFor("b sees a", () => b.provider.awareness.getStates().has(aId), 15_000);
-    for (const n of c.regions.get("us") as string[]) await faults(n, { block: ["eu"] });
-    for (const n of c.regions.get("eu") as string[]) await faults(n, { block: ["us"] });
-    await waitFor("a left b with the links", () => !b.provider.awareness.getStates().has(aId), 15_000);
-    for (const n of all()) await faults(n, { clear: true });
+    try {
+      for (const n of c.regions.get("us") as string[]) await faults(n, { block: ["eu"] });
+      for (const n of c.regions.get("eu") as string[]) await faults(n, { block: ["us"] });
+      await waitFor("a left b with the links", () => !b.provider.awareness.getStates().has(aId), 15_000);
+    } finally {
+      for (const n of all()) await faults(n, { clear: true });
+    }
     await waitFor("a is back at b", () => (b.provider.awareness.getStates().get(aId) as { user?: { name?: string } } | undefined)?.user?.name === "linus", 15_000);
   });
 
