@@ -19,6 +19,7 @@ import { fencingTokenOf, formatFencingToken, judgeBatch } from "../../src/core/f
 import { REGION, type ClusterSim, type SimNode } from "./cluster-sim.js";
 import { InvariantViolation } from "./invariants.js";
 import { HEALTHY, LEADER_BOUND_MS, QUIET, TIMING, createSim, withTrace } from "./scenario.js";
+import { yieldToEventLoop } from "../support/yield-loop.js";
 
 /** How long the leader stays cut off: 20 election timeouts, room for many futile candidacies. */
 const ISOLATION_MS = 10_000;
@@ -55,7 +56,7 @@ function runIsolation(c: IsolationCase): void {
 async function simulateIsolation(c: IsolationCase): Promise<void> {
   runIsolation(c);
   // Yield between runs, as the other sims do, so the worker answers vitest's RPC.
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  await yieldToEventLoop();
 }
 
 function playIsolation(sim: ClusterSim, c: IsolationCase): void {

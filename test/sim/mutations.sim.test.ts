@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from "vitest";
 import type { Mutation } from "../../src/core/mutations.js";
+import { yieldToEventLoop } from "../support/yield-loop.js";
 import { runSeed } from "./whole/explore.js";
 
 /** Schedules a mutation may take before the simulator catches it. */
@@ -19,8 +20,9 @@ const cases: ReadonlyArray<{ mutation: Mutation; caughtBy: RegExp }> = [
 
 describe("mutation switches: every broken guard is caught", () => {
   for (const { mutation, caughtBy } of cases) {
-    it(`${mutation} is caught within ${BUDGET} schedules`, () => {
+    it(`${mutation} is caught within ${BUDGET} schedules`, async () => {
       for (let seed = 1; seed <= BUDGET; seed++) {
+        await yieldToEventLoop();
         const r = runSeed(seed, { mutation });
         if (r.ok) continue;
         expect(r.error, `seed ${seed} failed, but not with the check for ${mutation}`).toMatch(caughtBy);

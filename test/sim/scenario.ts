@@ -10,6 +10,7 @@ import { epochOf, leaderOf } from "../../src/core/election.js";
 import { ClusterSim, type SimNode } from "./cluster-sim.js";
 import { InvariantViolation } from "./invariants.js";
 import type { LinkQuality } from "./network.js";
+import { yieldToEventLoop } from "../support/yield-loop.js";
 
 export type Fault =
   | { readonly kind: "crash"; readonly node: number }
@@ -139,7 +140,7 @@ export const QUIET = { verbose: 0 } as const;
  */
 export async function simulate(sc: Scenario): Promise<void> {
   runScenario(sc);
-  await new Promise<void>((resolve) => setImmediate(resolve));
+  await yieldToEventLoop();
 }
 
 export interface RunReport {

@@ -8,8 +8,8 @@ import { expectSeedsPass } from "./whole/expect-seeds.js";
 
 describe("whole cluster, 3 regions x 3 nodes, on the real core", () => {
   for (let from = 1; from <= 300; from += 50) {
-    it(`schedules of seeds ${from}..${from + 49} keep every invariant`, () => {
-      expectSeedsPass(from, 50, [[3, 3, 3]]);
+    it(`schedules of seeds ${from}..${from + 49} keep every invariant`, async () => {
+      await expectSeedsPass(from, 50, [[3, 3, 3]]);
     }, 600_000);
   }
 

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { runSeed } from "./whole/explore.js";
+import { expectSeedsPass } from "./whole/expect-seeds.js";
 import { runSchedule, type Schedule } from "./whole/schedule.js";
 
 describe("whole-cluster regressions", () => {
@@ -47,4 +48,18 @@ describe("whole-cluster regressions", () => {
     expect(r.mostCopies).toBe(3);
     expect(r.acked).toBe(3);
   }, 60_000);
+});
+
+describe("the simulator's seed loop in CI", () => {
+  // Run 18's CI: every test passed, yet vitest failed the run with "Timeout
+  // calling onTaskUpdate": a whole-cluster file ran 74 s of schedules without
+  // ever turning its worker's event loop, so the worker missed its RPC deadline.
+  it("turns the event loop between schedules, so the test worker answers vitest's RPC", async () => {
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    await expectSeedsPass(1, 1, [[3, 3, 3]]);
+    expect(turned).toBe(true);
+  });
 });
