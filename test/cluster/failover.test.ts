@@ -7,6 +7,7 @@
 // minority without a leader while the majority elects one; after healing
 // exactly one leader remains. Manual mode elects nothing until promoted.
 
+import { setImmediate } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { agreedLeader, call, startProcCluster, statuses, waitFor, type NodeStatus as Status, type ProcCluster } from "../support/proc-cluster.js";
 
@@ -14,9 +15,6 @@ const clusters: ProcCluster[] = [];
 afterAll(async () => {
   await Promise.all(clusters.map((c) => c.close()));
 });
-
-
-
 
 describe("automatic failover", () => {
   it("a killed leader is replaced, loses no acknowledged write, and returns as a follower", async () => {
@@ -31,47 +29,58 @@ describe("automatic failover", () => {
       for (let i = 0; !stop; i++) {
         // Writers talk to whichever node they like: followers forward to the leader.
         const node = nodes[(w + i) % nodes.length] as string;
-        if (!c.running(node)) continue;
+        if (!c.running(node)) {
+          // Never a synchronous spin: once every node is down (the test failed
+          // and afterAll killed them) this loop would block the worker for good.
+          await setImmediate();
+          continue;
+        }
         const r = await call(`${c.urls.get(node)}/kv/w${w}-${i}?ack=region`, "PUT", i).catch(() => null);
         if (r?.status === 200) acked.set(`w${w}-${i}`, i);
       }
     });
-    await waitFor("writes before the kill", () => acked.size >= 100);
-    await c.stop(first.node, "SIGKILL");
-    const survivors = nodes.filter((n) => n !== first.node);
-    const second = await waitFor("a new leader among the survivors", () => agreedLeader(c, survivors), 20_000);
-    expect(second.node).not.toBe(first.node);
-    expect(second.epoch).toBeGreaterThan(first.epoch);
-    const atFailover = acked.size;
-    await waitFor("writes acknowledged by the new leader", () => acked.size >= atFailover + 100, 20_000);
+    try {
+      await waitFor("writes before the kill", () => acked.size >= 100);
+      await c.stop(first.node, "SIGKILL");
+      const survivors = nodes.filter((n) => n !== first.node);
+      const second = await waitFor("a new leader among the survivors", () => agreedLeader(c, survivors), 20_000);
+      expect(second.node).not.toBe(first.node);
+      expect(second.epoch).toBeGreaterThan(first.epoch);
+      const atFailover = acked.size;
+      await waitFor("writes acknowledged by the new leader", () => acked.size >= atFailover + 100, 20_000);
 
-    // The old fencing token is stale everywhere, the new one valid.
-    for (const n of survivors) {
-      const v = await call(`${c.urls.get(n)}/fence-token/validate`, "POST", { token: first.fencingToken });
-      expect(v.body).toEqual({ valid: false, current: second.fencingToken });
-    }
-
-    await c.start(first.node);
-    await waitFor("the old leader is back as a follower of the new one", async () => {
-      const s = (await call(`${c.urls.get(first.node)}/status`)).body as Status;
-      return s.role === "follower" && s.leader === second.node && s.epoch === second.epoch;
-    }, 20_000);
-    stop = true;
-    await Promise.all(writers);
-
-    const leaderVv = JSON.stringify(((await call(`${c.urls.get(second.node)}/status`)).body as Status).vv);
-    for (const n of nodes) {
-      await waitFor(`${n} caught up`, async () => JSON.stringify(((await call(`${c.urls.get(n)}/status`)).body as Status).vv) === leaderVv, 20_000);
-      let missing = 0;
-      for (const [key, value] of acked) {
-        const r = await call(`${c.urls.get(n)}/kv/${key}`);
-        if (r.status !== 200 || r.body.value !== value) missing++;
+      // The old fencing token is stale everywhere, the new one valid.
+      for (const n of survivors) {
+        const v = await call(`${c.urls.get(n)}/fence-token/validate`, "POST", { token: first.fencingToken });
+        expect(v.body).toEqual({ valid: false, current: second.fencingToken });
       }
-      expect(missing, `${n}: acknowledged ack=region writes missing out of ${acked.size}`).toBe(0);
+
+      await c.start(first.node);
+      await waitFor("the old leader is back as a follower of the new one", async () => {
+        const s = (await call(`${c.urls.get(first.node)}/status`)).body as Status;
+        return s.role === "follower" && s.leader === second.node && s.epoch === second.epoch;
+      }, 20_000);
+      stop = true;
+      await Promise.all(writers);
+
+      const leaderVv = JSON.stringify(((await call(`${c.urls.get(second.node)}/status`)).body as Status).vv);
+      for (const n of nodes) {
+        await waitFor(`${n} caught up`, async () => JSON.stringify(((await call(`${c.urls.get(n)}/status`)).body as Status).vv) === leaderVv, 20_000);
+        let missing = 0;
+        for (const [key, value] of acked) {
+          const r = await call(`${c.urls.get(n)}/kv/${key}`);
+          if (r.status !== 200 || r.body.value !== value) missing++;
+        }
+        expect(missing, `${n}: acknowledged ack=region writes missing out of ${acked.size}`).toBe(0);
+      }
+      // Still exactly one leader, and it did not flap back to the recovered node.
+      expect((await agreedLeader(c, nodes))?.node).toBe(second.node);
+    } finally {
+      // Also when a wait above fails: the writers end instead of outliving the test.
+      stop = true;
+      await Promise.all(writers);
     }
-    // Still exactly one leader, and it did not flap back to the recovered node.
-    expect((await agreedLeader(c, nodes))?.node).toBe(second.node);
-  });
+  }, 180_000); // six waits with their own deadlines (leader, writes, new leader, writes, rejoin, catch-up): more than the default 60 s on a loaded machine
 
   it("stepdown elects a different node", async () => {
     const c = await startProcCluster([{ region: "s", nodes: 3 }], { env: { GEOKV_LOG_LEVEL: "warn" } });
