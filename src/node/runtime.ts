@@ -33,6 +33,8 @@ import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
 
 const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
+/** Free database pages returned to the file system per event-loop turn (1 MiB of 4 KiB pages): a large reclaim never holds the loop. */
+const RECLAIM_PAGES_PER_TURN = 256;
 /** Live docs: how often presence goes out per room, the largest write batch, a client's unread bytes, a failed write's retry. */
 const AWARENESS_MS = 50;
 const YJS_BATCH_BYTES_MAX = 256 * 1024;
@@ -343,6 +345,19 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
 
   let pruner: ReturnType<typeof setInterval> | undefined;
   let storeClosing: Promise<void> | undefined;
+  let reclaimed = 0;
+  /** Returns the database's free pages to the file system, RECLAIM_PAGES_PER_TURN per turn, until none is left or the store closes. */
+  const reclaimFreePages = (): void => {
+    if (storeClosing !== undefined) return;
+    const pages = storage.reclaimSpace(RECLAIM_PAGES_PER_TURN);
+    reclaimed += pages;
+    if (pages === RECLAIM_PAGES_PER_TURN) {
+      setImmediate(reclaimFreePages);
+      return;
+    }
+    if (reclaimed > 0) logger.info({ pages: reclaimed }, "returned free database pages to the file system");
+    reclaimed = 0;
+  };
   return {
     nodeId: o.nodeId,
     me,
@@ -370,6 +385,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       pruner = setInterval(() => {
         const n = storage.pruneIdempotency(Date.now() - IDEMPOTENCY_TTL_MS);
         if (n > 0) logger.info({ pruned: n }, "pruned expired idempotency records");
+        reclaimFreePages();
       }, IDEMPOTENCY_PRUNE_EVERY_MS);
       pruner.unref();
     },

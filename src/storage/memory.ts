@@ -177,6 +177,12 @@ class MemoryStore implements MemoryStorage {
     return this.write(pruneIdempotencyWrite(this.open(), beforeMs));
   }
 
+  reclaimSpace(maxPages: number): number {
+    this.open();
+    if (!(Number.isSafeInteger(maxPages) && maxPages > 0)) throw new Error(`reclaimSpace: maxPages must be a positive integer, got ${maxPages}`);
+    return 0; // memory has no free pages: what is deleted is gone at once
+  }
+
   integrityCheck(): string {
     const disk = this.open();
     const problems: string[] = [];

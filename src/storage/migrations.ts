@@ -11,6 +11,11 @@ export interface Migration {
   readonly version: number;
   readonly description: string;
   readonly sql: string;
+  /**
+   * For a statement SQLite refuses inside a transaction (VACUUM). It must be
+   * idempotent: a crash before the version bump runs it again.
+   */
+  readonly outsideTransaction?: true;
 }
 
 /** Every migration, oldest first; versions are 1, 2, 3, ... with no gaps. Append only. */
@@ -89,6 +94,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ops ADD COLUMN idem_hash TEXT CHECK ((idem_key IS NULL) = (idem_hash IS NULL));
     `,
   },
+  {
+    version: 3,
+    description: "freed pages can be returned to the file system: auto_vacuum=INCREMENTAL (VACUUM rebuilds the file once)",
+    // Without it a database file never shrinks: pruned idempotency records
+    // and, later, compacted ops only grow the freelist. The mode of an
+    // existing file changes only through a VACUUM, which is idempotent.
+    sql: "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;",
+    outsideTransaction: true,
+  },
 ];
 
 /** Throws unless the versions are 1, 2, 3, ... in order (a programmer error). */
@@ -127,6 +141,11 @@ export function migrate(db: Database.Database, file: string, migrations: readonl
   if (from > to) throw new SchemaTooNewError(file, from, to);
   for (const m of migrations) {
     if (m.version <= from) continue;
+    if (m.outsideTransaction) {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+      continue;
+    }
     // The version bump commits with the schema change, so a crash mid-way
     // leaves the previous version intact and the migration is rerun.
     db.transaction(() => {

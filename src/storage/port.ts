@@ -120,6 +120,13 @@ export interface Storage {
   /** Deletes idempotency records created before `beforeMs`; returns how many. */
   pruneIdempotency(beforeMs: number): number;
 
+  /**
+   * Returns up to `maxPages` free pages to the file system (SQLite's
+   * incremental_vacuum; memory frees at once) and says how many it returned.
+   * Bounded, so a caller can spread a large reclaim over event-loop turns.
+   */
+  reclaimSpace(maxPages: number): number;
+
   /** "ok" when the store is consistent, else a description of what is wrong. */
   integrityCheck(): string;
   /** Approximate bytes used (for SQLite: database plus WAL file). */

@@ -43,12 +43,16 @@ export interface SqlitePragmas {
   readonly synchronous: "OFF" | "NORMAL" | "FULL" | "EXTRA";
   readonly busyTimeoutMs: number;
   readonly schemaVersion: number;
+  /** "incremental" on every migrated database (schema 3): freed pages go back to the file system with reclaimSpace. */
+  readonly autoVacuum: "none" | "full" | "incremental" | "unknown";
 }
 
 /** The Storage port plus what only a SQLite store has. */
 export interface SqliteStorage extends Storage {
   readonly path: string;
   pragmas(): SqlitePragmas;
+  /** Pages on the freelist: space a reclaimSpace can give back. */
+  freePages(): number;
 }
 
 const BUSY_TIMEOUT_MS_DEFAULT = 5000;
@@ -56,6 +60,7 @@ const WAL_SIZE_LIMIT_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** SQLite page cache per node: the op log and kv indexes of a busy node stay in memory. */
 export const PAGE_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 const SYNCHRONOUS_NAMES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
+const AUTO_VACUUM_NAMES = ["none", "full", "incremental"] as const;
 
 interface SqlOpRow extends Omit<OpRow, "payload"> {
   readonly payload: Buffer | null;
@@ -345,6 +350,18 @@ class SqliteStore implements SqliteStorage {
     return this.s.pruneIdempotency.run(beforeMs).changes;
   }
 
+  reclaimSpace(maxPages: number): number {
+    assertIntIn("maxPages", maxPages, 1, Number.MAX_SAFE_INTEGER);
+    const before = this.db.pragma("freelist_count", { simple: true }) as number;
+    if (before === 0) return 0;
+    this.db.pragma(`incremental_vacuum(${maxPages})`);
+    return before - (this.db.pragma("freelist_count", { simple: true }) as number);
+  }
+
+  freePages(): number {
+    return this.db.pragma("freelist_count", { simple: true }) as number;
+  }
+
   integrityCheck(): string {
     const rows = this.db.pragma("integrity_check") as { integrity_check: string }[];
     return rows.map((r) => r.integrity_check).join("\n");
@@ -373,6 +390,7 @@ class SqliteStore implements SqliteStorage {
       synchronous: name,
       busyTimeoutMs: this.db.pragma("busy_timeout", { simple: true }) as number,
       schemaVersion: this.db.pragma("user_version", { simple: true }) as number,
+      autoVacuum: AUTO_VACUUM_NAMES[this.db.pragma("auto_vacuum", { simple: true }) as number] ?? "unknown",
     };
   }
 

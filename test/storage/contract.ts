@@ -427,6 +427,19 @@ export function runStorageContract(name: string, harness: StorageHarness): void 
       expect(s.getIdempotency("req-2")?.createdAtMs).toBe(9000);
     });
 
+    it("reclaims free space within the bound it is given, and keeps every row", () => {
+      const body = "y".repeat(4096);
+      s.commit({ ops: [kvOp(A, 1)], kv: [{ key: "k", reg: reg("1"), deleted: false }], idempotency: Array.from({ length: 300 }, (_, i) => ({ key: `r-${i}`, requestHash: "h", status: 200, body, createdAtMs: 10 })) });
+      expect(s.pruneIdempotency(11)).toBe(300);
+      for (let n = s.reclaimSpace(10); n > 0; n = s.reclaimSpace(10)) expect(n).toBeLessThanOrEqual(10);
+      expect(s.reclaimSpace(10)).toBe(0);
+      expect(() => s.reclaimSpace(0)).toThrow(/maxPages/);
+      expect(() => s.reclaimSpace(1.5)).toThrow(/maxPages/);
+      expect(s.getKv("k")).toEqual(reg("1"));
+      expect(s.getOps(A, 1, 1, 10)).toEqual([kvOp(A, 1)]);
+      expect(s.integrityCheck()).toBe("ok");
+    });
+
     it("passes its integrity check and reports a size that grows with data", () => {
       expect(s.integrityCheck()).toBe("ok");
       const before = s.sizeBytes();

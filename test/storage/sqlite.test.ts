@@ -39,7 +39,7 @@ describe("sqlite storage", () => {
   it("runs in WAL mode with synchronous=FULL by default, NORMAL on request", () => {
     const path = freshPath();
     const full = openSqliteStorage({ path });
-    expect(full.pragmas()).toEqual({ journalMode: "wal", synchronous: "FULL", busyTimeoutMs: 5000, schemaVersion: SCHEMA_VERSION });
+    expect(full.pragmas()).toEqual({ journalMode: "wal", synchronous: "FULL", busyTimeoutMs: 5000, schemaVersion: SCHEMA_VERSION, autoVacuum: "incremental" });
     full.close();
     const normal = openSqliteStorage({ path, synchronous: "NORMAL", busyTimeoutMs: 250 });
     expect(normal.pragmas()).toMatchObject({ journalMode: "wal", synchronous: "NORMAL", busyTimeoutMs: 250 });
@@ -97,6 +97,41 @@ describe("sqlite storage", () => {
       { seq: 2, idem_key: "retry-1", idem_hash: "h" },
     ]);
     check.close();
+  });
+
+  it("migrates a version-2 file to auto_vacuum=INCREMENTAL, keeping its data, and then gives freed pages back to the file system", () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    migrate(raw, path, MIGRATIONS.slice(0, 2));
+    expect(raw.pragma("auto_vacuum", { simple: true })).toBe(0);
+    raw.close();
+    const s = openSqliteStorage({ path });
+    expect(s.pragmas()).toMatchObject({ schemaVersion: SCHEMA_VERSION, autoVacuum: "incremental" });
+    s.commit({ ops: [kvOp(A, 1)], kv: [{ key: "k", reg: reg("1"), deleted: false }], appliedVv: { [A]: 1 } });
+    // 2,000 idempotency records of 2 KiB: about a thousand pages, freed by one prune.
+    const body = "x".repeat(2048);
+    s.commit({ idempotency: Array.from({ length: 2000 }, (_, i) => ({ key: `idem-${i}`, requestHash: "h", status: 200, body, createdAtMs: 1000 })) });
+    const grown = s.sizeBytes();
+    expect(s.pruneIdempotency(2000)).toBe(2000);
+    const free = s.freePages();
+    expect(free).toBeGreaterThan(500);
+    // Bounded: one call returns at most what it is asked for.
+    expect(s.reclaimSpace(100)).toBe(100);
+    expect(s.freePages()).toBe(free - 100);
+    let returned = 100;
+    for (let n = s.reclaimSpace(100); n > 0; n = s.reclaimSpace(100)) returned += n;
+    expect(returned).toBe(free);
+    expect(s.freePages()).toBe(0);
+    expect(s.reclaimSpace(100)).toBe(0);
+    expect(() => s.reclaimSpace(0)).toThrow(/maxPages/);
+    expect(s.integrityCheck()).toBe("ok");
+    expect(s.getKv("k")).toEqual(reg("1"));
+    s.close();
+    // The file itself shrank (the WAL is checkpointed into it at close).
+    const reopened = openSqliteStorage({ path });
+    expect(reopened.sizeBytes()).toBeLessThan(grown / 2);
+    reopened.close();
   });
 
   it("refuses half an idempotency key in the op log", () => {
