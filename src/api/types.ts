@@ -64,6 +64,22 @@ export interface StatusView {
   readonly phase?: string;
   /** Why peers refused this node, when they did (e.g. wrong cluster secret). */
   readonly refusedBy?: readonly { node: string; reason: string }[];
+  /** The op log and the database file: what compaction keeps bounded. */
+  readonly storage?: StorageStatus;
+}
+
+/** /status's storage figures. */
+export interface StorageStatus {
+  /** Rows in the op log now. */
+  readonly opLogOps: number;
+  /** Their key, body and payload bytes. */
+  readonly opLogBytes: number;
+  /** The database file plus its WAL. */
+  readonly dbBytes: number;
+  /** Per origin, the seq up to which ops were compacted out of the log. */
+  readonly compactedVv: Readonly<Record<string, number>>;
+  /** The stability frontier: every member holds every op at or below it. */
+  readonly stableVv: Readonly<Record<string, number>>;
 }
 
 /** Marks a request one node passed to another, so it is never passed on again (writes and stepdown alike). */

@@ -160,6 +160,11 @@ export function createApp(o: AppOptions): Hono {
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
   if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: tokensRequired(o), shutdown: o.shutdown });
 
+  app.post("/admin/compact", async (c) => {
+    if (!o.cluster.compact) return sendError(c, nodeError("not_found", "compaction is not available on this node"));
+    return c.json(await o.cluster.compact());
+  });
+
   app.post("/admin/faults", async (c) => {
     if (!o.faults) return sendError(c, nodeError("not_found", "fault injection is not available on this node"));
     const bytes = await readBody(c, 64 * 1024);

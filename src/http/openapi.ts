@@ -272,6 +272,30 @@ export const OPENAPI: OpenApiDocument = {
         responses: { "200": ok("the verdict", object({ valid: { type: "boolean" }, current: string })), "400": ref("responses", "BadRequest") },
       },
     },
+    "/admin/compact": {
+      post: {
+        operationId: "compact",
+        summary: "run one compaction pass now: stable op-log entries past --op-log-retain-ops, expired idempotency records, free pages",
+        tags: ["admin"],
+        responses: {
+          "200": ok(
+            "what the pass did",
+            object({
+              compactedOps: integer,
+              prunedIdempotency: integer,
+              reclaimedPages: integer,
+              opLogOps: integer,
+              compactedVv: { type: "object", additionalProperties: integer },
+              stableVv: { type: "object", additionalProperties: integer },
+            }),
+          ),
+          "401": ref("responses", "Unauthorized"),
+          "403": ref("responses", "Forbidden"),
+          "404": ref("responses", "NotFound"),
+        },
+        security: admin,
+      },
+    },
     "/admin/faults": {
       post: {
         operationId: "faults",
@@ -319,6 +343,13 @@ export const OPENAPI: OpenApiDocument = {
             type: "array",
             items: object({ node: string, region: string, state: { enum: ["up", "down"] }, lagOps: integer, lastContactMs: { type: ["integer", "null"] } }),
           },
+          storage: object({
+            opLogOps: integer,
+            opLogBytes: integer,
+            dbBytes: integer,
+            compactedVv: { type: "object", additionalProperties: integer, description: "per origin, the seq up to which ops were compacted out of the log" },
+            stableVv: { type: "object", additionalProperties: integer, description: "the stability frontier: every member holds every op at or below it" },
+          }),
         },
         ["node", "region", "role", "leader", "epoch", "vv", "peers"],
       ),

@@ -11,9 +11,9 @@ import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
 import type { Dot, Op } from "../core/op.js";
 import { highestSeqs } from "../core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, step, viewOf } from "../core/replication/machine.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, stableVvOf, step, viewOf } from "../core/replication/machine.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
-import { vvLag } from "../core/version-vector.js";
+import { vvLag, type VersionVector } from "../core/version-vector.js";
 import type { NodeMetrics } from "./metrics.js";
 import { FRAME_OPS_MAX, type Frame, type Intro } from "../net/frames.js";
 import type { Hub } from "../net/hub.js";
@@ -104,6 +104,7 @@ export class Replicator {
       o.storage.appliedVv(),
       performance.now(),
       o.now(),
+      o.storage.opLogFloor(),
     );
     if (o.leadership) this.state = { ...this.state, leadership: this.leadershipNow() };
   }
@@ -149,6 +150,16 @@ export class Replicator {
   /** True when this node's clock is too far from its peers' to take writes. */
   clockSkewed(): boolean {
     return isClockSkewed(this.state);
+  }
+
+  /** The stability frontier as this node knows it, never below `persisted` (compaction.ts). */
+  stableVv(persisted: VersionVector): VersionVector {
+    return stableVvOf(this.state, persisted);
+  }
+
+  /** The op log was compacted up to `floor`: older ops can no longer be sent. */
+  compacted(floor: VersionVector): void {
+    this.input({ type: "compacted", floor });
   }
 
   /** How many ops this node lacks that `peer` reported having. */

@@ -29,12 +29,10 @@ import type { ClusterService, FaultService, LeadershipService, StatusView, Write
 import type { Settings } from "./settings.js";
 import { createDocWriter } from "./doc-writer.js";
 import { YjsRooms } from "./yjs-rooms.js";
+import { Compactor } from "./compactor.js";
 import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
 
-const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
-/** Free database pages returned to the file system per event-loop turn (1 MiB of 4 KiB pages): a large reclaim never holds the loop. */
-const RECLAIM_PAGES_PER_TURN = 256;
 /** Live docs: how often presence goes out per room, the largest write batch, a client's unread bytes, a failed write's retry. */
 const AWARENESS_MS = 50;
 const YJS_BATCH_BYTES_MAX = 256 * 1024;
@@ -292,9 +290,17 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
         phase: election.phase(),
         vv: storage.appliedVv(),
         peers: repl.peerStatus(),
+        storage: {
+          opLogOps: storage.opLogStats().ops,
+          opLogBytes: storage.opLogStats().bytes,
+          dbBytes: storage.sizeBytes(),
+          compactedVv: storage.opLogFloor(),
+          stableVv: compactor.stableVv(),
+        },
         ...(refusedBy.size > 0 ? { refusedBy: [...refusedBy].map(([node, reason]) => ({ node, reason })) } : {}),
       };
     },
+    compact: () => compactor.runNow(),
     ready: () => {
       const leader = repl.leader();
       if (leader === null) return { ready: false, reason: `region ${me.region} has no leader` };
@@ -343,21 +349,16 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     },
   };
 
-  let pruner: ReturnType<typeof setInterval> | undefined;
   let storeClosing: Promise<void> | undefined;
-  let reclaimed = 0;
-  /** Returns the database's free pages to the file system, RECLAIM_PAGES_PER_TURN per turn, until none is left or the store closes. */
-  const reclaimFreePages = (): void => {
-    if (storeClosing !== undefined) return;
-    const pages = storage.reclaimSpace(RECLAIM_PAGES_PER_TURN);
-    reclaimed += pages;
-    if (pages === RECLAIM_PAGES_PER_TURN) {
-      setImmediate(reclaimFreePages);
-      return;
-    }
-    if (reclaimed > 0) logger.info({ pages: reclaimed }, "returned free database pages to the file system");
-    reclaimed = 0;
-  };
+  const compactor = new Compactor({
+    storage,
+    retainOps: o.settings.opLogRetainOps,
+    stableVv: (persisted) => repl.stableVv(persisted),
+    compacted: (floor) => repl.compacted(floor),
+    idempotencyTtlMs: IDEMPOTENCY_TTL_MS,
+    now: Date.now,
+    logger,
+  });
   return {
     nodeId: o.nodeId,
     me,
@@ -382,15 +383,10 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       hub.start();
       repl.start();
       election.start();
-      pruner = setInterval(() => {
-        const n = storage.pruneIdempotency(Date.now() - IDEMPOTENCY_TTL_MS);
-        if (n > 0) logger.info({ pruned: n }, "pruned expired idempotency records");
-        reclaimFreePages();
-      }, IDEMPOTENCY_PRUNE_EVERY_MS);
-      pruner.unref();
+      compactor.start();
     },
     async stopPeers() {
-      clearInterval(pruner);
+      await compactor.stop();
       election.stop();
       repl.stop();
       await hub.close();

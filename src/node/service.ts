@@ -10,6 +10,8 @@ import type { NodeError } from "./errors.js";
 
 // The API's own types live in src/api (shared with the SDK); re-exported so
 // the node's modules keep one place to import the service's vocabulary from.
+import type { CompactionReport } from "./compactor.js";
+export type { CompactionReport } from "./compactor.js";
 export { ACK_LEVELS, type AckLevel, type PeerStatus, type StatusView } from "../api/types.js";
 
 /** What a write carries besides its data. */
@@ -64,6 +66,8 @@ export interface ClusterService {
   status(): StatusView;
   /** Ready to serve: the region has a leader and this node is not too far behind it. */
   ready(): { ready: true } | { ready: false; reason: string };
+  /** Runs one compaction pass now (POST /admin/compact); absent on nodes without a store of their own. */
+  compact?(): Promise<CompactionReport>;
 }
 
 /** Where a client write goes: taken here, forwarded to the leader, or nowhere yet. */

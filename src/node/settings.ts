@@ -26,6 +26,8 @@ export interface Settings {
   readonly yjsQueueBytes: number;
   /** How long a live doc gathers client updates into one write. */
   readonly yjsBatchMs: number;
+  /** Op-log rows kept before causally stable ones are compacted away. */
+  readonly opLogRetainOps: number;
   readonly synchronous: SyncMode;
   /** Peers must prove knowledge of it in the handshake; unset means no peer auth. */
   readonly clusterSecret: string | undefined;
@@ -47,7 +49,7 @@ export interface SettingsError {
 }
 
 /** The settings that are positive integers. */
-export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs";
+export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps";
 
 /** How one numeric setting is named on the command line and in the environment. */
 export interface NumericSpec {
@@ -71,6 +73,7 @@ export const DEFAULT_SETTINGS: Settings = {
   docCacheBytes: 64 * 1_048_576,
   yjsQueueBytes: 8 * 1_048_576,
   yjsBatchMs: 10,
+  opLogRetainOps: 10_000,
   synchronous: "FULL",
   clusterSecret: undefined,
   clientToken: undefined,
@@ -94,6 +97,7 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
   { key: "docCacheBytes", flag: "doc-cache-bytes", env: "GEOKV_DOC_CACHE_BYTES", max: 64 * 1024 * 1_048_576, help: "byte budget of live documents in memory" },
   { key: "yjsQueueBytes", flag: "yjs-queue-bytes", env: "GEOKV_YJS_QUEUE_BYTES", max: 1024 * 1_048_576, help: "unwritten edits a live doc holds without a leader" },
   { key: "yjsBatchMs", flag: "yjs-batch-ms", env: "GEOKV_YJS_BATCH_MS", max: 60_000, help: "how long a live doc gathers edits into one write" },
+  { key: "opLogRetainOps", flag: "op-log-retain-ops", env: "GEOKV_OP_LOG_RETAIN_OPS", max: Number.MAX_SAFE_INTEGER, help: "op-log rows kept before stable ones are compacted" },
 ];
 
 /** The sync-mode setting, the one non-numeric setting with a flag. */
@@ -169,6 +173,7 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     docCacheBytes: DEFAULT_SETTINGS.docCacheBytes,
     yjsQueueBytes: DEFAULT_SETTINGS.yjsQueueBytes,
     yjsBatchMs: DEFAULT_SETTINGS.yjsBatchMs,
+    opLogRetainOps: DEFAULT_SETTINGS.opLogRetainOps,
   };
   const sourceOf = new Map<NumericSetting, string>();
   for (const spec of NUMERIC_SETTINGS) {

@@ -104,7 +104,9 @@ export type DiskWrite =
   | { readonly type: "setMeta"; readonly key: string; readonly text: string }
   | { readonly type: "compactOps"; readonly stable: readonly [string, number][] }
   /** The records a prune deletes, named (not the cutoff), so replaying it costs what it deletes. */
-  | { readonly type: "pruneIdempotency"; readonly keys: readonly string[] };
+  | { readonly type: "pruneIdempotency"; readonly keys: readonly string[] }
+  /** kv tombstones to delete, each only while its stored text is still this one. */
+  | { readonly type: "dropTombstones"; readonly rows: readonly [string, string][] };
 
 /** The write a commit of `batch` makes. Throws on a bad batch: this is the only step of a commit that may. */
 export function commitWrite(batch: Batch): DiskWrite {
@@ -161,6 +163,8 @@ export function applyWrite(disk: MemoryDisk, w: DiskWrite): number {
     case "pruneIdempotency":
       for (const k of w.keys) disk.idempotency.delete(k);
       return w.keys.length;
+    case "dropTombstones":
+      return dropTombstones(disk, w.rows);
     default: {
       const never: never = w;
       throw new Error(`unknown disk write ${JSON.stringify(never)}`);
@@ -199,6 +203,18 @@ function insertOp(disk: MemoryDisk, row: OpRow): boolean {
   if (last === undefined || last < row.seq) log.seqs.push(row.seq);
   else log.seqs.splice(lowerBound(log.seqs, row.seq, compareNumbers), 0, row.seq);
   return true;
+}
+
+function dropTombstones(disk: MemoryDisk, rows: readonly [string, string][]): number {
+  let n = 0;
+  for (const [key, text] of rows) {
+    const stored = disk.kv.get(key);
+    if (stored === undefined || !stored.deleted || stored.state !== text) continue;
+    disk.kv.delete(key);
+    disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 1);
+    n++;
+  }
+  return n;
 }
 
 function compact(disk: MemoryDisk, stable: readonly [string, number][]): number {

@@ -13,6 +13,7 @@ import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Vers
 import { decodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
 import { assertLimit } from "./checks.js";
+import { utf8ByteLength } from "../core/key.js";
 import { assertWellFormedKey, compareUtf8, listRange } from "./key-order.js";
 import {
   applyWrite, commitWrite, compactOpsWrite, compareNumbers, createMemoryDisk, lowerBound, pruneIdempotencyWrite, setMetaWrite,
@@ -20,7 +21,7 @@ import {
 import type { DiskWrite, MemoryDisk, StoredConflict, StoredKv } from "./memory-disk.js";
 import { opFromRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
-import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, OpLogStats, Storage } from "./port.js";
 
 export type { MemoryDisk } from "./memory-disk.js";
 export { cloneMemoryDisk, createMemoryDisk } from "./memory-disk.js";
@@ -149,6 +150,40 @@ class MemoryStore implements MemoryStorage {
   compactOps(stable: VersionVector): number {
     this.open();
     return this.write(compactOpsWrite(stable));
+  }
+
+  opLogStats(): OpLogStats {
+    // The simulator's logs are small: counted on demand, as SQLite counts its rows at open.
+    let ops = 0;
+    let bytes = 0;
+    for (const log of this.open().ops.values()) {
+      for (const r of log.rows.values()) {
+        ops++;
+        bytes += utf8ByteLength(r.key) + utf8ByteLength(r.body) + (r.payload?.length ?? 0);
+      }
+    }
+    return { ops, bytes };
+  }
+
+  listTombstones(after: string, limit: number): KvRow[] {
+    const disk = this.open();
+    assertLimit(limit);
+    if (after !== "") assertWellFormedKey(after, "after");
+    const out: KvRow[] = [];
+    let i = lowerBound(disk.kvKeys, after, compareUtf8);
+    if (disk.kvKeys[i] === after) i++;
+    for (; i < disk.kvKeys.length && out.length < limit; i++) {
+      const key = disk.kvKeys[i] as string;
+      const stored = disk.kv.get(key) as StoredKv;
+      if (stored.deleted) out.push({ key, reg: JSON.parse(stored.state) as KvRegister, deleted: true });
+    }
+    return out;
+  }
+
+  dropTombstones(rows: readonly KvRow[]): number {
+    this.open();
+    if (rows.length === 0) return 0;
+    return this.write({ type: "dropTombstones", rows: rows.map((r) => [r.key, JSON.stringify(r.reg)] as [string, string]) });
   }
 
   appliedVv(): VersionVector {

@@ -103,6 +103,11 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;",
     outsideTransaction: true,
   },
+  {
+    version: 4,
+    description: "an index of kv tombstones, so compaction finds them without scanning the live keys",
+    sql: "CREATE INDEX kv_dead ON kv (key) WHERE deleted = 1;",
+  },
 ];
 
 /** Throws unless the versions are 1, 2, 3, ... in order (a programmer error). */

@@ -34,6 +34,8 @@ export interface KnownMeta {
   lastSeq: number;
   /** This node's HLC as of its last persisted event, so a restart never goes back. */
   lastHlc: Hlc;
+  /** The stability frontier this node reached: every member held it (compaction.ts); it only grows. */
+  stableVv: VersionVector;
 }
 
 /** The type stored under a meta key: typed for known keys, any JSON value otherwise. */
@@ -61,6 +63,12 @@ export interface Batch extends KeyStateRows {
 export interface CommitResult {
   /** Ops newly appended (duplicates not counted). */
   readonly opsInserted: number;
+}
+
+/** The op log's size: its rows and their stored bytes (key, body and payload). */
+export interface OpLogStats {
+  readonly ops: number;
+  readonly bytes: number;
 }
 
 /** Arguments of listKv. */
@@ -109,8 +117,19 @@ export interface Storage {
   opLogFloor(): VersionVector;
   /** Deletes logged ops at or below `stable` (ops every node has); returns how many. */
   compactOps(stable: VersionVector): number;
+  /** Rows and bytes of the op log now: counters kept by the store (counted once at open), not a scan per call. */
+  opLogStats(): OpLogStats;
   /** The persisted node vector (what commit's appliedVv built). */
   appliedVv(): VersionVector;
+
+  /** kv rows whose winner is a delete, after `after` in byte order ("" for the first), at most `limit`. */
+  listTombstones(after: string, limit: number): KvRow[];
+  /**
+   * Deletes kv rows that are still exactly as given (a write since the caller
+   * read them keeps its row); returns how many went. The caller (the core's
+   * compaction rules) decides which tombstones every node holds.
+   */
+  dropTombstones(rows: readonly KvRow[]): number;
 
   /** Recorded conflicts, newest first. */
   conflicts(limit: number): Conflict[];

@@ -19,7 +19,7 @@ import { KV_READ_CACHE_DEFAULTS, KvReadCache, type KvReadCacheOptions } from "./
 import { migrate } from "./migrations.js";
 import { opFromRow, opToRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
-import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, OpLogStats, Storage } from "./port.js";
 
 /** How to open a SQLite store. */
 export interface SqliteStorageOptions {
@@ -75,6 +75,14 @@ interface SqlIdempotencyRow {
   readonly created_at_ms: number;
 }
 interface SqlVvRow { readonly origin: string; readonly seq: number }
+
+/** The bytes of one op row that opLogStats counts (SQL; the JS twin is opRowBytes). */
+const OP_ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(body AS BLOB)) + COALESCE(length(payload), 0)";
+
+/** What an op row adds to opLogStats' bytes. */
+function opRowBytes(r: OpRow): number {
+  return Buffer.byteLength(r.key) + Buffer.byteLength(r.body) + (r.payload?.length ?? 0);
+}
 
 const OP_SELECT_COLUMNS = "origin, seq, hlc, ns, key, body, payload, idem_key AS idemKey, idem_hash AS idemHash";
 
@@ -136,6 +144,13 @@ function prepareStatements(db: Database.Database) {
     ).pluck(),
     floors: db.prepare<[], SqlVvRow>("SELECT origin, seq FROM op_floor"),
     deleteOpsUpTo: db.prepare<[string, number]>("DELETE FROM ops WHERE origin = ? AND seq <= ?"),
+    // What a row costs, as opLogStats counts it: its key, body and payload bytes.
+    opLogSize: db.prepare<[], { n: number; b: number }>(`SELECT COUNT(*) AS n, COALESCE(SUM(${OP_ROW_BYTES}), 0) AS b FROM ops`),
+    opsUpToSize: db.prepare<[string, number], { n: number; b: number }>(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(${OP_ROW_BYTES}), 0) AS b FROM ops WHERE origin = ? AND seq <= ?`,
+    ),
+    tombstones: db.prepare<[string, number], SqlKvRow>("SELECT key, state, deleted FROM kv WHERE deleted = 1 AND key > ? ORDER BY key LIMIT ?"),
+    dropTombstone: db.prepare<[string, string]>("DELETE FROM kv WHERE key = ? AND deleted = 1 AND state = ?"),
     raiseFloor: db.prepare<[string, number]>(
       "INSERT INTO op_floor (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = MAX(seq, excluded.seq)",
     ),
@@ -162,10 +177,13 @@ class SqliteStore implements SqliteStorage {
   private readonly listStatements = new Map<string, Database.Statement>();
 
   private readonly s: Statements;
-  private readonly commitTxn: Database.Transaction<(batch: Batch, kvTexts: string[]) => CommitResult>;
+  private readonly commitTxn: Database.Transaction<(batch: Batch, kvTexts: string[]) => CommitResult & { bytesInserted: number }>;
   /** Copies of kv rows as committed; only commit() writes kv rows, and it updates this after each transaction. */
   private readonly kvCache: KvReadCache;
-  private readonly compactTxn: Database.Transaction<(stable: VersionVector) => number>;
+  private readonly compactTxn: Database.Transaction<(stable: VersionVector) => OpLogStats>;
+  private readonly dropTxn: Database.Transaction<(rows: readonly KvRow[]) => number>;
+  /** The op log's rows and bytes: counted once at open, then moved by every commit and compaction. */
+  private logStats: { ops: number; bytes: number };
 
   constructor(readonly path: string, opts: SqliteStorageOptions) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -190,6 +208,13 @@ class SqliteStore implements SqliteStorage {
     this.kvCache = new KvReadCache(opts.kvReadCache ?? KV_READ_CACHE_DEFAULTS);
     this.commitTxn = db.transaction((batch: Batch, kvTexts: string[]) => this.writeBatch(batch, kvTexts));
     this.compactTxn = db.transaction((stable: VersionVector) => this.deleteStableOps(stable));
+    this.dropTxn = db.transaction((rows: readonly KvRow[]) => {
+      let n = 0;
+      for (const r of rows) n += this.s.dropTombstone.run(r.key, JSON.stringify(r.reg)).changes;
+      return n;
+    });
+    const size = this.s.opLogSize.get() as { n: number; b: number };
+    this.logStats = { ops: size.n, bytes: size.b };
   }
 
   getMeta<K extends string>(key: K): MetaValue<K> | undefined {
@@ -257,18 +282,25 @@ class SqliteStore implements SqliteStorage {
     assertBatch(batch);
     const kvTexts: string[] = [];
     const result = this.commitTxn.immediate(batch, kvTexts);
+    this.logStats = { ops: this.logStats.ops + result.opsInserted, bytes: this.logStats.bytes + result.bytesInserted };
     // Only once the transaction committed (a batch that threw was rolled back
     // and left the table, and so the cache, as it was), in batch order so the
     // later state of a key listed twice wins, as in the table.
     const kv = batch.kv ?? [];
     for (let i = 0; i < kv.length; i++) this.kvCache.put((kv[i] as KvRow).key, kvTexts[i] as string);
-    return result;
+    return { opsInserted: result.opsInserted };
   }
 
   /** Writes a batch inside the open transaction; the text of each kv row goes to `kvTexts`, in order. */
-  private writeBatch(batch: Batch, kvTexts: string[]): CommitResult {
+  private writeBatch(batch: Batch, kvTexts: string[]): CommitResult & { bytesInserted: number } {
     let opsInserted = 0;
-    for (const op of batch.ops ?? []) opsInserted += this.s.insertOp.run(opToRow(op)).changes;
+    let bytesInserted = 0;
+    for (const op of batch.ops ?? []) {
+      const row = opToRow(op);
+      if (this.s.insertOp.run(row).changes === 0) continue;
+      opsInserted++;
+      bytesInserted += opRowBytes(row);
+    }
     for (const r of batch.kv ?? []) {
       const text = JSON.stringify(r.reg);
       this.s.putKv.run(r.key, text, r.deleted ? 1 : 0);
@@ -285,7 +317,7 @@ class SqliteStore implements SqliteStorage {
     for (const [k, v] of Object.entries(batch.meta ?? {})) {
       if (v !== undefined) this.s.setMeta.run(k, encodeMetaValue(k, v));
     }
-    return { opsInserted };
+    return { opsInserted, bytesInserted };
   }
 
   hasOp(origin: NodeId, seq: number): boolean {
@@ -317,17 +349,38 @@ class SqliteStore implements SqliteStorage {
 
   compactOps(stable: VersionVector): number {
     assertVv("stable", stable);
-    return this.compactTxn.immediate(stable);
+    const gone = this.compactTxn.immediate(stable);
+    this.logStats = { ops: this.logStats.ops - gone.ops, bytes: this.logStats.bytes - gone.bytes };
+    return gone.ops;
   }
 
-  private deleteStableOps(stable: VersionVector): number {
-    let deleted = 0;
+  private deleteStableOps(stable: VersionVector): OpLogStats {
+    let ops = 0;
+    let bytes = 0;
     for (const [origin, seq] of Object.entries(stable)) {
       if (seq <= 0) continue;
-      deleted += this.s.deleteOpsUpTo.run(origin, seq).changes;
+      bytes += (this.s.opsUpToSize.get(origin, seq) as { b: number }).b;
+      ops += this.s.deleteOpsUpTo.run(origin, seq).changes;
       this.s.raiseFloor.run(origin, seq);
     }
-    return deleted;
+    return { ops, bytes };
+  }
+
+  opLogStats(): OpLogStats {
+    return { ...this.logStats };
+  }
+
+  listTombstones(after: string, limit: number): KvRow[] {
+    assertLimit(limit);
+    if (after !== "") assertWellFormedKey(after, "after");
+    return this.s.tombstones.all(after, limit).map((r) => ({ key: r.key, reg: JSON.parse(r.state) as KvRegister, deleted: true }));
+  }
+
+  dropTombstones(rows: readonly KvRow[]): number {
+    if (rows.length === 0) return 0;
+    const n = this.dropTxn.immediate(rows);
+    for (const r of rows) this.kvCache.delete(r.key);
+    return n;
   }
 
   appliedVv(): VersionVector {

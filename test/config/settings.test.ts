@@ -35,6 +35,7 @@ describe("resolveSettings defaults", () => {
       docCacheBytes: 67_108_864,
       yjsQueueBytes: 8_388_608,
       yjsBatchMs: 10,
+      opLogRetainOps: 10_000,
       synchronous: "FULL",
       clusterSecret: undefined,
       clientToken: undefined,
@@ -62,6 +63,7 @@ describe("resolveSettings precedence", () => {
     docCacheBytes: ["1000", "2000"],
     yjsQueueBytes: ["2097152", "4194304"],
     yjsBatchMs: ["3", "30"],
+    opLogRetainOps: ["500", "600"],
   };
 
   it.each(NUMERIC_SETTINGS.map((s) => [s.key, s] as const))("%s: flag > env > default", (_key, spec) => {

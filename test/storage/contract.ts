@@ -225,6 +225,46 @@ export function runStorageContract(name: string, harness: StorageHarness): void 
         expect(s.opLogVv()).toEqual({ [A]: 5, [B]: 3, [C]: 1 });
       });
 
+      it("counts the op log's rows and bytes, through commits, duplicates, compaction and a reopen", () => {
+        expect(s.opLogStats()).toEqual({ ops: 0, bytes: 0 });
+        s.commit({ ops: [1, 2, 3, 4].map((q) => kvOp(A, q)) });
+        const four = s.opLogStats();
+        expect(four.ops).toBe(4);
+        expect(four.bytes).toBeGreaterThan(4);
+        // A duplicate changes nothing; an op of a doc counts its payload.
+        s.commit({ ops: [kvOp(A, 2), docOp(B, 1)] });
+        const withDoc = s.opLogStats();
+        expect(withDoc.ops).toBe(5);
+        expect(withDoc.bytes).toBeGreaterThan(four.bytes);
+        s.compactOps({ [A]: 2 });
+        const compacted = s.opLogStats();
+        expect(compacted.ops).toBe(3);
+        expect(compacted.bytes).toBeLessThan(withDoc.bytes);
+        // Counted again from the rows at open: the same figures.
+        s = harness.reopen(s);
+        expect(s.opLogStats()).toEqual(compacted);
+      });
+
+      it("lists tombstones in byte order and drops only those still unchanged", () => {
+        putKeys(s, ["a", "b", "c", "d", "e"], (k) => k !== "c");
+        s.commit({ kv: [{ key: "c", reg: reg("1"), deleted: false }] });
+        const dead = s.listTombstones("", 10);
+        expect(dead.map((r) => r.key)).toEqual(["a", "b", "d", "e"]);
+        expect(s.listTombstones("b", 2).map((r) => r.key)).toEqual(["d", "e"]);
+        expect(() => s.listTombstones("", 0)).not.toThrow();
+        // "d" is written again (still a delete, another register) after the caller read it: it stays.
+        s.commit({ kv: [{ key: "d", reg: reg(null, B, 9), deleted: true }] });
+        expect(s.dropTombstones(dead)).toBe(3);
+        expect(s.getKv("a")).toBeUndefined();
+        expect(s.getKv("d")).toEqual(reg(null, B, 9));
+        expect(s.getKv("c")).toEqual(reg("1"));
+        expect(s.listKv({ limit: 10, includeDeleted: true }).map((r) => r.key)).toEqual(["c", "d"]);
+        // A live row given as a tombstone is never dropped.
+        expect(s.dropTombstones([{ key: "c", reg: reg("1"), deleted: true }])).toBe(0);
+        s = harness.reopen(s);
+        expect(s.listTombstones("", 10).map((r) => r.key)).toEqual(["d"]);
+      });
+
       it("compacts stable ops, remembers them as logged, and keeps counting from the floor", () => {
         s.commit({ ops: [1, 2, 3, 4, 5].map((q) => kvOp(A, q)) });
         expect(s.compactOps({ [A]: 3 })).toBe(3);

@@ -17,6 +17,7 @@ import { awakeNow, isLive, LINK_SILENCE_TIMEOUTS, linkPresumedDead, observeInput
 import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { mutated } from "../mutations.js";
+import { needsCompactedOps, stabilityFrontier } from "../compaction.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
@@ -55,8 +56,8 @@ export const PONG_INTERVAL_MS = 1000;
 /** At most one log line per peer in this period about batches refused from it; the rest are counted in it. */
 export const REFUSAL_LOG_INTERVAL_MS = 5000;
 
-/** The state of a node that starts at `nowMs` with `committedVv` durable and no link up. */
-export function initReplication(cfg: ReplConfig, committedVv: VersionVector, nowMs: number, wallMs: number): ReplState {
+/** The state of a node that starts at `nowMs` with `committedVv` durable, its op log compacted up to `floor`, and no link up. */
+export function initReplication(cfg: ReplConfig, committedVv: VersionVector, nowMs: number, wallMs: number, floor: VersionVector = {}): ReplState {
   checkConfig(cfg);
   const peers = new Map<NodeId, PeerState>();
   for (const m of cfg.members) {
@@ -74,9 +75,10 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
       pongedMs: null,
       unsentAtMs: null,
       inflightSinceMs: null,
+      needsCompacted: false,
     });
   }
-  return { cfg, peers, committedVv, regionEpochs: new Map(), leadership: null, waits: new Map(), clock: startClock(nowMs), wallMs };
+  return { cfg, peers, committedVv, floor, regionEpochs: new Map(), leadership: null, waits: new Map(), clock: startClock(nowMs), wallMs };
 }
 
 /** The scratchpad of one step (nothing outlives the call). */
@@ -136,6 +138,9 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
     case "committed":
       // The durable vector only grows; the runtime reports it after each commit.
       d.s = { ...d.s, committedVv: mergeVv(d.s.committedVv, input.vv) };
+      break;
+    case "compacted":
+      d.s = { ...d.s, floor: mergeVv(d.s.floor, input.floor) };
       break;
     case "applied":
       setPeer(d, input.peer, (p) => ({ ...p, ackDue: Math.max(p.ackDue ?? 0, input.batch) }));
@@ -224,6 +229,16 @@ export function isClockSkewed(s: ReplState): boolean {
   const offsets: number[] = [];
   for (const p of s.peers.values()) if (p.view.up && p.offsetMs !== null) offsets.push(-p.offsetMs);
   return clockSkewed(offsets, s.cfg.maxClockSkewMs);
+}
+
+/**
+ * The stability frontier as this node knows it: the minimum of its own
+ * committed vector and every other member's latest reported one (a member
+ * not heard from since start counts as holding nothing), never below
+ * `persisted` (compaction.ts).
+ */
+export function stableVvOf(s: ReplState, persisted: VersionVector): VersionVector {
+  return stabilityFrontier(s.committedVv, [...s.peers.values()].map((p) => p.view.vv), persisted);
 }
 
 /** True when `origin:seq` is durable at `level` as far as this node knows. */
@@ -470,6 +485,18 @@ function planAll(d: Draft): void {
     if (p === undefined || !p.linkUp || !mayPush(p.send, fence, d.nowMs)) continue;
     // Its socket queue was full a moment ago: let it drain for a heartbeat instead of refilling it at once.
     if (p.unsentAtMs !== null && d.nowMs - p.unsentAtMs < d.s.cfg.heartbeatMs) continue;
+    if (needsCompactedOps(p.send.acked, d.s.floor)) {
+      if (!p.needsCompacted) {
+        setPeer(d, peer, (x) => ({ ...x, needsCompacted: true }));
+        d.events.push({
+          level: "warn",
+          msg: "peer needs ops this node compacted away; nothing is sent to it until it is restored from a snapshot",
+          fields: { peer, peerVv: p.send.acked, floor: d.s.floor },
+        });
+      }
+      continue;
+    }
+    if (p.needsCompacted) setPeer(d, peer, (x) => ({ ...x, needsCompacted: false }));
     const offer = offerFor(d, p);
     let send = p.send;
     for (const r of planSend(send, offer, d.s.cfg.sendWindowOps)) {

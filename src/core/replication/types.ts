@@ -66,6 +66,8 @@ export interface PeerState {
   readonly pongedMs: number | null;
   /** Refusals of this peer's batches since the last logged one (the log is rate-limited). */
   readonly refusals: { readonly loggedMs: number; readonly suppressed: number };
+  /** The peer needs ops this node compacted away: nothing is sent to it (said once per episode). */
+  readonly needsCompacted: boolean;
 }
 
 /** A client write waiting for `ack=region|all`. */
@@ -81,6 +83,8 @@ export interface ReplState {
   readonly peers: ReadonlyMap<NodeId, PeerState>;
   /** What this node has committed (durable, contiguous). */
   readonly committedVv: VersionVector;
+  /** Per origin, the seq up to which this node's op log was compacted: older ops cannot be sent. */
+  readonly floor: VersionVector;
   /** Per other region, the highest epoch learned from its active leaders. */
   readonly regionEpochs: ReadonlyMap<string, number>;
   readonly leadership: Leadership | null;
@@ -110,6 +114,8 @@ export type ReplInput =
   | { readonly type: "alive"; readonly peer: NodeId }
   /** Ops were committed here (local writes or remote batches): the durable vector now. */
   | { readonly type: "committed"; readonly vv: VersionVector }
+  /** The op log was compacted: per origin, the seq up to which ops are gone from it. */
+  | { readonly type: "compacted"; readonly floor: VersionVector }
   /** A batch from `peer` that the machine said to apply is durable. */
   | { readonly type: "applied"; readonly peer: NodeId; readonly batch: number }
   /** Ops frames to `peer` could not go out (queue full, link gone): what is in flight to it is unknown, resync. */

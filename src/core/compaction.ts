@@ -1,0 +1,109 @@
+// Causal stability and op-log compaction, as pure functions.
+//
+// An op is causally stable once every member of the cluster holds it: no
+// node can ever ask for it again, so the op log may forget it. Each node
+// knows what its peers hold from the durable vectors they report (acks,
+// pings, pongs, link intros); the pointwise minimum of those and its own is
+// the stability frontier. A peer's report can only be old, never ahead of
+// what the peer holds, so a frontier computed from stale reports is lower
+// than the true one: safe, only less eager. A member never heard from since
+// this node started reports nothing and holds the frontier at zero.
+//
+// The frontier only grows: it is persisted, and a restart starts from the
+// persisted one (every member held it once; members do not lose data).
+//
+// Compaction removes op-log entries at or below the frontier once the log is
+// longer than the retention bound, in steps of a bounded number of ops so
+// that no step holds the event loop for long; the node's driver runs one
+// step per turn and reports the new floor back.
+
+import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
+
+/**
+ * The pointwise minimum of `vectors` (at least one): per origin, the highest
+ * seq every vector covers. An origin missing from any vector is 0 and left out.
+ */
+export function pointwiseMin(vectors: readonly VersionVector[]): VersionVector {
+  const [first, ...rest] = vectors;
+  if (first === undefined) throw new Error("pointwiseMin needs at least one vector");
+  const out: Record<string, number> = {};
+  for (const origin of Object.keys(first)) {
+    let m = vvGet(first, origin);
+    for (const v of rest) {
+      m = Math.min(m, vvGet(v, origin));
+      if (m === 0) break;
+    }
+    if (m > 0) out[origin] = m;
+  }
+  return out;
+}
+
+/**
+ * The stability frontier: the minimum of this node's durable vector and the
+ * latest durable vector every other member reported, never below `persisted`
+ * (the frontier this node reached before) and never above what this node
+ * holds itself (a persisted frontier from before a data loss must not let
+ * the log forget ops this node never had).
+ */
+export function stabilityFrontier(own: VersionVector, reported: readonly VersionVector[], persisted: VersionVector): VersionVector {
+  return pointwiseMin([own, mergeVv(persisted, pointwiseMin([own, ...reported]))]);
+}
+
+/** What one compaction step looks at. */
+export interface CompactionInput {
+  /** Rows in the op log now. */
+  readonly logOps: number;
+  /** Rows the log may keep: compaction starts only past this many. */
+  readonly retainOps: number;
+  /** The stability frontier. */
+  readonly stable: VersionVector;
+  /** Per origin, the seq up to which ops were already compacted. */
+  readonly floor: VersionVector;
+  /** Per origin, the highest seq up to which the log is contiguous (logged or compacted). */
+  readonly logVv: VersionVector;
+  /** The most ops one step may remove. */
+  readonly maxOps: number;
+}
+
+/**
+ * The vector to compact the log to in this step, or null when nothing is
+ * due: the log is within its bound, or nothing past the floor is stable.
+ * Only the excess over `retainOps` goes, oldest first per origin, and the
+ * budget is shared among origins in proportion to what each could give, so
+ * one busy origin does not keep another's stable ops forever. The result
+ * never passes the frontier nor what the log holds contiguously.
+ */
+export function planCompactionStep(i: CompactionInput): VersionVector | null {
+  if (!(Number.isSafeInteger(i.maxOps) && i.maxOps > 0)) throw new Error(`maxOps must be a positive integer, got ${i.maxOps}`);
+  if (!(Number.isSafeInteger(i.retainOps) && i.retainOps >= 0)) throw new Error(`retainOps must be a non-negative integer, got ${i.retainOps}`);
+  const excess = i.logOps - i.retainOps;
+  if (excess <= 0) return null;
+  const removable = new Map<string, number>();
+  let total = 0;
+  for (const origin of Object.keys(i.stable).sort()) {
+    const upTo = Math.min(vvGet(i.stable, origin), vvGet(i.logVv, origin));
+    const n = upTo - vvGet(i.floor, origin);
+    if (n <= 0) continue;
+    removable.set(origin, n);
+    total += n;
+  }
+  if (total === 0) return null;
+  let budget = Math.min(excess, i.maxOps, total);
+  const out: Record<string, number> = {};
+  // Proportional shares rounded down, then what rounding left, in origin order.
+  const shares = [...removable].map(([origin, n]) => [origin, Math.floor((n * budget) / total)] as const);
+  for (const [, share] of shares) budget -= share;
+  for (const [origin, share] of shares) {
+    const extra = Math.min(budget, (removable.get(origin) as number) - share);
+    budget -= extra;
+    const take = share + extra;
+    if (take > 0) out[origin] = vvGet(i.floor, origin) + take;
+  }
+  return Object.keys(out).length === 0 ? null : out;
+}
+
+/** True when a peer that holds `peerVv` needs ops this node has compacted (below `floor`): only a snapshot can catch it up. */
+export function needsCompactedOps(peerVv: VersionVector, floor: VersionVector): boolean {
+  for (const origin of Object.keys(floor)) if (vvGet(peerVv, origin) < vvGet(floor, origin)) return true;
+  return false;
+}

@@ -1,0 +1,158 @@
+// Runs op-log compaction (src/core/compaction.ts) against the store, in the
+// background and on demand. It decides nothing: each step it asks the core
+// for the stability frontier and for the vector to compact to, removes those
+// ops, tells the replicator the new floor, and yields to the event loop
+// before the next step, so a large backlog never holds the loop. After a
+// pass that removed anything it returns the freed pages to the file system,
+// a bounded number per turn. It also prunes idempotency records past their
+// TTL, at most every IDEMPOTENCY_PRUNE_EVERY_MS or when asked.
+
+import type { Logger } from "pino";
+import { planCompactionStep } from "../core/compaction.js";
+import { mergeVv, vvEquals, type VersionVector } from "../core/version-vector.js";
+import type { Storage } from "../storage/port.js";
+
+/** How often a background pass runs. */
+export const COMPACT_EVERY_MS = 1000;
+/** Ops removed per step (one event-loop turn): a few milliseconds of SQLite work. */
+export const COMPACT_STEP_OPS = 2000;
+/** Free database pages returned to the file system per turn (1 MiB of 4 KiB pages). */
+export const RECLAIM_PAGES_PER_TURN = 256;
+/** Idempotency records past their TTL are pruned at most this often in the background. */
+export const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
+
+/** What one pass did, as POST /admin/compact answers it. */
+export interface CompactionReport {
+  readonly compactedOps: number;
+  readonly prunedIdempotency: number;
+  readonly reclaimedPages: number;
+  readonly opLogOps: number;
+  readonly compactedVv: VersionVector;
+  readonly stableVv: VersionVector;
+}
+
+export interface CompactorOptions {
+  readonly storage: Storage;
+  /** Op-log rows kept before stable ones go (--op-log-retain-ops). */
+  readonly retainOps: number;
+  /** The stability frontier from the replication machine, given the persisted one. */
+  readonly stableVv: (persisted: VersionVector) => VersionVector;
+  /** Tells the replication machine the op log's new floor. */
+  readonly compacted: (floor: VersionVector) => void;
+  readonly idempotencyTtlMs: number;
+  readonly now: () => number;
+  readonly logger: Logger;
+}
+
+/** Yields to the event loop: timers, I/O and heartbeats run between steps. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Compactor {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CompactionReport> | undefined;
+  private stopped = false;
+  private prunedAtMs: number;
+
+  constructor(private readonly o: CompactorOptions) {
+    this.prunedAtMs = o.now();
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.pass(false).catch((err: unknown) => this.o.logger.error({ err }, "op-log compaction failed"));
+    }, COMPACT_EVERY_MS);
+    this.timer.unref();
+  }
+
+  /** Stops the background passes; a pass under way ends at its next step. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    return this.running?.then(() => undefined, () => undefined) ?? Promise.resolve();
+  }
+
+  /** The frontier as persisted: it only grows. */
+  persistedStable(): VersionVector {
+    return this.o.storage.getMeta("stableVv") ?? {};
+  }
+
+  /** The frontier now (not persisted by this call). */
+  stableVv(): VersionVector {
+    return this.o.stableVv(this.persistedStable());
+  }
+
+  /** Runs one pass now (POST /admin/compact), or joins the one under way; `force` also prunes idempotency records. */
+  runNow(): Promise<CompactionReport> {
+    return this.pass(true);
+  }
+
+  private pass(force: boolean): Promise<CompactionReport> {
+    if (this.running !== undefined) {
+      // A forced pass after a background one: the caller asked for "now".
+      return force ? this.running.then(() => this.pass(true)) : this.running;
+    }
+    this.running = this.run(force).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async run(force: boolean): Promise<CompactionReport> {
+    const s = this.o.storage;
+    let compactedOps = 0;
+    let stable = this.persistStable();
+    for (;;) {
+      if (this.stopped) break;
+      const target = planCompactionStep({
+        logOps: s.opLogStats().ops,
+        retainOps: this.o.retainOps,
+        stable,
+        floor: s.opLogFloor(),
+        // Every applied op is logged in the same commit, so the applied vector is contiguous in the log.
+        logVv: s.appliedVv(),
+        maxOps: COMPACT_STEP_OPS,
+      });
+      if (target === null) break;
+      compactedOps += s.compactOps(target);
+      this.o.compacted(s.opLogFloor());
+      await nextTurn();
+      stable = this.persistStable();
+    }
+    // Stopping: the store is about to close, so nothing more is read from it.
+    if (this.stopped) return { compactedOps, prunedIdempotency: 0, reclaimedPages: 0, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    let prunedIdempotency = 0;
+    const nowMs = this.o.now();
+    if ((force || nowMs - this.prunedAtMs >= IDEMPOTENCY_PRUNE_EVERY_MS)) {
+      this.prunedAtMs = nowMs;
+      prunedIdempotency = s.pruneIdempotency(Math.max(0, nowMs - this.o.idempotencyTtlMs));
+    }
+    const reclaimedPages = compactedOps > 0 || prunedIdempotency > 0 || force ? await this.reclaim() : 0;
+    if (this.stopped) return { compactedOps, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    if (compactedOps > 0 || prunedIdempotency > 0) {
+      this.o.logger.info({ compactedOps, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");
+    }
+    return { compactedOps, prunedIdempotency, reclaimedPages, opLogOps: s.opLogStats().ops, compactedVv: s.opLogFloor(), stableVv: stable };
+  }
+
+  /** The frontier now, persisted when it grew. */
+  private persistStable(): VersionVector {
+    const before = this.persistedStable();
+    // Capped at what this node holds (compaction.ts); what is persisted only grows.
+    const stable = this.o.stableVv(before);
+    const grown = mergeVv(before, stable);
+    if (!vvEquals(grown, before)) this.o.storage.setMeta("stableVv", grown);
+    return stable;
+  }
+
+  /** Returns free pages to the file system, RECLAIM_PAGES_PER_TURN per turn, until none is left or the compactor stops. */
+  private async reclaim(): Promise<number> {
+    let total = 0;
+    while (!this.stopped) {
+      const pages = this.o.storage.reclaimSpace(RECLAIM_PAGES_PER_TURN);
+      total += pages;
+      if (pages < RECLAIM_PAGES_PER_TURN) break;
+      await nextTurn();
+    }
+    return total;
+  }
+}
