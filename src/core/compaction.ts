@@ -17,6 +17,7 @@
 // that no step holds the event loop for long; the node's driver runs one
 // step per turn and reports the new floor back.
 
+import { mutated } from "./mutations.js";
 import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
 
 /**
@@ -46,6 +47,7 @@ export function pointwiseMin(vectors: readonly VersionVector[]): VersionVector {
  * the log forget ops this node never had).
  */
 export function stabilityFrontier(own: VersionVector, reported: readonly VersionVector[], persisted: VersionVector): VersionVector {
+  if (mutated("compact-unstable")) return own;
   return pointwiseMin([own, mergeVv(persisted, pointwiseMin([own, ...reported]))]);
 }
 

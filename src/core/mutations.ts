@@ -15,6 +15,8 @@ export const MUTATIONS = [
   "no-fence-check",
   /** A follower acknowledges a batch, and reports it held, when it arrives, before it is durable (replication/machine.ts). */
   "ack-before-durable",
+  /** Compaction takes this node's own vector for the stability frontier, ignoring what the other members hold (compaction.ts). */
+  "compact-unstable",
 ] as const;
 
 export type Mutation = (typeof MUTATIONS)[number];

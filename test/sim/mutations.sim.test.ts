@@ -16,6 +16,7 @@ const cases: ReadonlyArray<{ mutation: Mutation; caughtBy: RegExp }> = [
   { mutation: "no-vv-dedupe", caughtBy: /applied \S+ twice/ },
   { mutation: "no-fence-check", caughtBy: /under the stale fence/ },
   { mutation: "ack-before-durable", caughtBy: /at ack=region while only \d+ of \d+ nodes/ },
+  { mutation: "compact-unstable", caughtBy: /compacted \S+ up to \d+ while \S+ holds only/ },
 ];
 
 describe("mutation switches: every broken guard is caught", () => {

@@ -26,7 +26,7 @@ import { compareHlc, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Op } from "../../../src/core/op.js";
 import type { ReplOutput } from "../../../src/core/replication/types.js";
-import { normalizeVv, vvGet } from "../../../src/core/version-vector.js";
+import { normalizeVv, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import { InvariantViolation } from "../invariants.js";
 import type { NodeMonitor, SimNode } from "./node.js";
 
@@ -71,7 +71,19 @@ export class Checks implements NodeMonitor {
     private readonly regionNodes: (region: string) => readonly SimNode[],
     private readonly leaseBoundMs: number,
     private readonly maxClockSkewMs: number,
+    private readonly allNodes: () => readonly SimNode[] = () => [],
   ) {}
+
+  compacting(node: SimNode, target: VersionVector): void {
+    for (const n of this.allNodes()) {
+      const held = n.disk.durableVv();
+      for (const [origin, seq] of Object.entries(target)) {
+        if (vvGet(held, origin) < seq) {
+          throw new InvariantViolation(`${node.id} compacted ${origin} up to ${seq} while ${n.id} holds only up to ${vvGet(held, origin)} durably`);
+        }
+      }
+    }
+  }
 
   // ---- after every event -------------------------------------------------------
 

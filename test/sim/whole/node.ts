@@ -33,9 +33,10 @@ import { tick, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Namespace, Op } from "../../../src/core/op.js";
 import { highestSeqs } from "../../../src/core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, step as replStep } from "../../../src/core/replication/machine.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, stableVvOf, step as replStep } from "../../../src/core/replication/machine.js";
+import { planCompactionStep } from "../../../src/core/compaction.js";
 import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
-import { vvGet, type VersionVector } from "../../../src/core/version-vector.js";
+import { mergeVv, vvEquals, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import type { MemoryDisk } from "../../../src/storage/memory.js";
 import { readNodeMeta, type Storage } from "../../../src/storage/port.js";
 import { batchOf } from "../../../src/node/apply-driver.js";
@@ -53,6 +54,12 @@ export interface SimSettings {
   readonly sendWindowOps: number;
   readonly frameOpsMax: number;
   readonly stepOpsMax: number;
+  /** Op-log rows kept before stable ones are compacted (--op-log-retain-ops). */
+  readonly opLogRetainOps: number;
+  /** How often a compaction step runs (the node's COMPACT_EVERY_MS). */
+  readonly compactEveryMs: number;
+  /** Ops one compaction step may remove (the node's COMPACT_STEP_OPS). */
+  readonly compactStepOps: number;
 }
 
 /** A node's disk: the store, its durability point, and what a crash leaves. */
@@ -114,6 +121,8 @@ export interface NodeMonitor {
   writeTaken(node: SimNode, epoch: number, op: Op): void;
   /** A client write of `node`'s region reached ack=region (or all) at `node`. */
   regionAcked(node: SimNode, origin: NodeId, seq: number): void;
+  /** `node` is about to remove its logged ops up to `target`: every member must hold them durably. */
+  compacting(node: SimNode, target: VersionVector): void;
 }
 
 export interface ClockModel {
@@ -227,6 +236,7 @@ export class SimNode {
       this.vv,
       this.mono(),
       this.wall(),
+      storage.opLogFloor(),
     );
     this.repl = { ...repl, leadership: this.leadershipNow() };
     const electionLoop = (): void => {
@@ -237,6 +247,12 @@ export class SimNode {
       this.replInput({ type: "tick" });
       this.host.later(this, s.heartbeatMs, "timer", replLoop);
     };
+    const compactLoop = (): void => {
+      this.compactStep();
+      this.host.later(this, s.compactEveryMs, "timer", compactLoop);
+    };
+    // Phased by node, not by the world's random stream: the schedules' other choices stay what they were without compaction.
+    this.host.later(this, s.compactEveryMs * (1 + this.index / this.members.length), "timer", compactLoop);
     this.host.later(this, this.host.random() * (s.heartbeatMs / 2), "timer", electionLoop);
     this.host.later(this, this.host.random() * s.heartbeatMs, "timer", replLoop);
   }
@@ -391,6 +407,30 @@ export class SimNode {
       default:
         this.replInput({ type: "frame", peer: from.id, frame: f });
     }
+  }
+
+  // ---- the compactor (src/node/compactor.ts) ----------------------------------------
+
+  /** One compaction step, as the node's Compactor runs it: frontier, plan, remove, tell the machine. */
+  private compactStep(): void {
+    const storage = this.storage;
+    const persisted = storage.getMeta("stableVv") ?? {};
+    const stable = stableVvOf(this.repl, persisted);
+    const grown = mergeVv(persisted, stable);
+    if (!vvEquals(grown, persisted)) storage.setMeta("stableVv", grown);
+    const target = planCompactionStep({
+      logOps: storage.opLogStats().ops,
+      retainOps: this.settings.opLogRetainOps,
+      stable,
+      floor: storage.opLogFloor(),
+      logVv: this.vv,
+      maxOps: this.settings.compactStepOps,
+    });
+    if (target === null) return;
+    this.host.monitor.compacting(this, target);
+    const n = storage.compactOps(target);
+    this.host.note(() => `${this.id} compacts ${n} ops up to ${JSON.stringify(target)}`);
+    this.replInput({ type: "compacted", floor: storage.opLogFloor() });
   }
 
   // ---- the apply driver ----------------------------------------------------------

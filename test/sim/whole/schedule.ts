@@ -56,6 +56,10 @@ export const SIM_SETTINGS: SimSettings = {
   sendWindowOps: 64,
   frameOpsMax: 16,
   stepOpsMax: 32,
+  // A short log and frequent small steps, so compaction runs throughout every schedule.
+  opLogRetainOps: 8,
+  compactEveryMs: 250,
+  compactStepOps: 16,
 };
 
 /** Faults start within this window; at its end everything heals and clients stop starting requests. */

@@ -95,6 +95,7 @@ export class World implements Host {
       (region) => this.regionNodes(region),
       cfg.settings.electionTimeoutMs + cfg.settings.heartbeatMs,
       cfg.settings.maxClockSkewMs,
+      () => this.nodes,
     );
     for (const n of this.nodes) n.boot(cfg.openDisk(null));
     const dial = (): void => {
