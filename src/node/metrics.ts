@@ -45,6 +45,17 @@ export interface MetricSources {
   readonly yjs?: () => YjsStats;
   /** The byte budget of live and cached documents. */
   readonly docCacheBudgetBytes?: number;
+  /** The op log's size and the store's in-memory caches with their budgets. */
+  readonly store?: () => StoreStats;
+}
+
+/** What the storage gauges show. */
+export interface StoreStats {
+  readonly opLogOps: number;
+  readonly opLogBytes: number;
+  readonly kvCacheBytes: number;
+  readonly kvCacheBudgetBytes: number;
+  readonly pageCacheBudgetBytes: number;
 }
 
 /** Sampling period of the event-loop delay monitor; a stall shorter than this may be missed. */
@@ -61,6 +72,7 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
   // The hub counts bytes since start; the counter adds what was sent since the last scrape.
   const sentBefore = { ops: 0, other: 0 };
   registerYjsGauges(sources, registers);
+  registerStoreGauges(sources, registers);
   return {
     registry,
     httpRequests: new Counter({ name: "geokv_http_requests_total", help: "HTTP requests by route, method and status code", labelNames: ["route", "method", "code"], registers }),
@@ -137,6 +149,26 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
 }
 
 /** Gauges of the live documents, read at scrape time (not in NodeMetrics: no driver sets them). */
+function registerStoreGauges(sources: MetricSources, registers: Registry[]): void {
+  const stats = sources.store;
+  if (stats === undefined) return;
+  const gauge = (name: string, help: string, read: (s: StoreStats) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(stats()));
+      },
+    });
+  };
+  gauge("geokv_op_log_ops", "Rows in the op log (compacted past --op-log-retain-ops once stable)", (s) => s.opLogOps);
+  gauge("geokv_op_log_bytes", "Key, body and payload bytes of the op log's rows", (s) => s.opLogBytes);
+  gauge("geokv_kv_cache_bytes", "Bytes of the kv read cache (committed registers' text)", (s) => s.kvCacheBytes);
+  gauge("geokv_kv_cache_budget_bytes", "The byte budget of the kv read cache", (s) => s.kvCacheBudgetBytes);
+  gauge("geokv_page_cache_budget_bytes", "The byte budget of SQLite's page cache", (s) => s.pageCacheBudgetBytes);
+}
+
 function registerYjsGauges(sources: MetricSources, registers: Registry[]): void {
   const stats = sources.yjs;
   if (stats === undefined) return;

@@ -92,7 +92,16 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   }
   if (stored === undefined) storage.setMeta("nodeId", o.nodeId);
   const committer: GroupCommitter = createGroupCommitter(storage);
-  const metrics = createMetrics({ storageBytes: () => storage.sizeBytes(), peerBytesSent: () => hub.sentBytes(), yjs: () => rooms.stats(), docCacheBudgetBytes: o.settings.docCacheBytes });
+  const metrics = createMetrics({
+    storageBytes: () => storage.sizeBytes(),
+    peerBytesSent: () => hub.sentBytes(),
+    yjs: () => rooms.stats(),
+    docCacheBudgetBytes: o.settings.docCacheBytes,
+    store: () => {
+      const log = storage.opLogStats();
+      return { opLogOps: log.ops, opLogBytes: log.bytes, ...storage.memoryBudgets() };
+    },
+  });
 
   const members: MemberConfig[] = [...o.cluster.nodes.values()].map((n) => ({ node: n.id, region: n.region, priority: n.priority }));
   const self = members.find((m) => m.node === o.nodeId) as MemberConfig;

@@ -53,6 +53,8 @@ export interface SqliteStorage extends Storage {
   pragmas(): SqlitePragmas;
   /** Pages on the freelist: space a reclaimSpace can give back. */
   freePages(): number;
+  /** The in-memory caches and their budgets, in bytes (kv read cache: UTF-16 text, 2 bytes a unit; SQLite's page cache: its bound). */
+  memoryBudgets(): { kvCacheBytes: number; kvCacheBudgetBytes: number; pageCacheBudgetBytes: number };
 }
 
 const BUSY_TIMEOUT_MS_DEFAULT = 5000;
@@ -180,6 +182,8 @@ class SqliteStore implements SqliteStorage {
   private readonly commitTxn: Database.Transaction<(batch: Batch, kvTexts: string[]) => CommitResult & { bytesInserted: number }>;
   /** Copies of kv rows as committed; only commit() writes kv rows, and it updates this after each transaction. */
   private readonly kvCache: KvReadCache;
+  private readonly kvCacheOptions: KvReadCacheOptions;
+  private readonly pageCacheBytes: number;
   private readonly compactTxn: Database.Transaction<(stable: VersionVector) => OpLogStats>;
   private readonly dropTxn: Database.Transaction<(rows: readonly KvRow[]) => number>;
   /** The op log's rows and bytes: counted once at open, then moved by every commit and compaction. */
@@ -205,7 +209,9 @@ class SqliteStore implements SqliteStorage {
       throw err;
     }
     this.s = prepareStatements(db);
-    this.kvCache = new KvReadCache(opts.kvReadCache ?? KV_READ_CACHE_DEFAULTS);
+    this.kvCacheOptions = opts.kvReadCache ?? KV_READ_CACHE_DEFAULTS;
+    this.kvCache = new KvReadCache(this.kvCacheOptions);
+    this.pageCacheBytes = opts.pageCacheBytes ?? PAGE_CACHE_BYTES_DEFAULT;
     this.commitTxn = db.transaction((batch: Batch, kvTexts: string[]) => this.writeBatch(batch, kvTexts));
     this.compactTxn = db.transaction((stable: VersionVector) => this.deleteStableOps(stable));
     this.dropTxn = db.transaction((rows: readonly KvRow[]) => {
@@ -409,6 +415,10 @@ class SqliteStore implements SqliteStorage {
     if (before === 0) return 0;
     this.db.pragma(`incremental_vacuum(${maxPages})`);
     return before - (this.db.pragma("freelist_count", { simple: true }) as number);
+  }
+
+  memoryBudgets(): { kvCacheBytes: number; kvCacheBudgetBytes: number; pageCacheBudgetBytes: number } {
+    return { kvCacheBytes: 2 * this.kvCache.size().textChars, kvCacheBudgetBytes: 2 * this.kvCacheOptions.textCharsMax, pageCacheBudgetBytes: this.pageCacheBytes };
   }
 
   freePages(): number {

@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import type { StatusView } from "../../src/api/types.js";
-import { call, callJson, startTestNode, type TestNode } from "./helpers.js";
+import { call, callJson, metricValue, startTestNode, type TestNode } from "./helpers.js";
 
 let node: TestNode | undefined;
 afterEach(async () => {
@@ -71,6 +71,13 @@ describe("op-log compaction over HTTP", () => {
     }
     expect(s.storage?.opLogOps).toBe(10);
     expect(node.node.storage.getMeta("stableVv")).toEqual({ "t-1": 100 });
+    // /metrics shows the log and the in-memory caches with their budgets.
+    const text = (await call(node.url, "GET", "/metrics")).text;
+    expect(metricValue(text, "geokv_op_log_ops")).toBe(10);
+    expect(metricValue(text, "geokv_op_log_bytes")).toBe(s.storage?.opLogBytes);
+    expect(metricValue(text, "geokv_kv_cache_bytes")).toBeGreaterThan(0);
+    expect(metricValue(text, "geokv_kv_cache_budget_bytes")).toBe(128 * 1024 * 1024);
+    expect(metricValue(text, "geokv_page_cache_budget_bytes")).toBe(64 * 1024 * 1024);
   });
 
   it("needs the admin token when one is set", async () => {
