@@ -4,7 +4,7 @@
 // half-open store behind), and a restarted node serves what it acknowledged,
 // replays idempotent writes, and never reuses a token.
 
-import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -96,5 +96,24 @@ describe("startNode", () => {
     expect(((await call(url, "GET", "/status")).json as { vv: Record<string, number> }).vv).toEqual({ "t-1": lastSeq + 1 });
     // A read with a token from before the restart is served at once.
     expect((await call(url, "GET", "/kv/durable", { headers: { "x-geokv-token": (put.json as { token: string }).token } })).status).toBe(200);
+  });
+});
+
+describe("a data directory copied from another node", () => {
+  it("is refused with an error naming both nodes, and the copy is left as it was", async () => {
+    const tmp: TempCluster = await makeTempCluster([{ region: "t", nodes: 2 }]);
+    cleanups.push(() => tmp.cleanup());
+    const cluster = loadCluster(tmp.regionsDir);
+    const settings = resolveSettings({}, { GEOKV_LOG_LEVEL: "silent" });
+    if (isConfigError(cluster) || isSettingsError(settings)) throw new Error("bad test setup");
+    // t-1 writes its data directory, then stops.
+    const first = await startNode({ cluster, nodeId: "t-1" as NodeId, dataDir: tmp.dataDir, settings });
+    await first.close();
+    // An operator restores t-2 from a file copy of t-1's directory: both would hand out t-1's dots.
+    cpSync(join(tmp.dataDir, "t-1"), join(tmp.dataDir, "t-2"), { recursive: true });
+    const copied = readFileSync(join(tmp.dataDir, "t-2", "geokv.db"));
+    await expect(startNode({ cluster, nodeId: "t-2" as NodeId, dataDir: tmp.dataDir, settings })).rejects.toThrow(/holds the data of node t-1, not t-2; refusing to start/);
+    expect(readFileSync(join(tmp.dataDir, "t-2", "geokv.db")).equals(copied)).toBe(true);
+    expect(openFilesUnder(tmp.dataDir)).toEqual([]);
   });
 });
