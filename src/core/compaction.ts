@@ -18,6 +18,7 @@
 // step per turn and reports the new floor back.
 
 import { mutated } from "./mutations.js";
+import type { KvRegister } from "./op.js";
 import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
 
 /**
@@ -108,4 +109,87 @@ export function planCompactionStep(i: CompactionInput): VersionVector | null {
 export function needsCompactedOps(peerVv: VersionVector, floor: VersionVector): boolean {
   for (const origin of Object.keys(floor)) if (vvGet(peerVv, origin) < vvGet(floor, origin)) return true;
   return false;
+}
+
+// ---- kv tombstones ---------------------------------------------------------------
+//
+// A delete leaves a tombstone, so that a replica which has not seen the
+// delete yet cannot bring the key back when it hears an older write. It may
+// go once no op concurrent with it can still arrive anywhere, and once no
+// write can come to depend on its absence differently on different nodes:
+//
+// 1. Every member holds it: it is at or below the frontier (and the floor, so
+//    tombstones go with the part of the log they belong to).
+// 2. Every op concurrent with it is everywhere. A member Y that reported a
+//    vector covering the tombstone had received it by then, so Y's ops
+//    concurrent with it have seqs up to Y's own entry in that report. The
+//    horizon records, when a frontier is taken, each member's own seq; once
+//    the frontier passes all of them, those ops are held (and merged) by
+//    every member, this node included.
+// 3. A write to a key whose tombstone this node dropped carries, as its
+//    context, every tombstone dropped here (the swept vector, write.ts), so
+//    on a replica that still keeps the tombstone it supersedes it instead of
+//    standing beside it as a concurrent sibling.
+
+/** A frontier taken with every member's own seq at the time: tombstones under `covered` may go once the frontier passes `until`. */
+export interface TombstoneHorizon {
+  readonly covered: VersionVector;
+  readonly until: VersionVector;
+}
+
+/** What the members reported, as the sweep needs it: their latest durable vectors, and whether each was heard since start. */
+export interface MemberReport {
+  readonly node: string;
+  readonly vv: VersionVector;
+  readonly heard: boolean;
+}
+
+/**
+ * The horizon this node could take now: the frontier of its own vector and
+ * every member's report, with each member's own seq from its report. Null
+ * until every member was heard since start (a silent member's concurrent
+ * ops are unbounded).
+ */
+export function tombstoneHorizonNow(self: string, own: VersionVector, reports: readonly MemberReport[]): TombstoneHorizon | null {
+  if (reports.some((r) => !r.heard)) return null;
+  const until: Record<string, number> = {};
+  const mine = vvGet(own, self);
+  if (mine > 0) until[self] = mine;
+  for (const r of reports) {
+    const seq = vvGet(r.vv, r.node);
+    if (seq > 0) until[r.node] = seq;
+  }
+  return { covered: pointwiseMin([own, ...reports.map((r) => r.vv)]), until };
+}
+
+/** What a sweep pass does: drop tombstones under `sweep` (null: none yet), then keep `next` as the horizon. */
+export interface SweepPlan {
+  readonly sweep: VersionVector | null;
+  readonly next: TombstoneHorizon | null;
+}
+
+/**
+ * Given the horizon kept so far, the one this node could take now and the
+ * op log's floor: once the current frontier passes the kept horizon's own
+ * seqs, tombstones under its frontier (and the floor) may go, and the
+ * current horizon is kept for the next round.
+ */
+export function planTombstoneSweep(kept: TombstoneHorizon | null, now: TombstoneHorizon | null, floor: VersionVector): SweepPlan {
+  if (now === null) return { sweep: null, next: kept };
+  if (kept === null) return { sweep: null, next: now };
+  for (const origin of Object.keys(kept.until)) {
+    if (vvGet(now.covered, origin) < vvGet(kept.until, origin)) return { sweep: null, next: kept };
+  }
+  const sweep = pointwiseMin([kept.covered, floor]);
+  return { sweep: Object.keys(sweep).length === 0 ? null : sweep, next: now };
+}
+
+/** True when a kv register is only deletes, every one of them (its whole context) under `covered`: it may be dropped. */
+export function tombstoneDroppable(reg: KvRegister, covered: VersionVector): boolean {
+  if (reg.siblings.length === 0) return false;
+  for (const s of reg.siblings) {
+    if (s.valueJson !== null) return false;
+    for (const origin of Object.keys(s.vv)) if (vvGet(s.vv, origin) > vvGet(covered, origin)) return false;
+  }
+  return true;
 }

@@ -10,16 +10,19 @@ import { liveTags } from "./crdt/or-set.js";
 import type { Hlc } from "./hlc.js";
 import type { NodeId } from "./ids.js";
 import type { CounterOp, CounterState, DocOp, KvOp, KvRegister, OrSetState, SetOp, SetRemove } from "./op.js";
-import { vvWith } from "./version-vector.js";
+import { vvWith, type VersionVector } from "./version-vector.js";
 
 function assertSeq(seq: number): void {
   if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`seq must be a positive integer, got ${seq}`);
 }
 
 /** A kv put (valueJson) or delete (null) that overwrites every version this replica has of the key. */
-export function makeKvOp(reg: KvRegister | undefined, key: string, valueJson: string | null, origin: NodeId, seq: number, hlc: Hlc): KvOp {
+export function makeKvOp(reg: KvRegister | undefined, key: string, valueJson: string | null, origin: NodeId, seq: number, hlc: Hlc, swept: VersionVector = {}): KvOp {
   assertSeq(seq);
-  return { ns: "kv", origin, seq, hlc, key, valueJson, vv: vvWith(kvContext(reg), origin, seq) };
+  // No register here may mean a tombstone this node dropped: the write then
+  // claims what every dropped tombstone covered, so it supersedes the
+  // tombstone on replicas that still keep it (compaction.ts).
+  return { ns: "kv", origin, seq, hlc, key, valueJson, vv: vvWith(reg === undefined ? swept : kvContext(reg), origin, seq) };
 }
 
 /** A counter delta, carrying this origin's running totals after it. */

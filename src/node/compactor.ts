@@ -8,7 +8,7 @@
 // TTL, at most every IDEMPOTENCY_PRUNE_EVERY_MS or when asked.
 
 import type { Logger } from "pino";
-import { planCompactionStep } from "../core/compaction.js";
+import { planCompactionStep, planTombstoneSweep, tombstoneDroppable, type TombstoneHorizon } from "../core/compaction.js";
 import { mergeVv, vvEquals, type VersionVector } from "../core/version-vector.js";
 import type { Storage } from "../storage/port.js";
 
@@ -18,12 +18,15 @@ export const COMPACT_EVERY_MS = 1000;
 export const COMPACT_STEP_OPS = 2000;
 /** Free database pages returned to the file system per turn (1 MiB of 4 KiB pages). */
 export const RECLAIM_PAGES_PER_TURN = 256;
+/** kv tombstones read per step of a sweep. */
+export const SWEEP_STEP_ROWS = 500;
 /** Idempotency records past their TTL are pruned at most this often in the background. */
 export const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
 
 /** What one pass did, as POST /admin/compact answers it. */
 export interface CompactionReport {
   readonly compactedOps: number;
+  readonly droppedTombstones: number;
   readonly prunedIdempotency: number;
   readonly reclaimedPages: number;
   readonly opLogOps: number;
@@ -39,6 +42,8 @@ export interface CompactorOptions {
   readonly stableVv: (persisted: VersionVector) => VersionVector;
   /** Tells the replication machine the op log's new floor. */
   readonly compacted: (floor: VersionVector) => void;
+  /** The tombstone horizon the replication machine could take now. */
+  readonly tombstoneHorizon: () => TombstoneHorizon | null;
   readonly idempotencyTtlMs: number;
   readonly now: () => number;
   readonly logger: Logger;
@@ -52,9 +57,16 @@ export class Compactor {
   private running: Promise<CompactionReport> | undefined;
   private stopped = false;
   private prunedAtMs: number;
+  private swept: VersionVector;
 
   constructor(private readonly o: CompactorOptions) {
     this.prunedAtMs = o.now();
+    this.swept = o.storage.getMeta("sweptVv") ?? {};
+  }
+
+  /** Covers every kv tombstone dropped here: a write to an absent kv key carries it (write.ts). */
+  sweptVv(): VersionVector {
+    return this.swept;
   }
 
   start(): void {
@@ -118,20 +130,51 @@ export class Compactor {
       await nextTurn();
       stable = this.persistStable();
     }
+    const droppedTombstones = this.stopped ? 0 : await this.sweepTombstones();
     // Stopping: the store is about to close, so nothing more is read from it.
-    if (this.stopped) return { compactedOps, prunedIdempotency: 0, reclaimedPages: 0, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    if (this.stopped) return { compactedOps, droppedTombstones, prunedIdempotency: 0, reclaimedPages: 0, opLogOps: 0, compactedVv: {}, stableVv: stable };
     let prunedIdempotency = 0;
     const nowMs = this.o.now();
     if ((force || nowMs - this.prunedAtMs >= IDEMPOTENCY_PRUNE_EVERY_MS)) {
       this.prunedAtMs = nowMs;
       prunedIdempotency = s.pruneIdempotency(Math.max(0, nowMs - this.o.idempotencyTtlMs));
     }
-    const reclaimedPages = compactedOps > 0 || prunedIdempotency > 0 || force ? await this.reclaim() : 0;
-    if (this.stopped) return { compactedOps, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
-    if (compactedOps > 0 || prunedIdempotency > 0) {
-      this.o.logger.info({ compactedOps, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");
+    const reclaimedPages = compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0 || force ? await this.reclaim() : 0;
+    if (this.stopped) return { compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    if (compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0) {
+      this.o.logger.info({ compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");
     }
-    return { compactedOps, prunedIdempotency, reclaimedPages, opLogOps: s.opLogStats().ops, compactedVv: s.opLogFloor(), stableVv: stable };
+    return { compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, opLogOps: s.opLogStats().ops, compactedVv: s.opLogFloor(), stableVv: stable };
+  }
+
+  /**
+   * One round of the tombstone rules (compaction.ts): once the frontier has
+   * passed the kept horizon, drops the tombstones under it, SWEEP_STEP_ROWS
+   * read per turn, after making the swept vector durable; then keeps the
+   * horizon of now for the next round.
+   */
+  private async sweepTombstones(): Promise<number> {
+    const s = this.o.storage;
+    const kept = s.getMeta("tombstoneHorizon") ?? null;
+    const plan = planTombstoneSweep(kept, this.o.tombstoneHorizon(), s.opLogFloor());
+    let dropped = 0;
+    if (plan.sweep !== null) {
+      // Durable before the first drop: a write to a key swept here must carry it.
+      const swept = mergeVv(this.swept, plan.sweep);
+      if (!vvEquals(swept, this.swept)) s.setMeta("sweptVv", swept);
+      this.swept = swept;
+      for (let after = ""; !this.stopped; ) {
+        const rows = s.listTombstones(after, SWEEP_STEP_ROWS);
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        after = last.key;
+        const covered = plan.sweep;
+        dropped += s.dropTombstones(rows.filter((r) => tombstoneDroppable(r.reg, covered)));
+        await nextTurn();
+      }
+    }
+    if (!this.stopped && JSON.stringify(plan.next) !== JSON.stringify(kept)) s.setMeta("tombstoneHorizon", plan.next);
+    return dropped;
   }
 
   /** The frontier now, persisted when it grew. */

@@ -46,6 +46,8 @@ export interface LocalStoreOptions {
   readonly onWriteAcked?: (ns: Namespace) => void;
   /** Called once per client read served: the reads metric. */
   readonly onRead?: (ns: Namespace) => void;
+  /** Covers every kv tombstone this node dropped (compaction); none when absent. */
+  readonly sweptVv?: () => VersionVector;
 }
 
 /** The node's replica: implements the data service over storage and the core. */
@@ -74,7 +76,9 @@ export class LocalStore implements DataService {
       },
     });
     this.idempotent = new IdempotentWrites((key) => this.driver.idempotencyRecord(key), ackGate);
+    const noneSwept: VersionVector = {};
     this.writes = new WritePath({
+      sweptVv: o.sweptVv ?? (() => noneSwept),
       nodeId: o.nodeId,
       now: o.now,
       driver: this.driver,

@@ -11,7 +11,8 @@ import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
 import type { Dot, Op } from "../core/op.js";
 import { highestSeqs } from "../core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, stableVvOf, step, viewOf } from "../core/replication/machine.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, stableVvOf, step, tombstoneHorizonOf, viewOf } from "../core/replication/machine.js";
+import type { TombstoneHorizon } from "../core/compaction.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
 import { vvLag, type VersionVector } from "../core/version-vector.js";
 import type { NodeMetrics } from "./metrics.js";
@@ -155,6 +156,11 @@ export class Replicator {
   /** The stability frontier as this node knows it, never below `persisted` (compaction.ts). */
   stableVv(persisted: VersionVector): VersionVector {
     return stableVvOf(this.state, persisted);
+  }
+
+  /** The tombstone horizon this node could take now (null until every member was heard since start). */
+  tombstoneHorizon(): TombstoneHorizon | null {
+    return tombstoneHorizonOf(this.state);
   }
 
   /** The op log was compacted up to `floor`: older ops can no longer be sent. */

@@ -24,7 +24,7 @@ import { LocalStore } from "./local-store.js";
 import { Replicator } from "./replicator.js";
 import { ElectionDriver } from "./election-driver.js";
 import { createDashboardFeed, type DashboardFeed } from "./dashboard-feed.js";
-import { mergeVv, vvLag } from "../core/version-vector.js";
+import { mergeVv, vvLag, type VersionVector } from "../core/version-vector.js";
 import type { ClusterService, FaultService, LeadershipService, StatusView, WriteRouter } from "./service.js";
 import type { Settings } from "./settings.js";
 import { createDocWriter } from "./doc-writer.js";
@@ -161,6 +161,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
     onWriteAcked: (ns) => metrics.writes.inc({ ns }),
     onRead: (ns) => metrics.reads.inc({ ns }),
+    sweptVv: (): VersionVector => compactor.sweptVv(),
     onCommitted: (ops) => {
       replicator?.onCommitted(ops);
       dashboard.committed(ops);
@@ -359,11 +360,12 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   };
 
   let storeClosing: Promise<void> | undefined;
-  const compactor = new Compactor({
+  const compactor: Compactor = new Compactor({
     storage,
     retainOps: o.settings.opLogRetainOps,
     stableVv: (persisted) => repl.stableVv(persisted),
     compacted: (floor) => repl.compacted(floor),
+    tombstoneHorizon: () => repl.tombstoneHorizon(),
     idempotencyTtlMs: IDEMPOTENCY_TTL_MS,
     now: Date.now,
     logger,

@@ -10,6 +10,7 @@ import { tokenOf } from "../core/apply/token.js";
 import { isBuildRefusal } from "../core/apply/types.js";
 import { isValidHlc, tick } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
+import type { VersionVector } from "../core/version-vector.js";
 import type { Namespace, Op } from "../core/op.js";
 import type { ApplyDriver } from "./apply-driver.js";
 import { nodeError, type NodeError } from "./errors.js";
@@ -27,6 +28,8 @@ export interface WritePathOptions {
   readonly idempotent: IdempotentWrites;
   readonly ackGate: AckGate;
   readonly writeGate: WriteGate;
+  /** Covers every kv tombstone this node dropped (the compactor's swept vector): the context of a write to an absent kv key. */
+  readonly sweptVv: () => VersionVector;
   /** Called once per acknowledged client write (not for idempotent replays): the writes metric. */
   readonly onWriteAcked: (ns: Namespace) => void;
 }
@@ -48,7 +51,8 @@ export class WritePath {
     // to one key are serialized through the driver's overlay.
     const hlc = tick(driver.hlc, this.o.now());
     if (!isValidHlc(hlc)) return nodeError("clock_skew", "this node's clock is outside the range the HLC can encode");
-    const built = buildOp(ns, driver.state(ns, key), key, intent, { origin: nodeId, seq: driver.seq + 1, hlc });
+    const stamp = { origin: nodeId, seq: driver.seq + 1, hlc, ...(ns === "kv" ? { swept: this.o.sweptVv() } : {}) };
+    const built = buildOp(ns, driver.state(ns, key), key, intent, stamp);
     if (isBuildRefusal(built)) return nodeError("bad_request", built.reason);
     // The key rides in the op, so every replica that applies it can answer a retry.
     const op: Op = meta.idempotencyKey === undefined ? built : { ...built, idem: { key: meta.idempotencyKey, requestHash: meta.requestHash } };

@@ -36,6 +36,10 @@ export interface KnownMeta {
   lastHlc: Hlc;
   /** The stability frontier this node reached: every member held it (compaction.ts); it only grows. */
   stableVv: VersionVector;
+  /** Covers every kv tombstone this node dropped: the context of a write to an absent kv key. Persisted before any drop. */
+  sweptVv: VersionVector;
+  /** The tombstone horizon kept for the next sweep (compaction.ts), or null. */
+  tombstoneHorizon: { covered: VersionVector; until: VersionVector } | null;
 }
 
 /** The type stored under a meta key: typed for known keys, any JSON value otherwise. */

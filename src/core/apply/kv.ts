@@ -16,7 +16,7 @@ interface KvLogBody { readonly valueJson: string | null; readonly vv: VersionVec
 export const kvEntry: NamespaceEntry<"kv"> = {
   ns: "kv",
   wireTag: 1,
-  build: (state, key, intent, at) => makeKvOp(state, key, intent.valueJson, at.origin, at.seq, at.hlc),
+  build: (state, key, intent, at) => makeKvOp(state, key, intent.valueJson, at.origin, at.seq, at.hlc, at.swept),
   apply: (state, op) => {
     const r = applyKv(state, op);
     return { state: r.reg, conflicts: r.conflicts };

@@ -4,6 +4,7 @@
 // storage, because the pure apply function produces and consumes them; the
 // storage port re-exports them so both layers speak the same types.
 
+import type { VersionVector } from "../version-vector.js";
 import type { Hlc } from "../hlc.js";
 import type { NodeId } from "../ids.js";
 import type { CounterState, DocState, KvRegister, Namespace, Op, OpIdem, OrSetState } from "../op.js";
@@ -77,6 +78,12 @@ export interface OpStamp {
   readonly origin: NodeId;
   readonly seq: number;
   readonly hlc: Hlc;
+  /**
+   * Covers every kv tombstone this node may have dropped (compaction.ts): a
+   * write to a kv key this node holds no register for carries it as its
+   * context, so it supersedes the tombstone wherever one is still kept.
+   */
+  readonly swept?: VersionVector;
 }
 
 /** The fields every op has, as decoded before its namespace's own fields. */

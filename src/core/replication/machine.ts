@@ -17,7 +17,7 @@ import { awakeNow, isLive, LINK_SILENCE_TIMEOUTS, linkPresumedDead, observeInput
 import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { mutated } from "../mutations.js";
-import { needsCompactedOps, stabilityFrontier } from "../compaction.js";
+import { needsCompactedOps, stabilityFrontier, tombstoneHorizonNow, type TombstoneHorizon } from "../compaction.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
@@ -239,6 +239,12 @@ export function isClockSkewed(s: ReplState): boolean {
  */
 export function stableVvOf(s: ReplState, persisted: VersionVector): VersionVector {
   return stabilityFrontier(s.committedVv, [...s.peers.values()].map((p) => p.view.vv), persisted);
+}
+
+/** The tombstone horizon this node could take now (compaction.ts): null until every member was heard since start. */
+export function tombstoneHorizonOf(s: ReplState): TombstoneHorizon | null {
+  const reports = [...s.peers.values()].map((p) => ({ node: p.view.node as string, vv: p.view.vv, heard: p.heardMs !== null }));
+  return tombstoneHorizonNow(s.cfg.self.node, s.committedVv, reports);
 }
 
 /** True when `origin:seq` is durable at `level` as far as this node knows. */

@@ -33,8 +33,8 @@ import { tick, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Namespace, Op } from "../../../src/core/op.js";
 import { highestSeqs } from "../../../src/core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, stableVvOf, step as replStep } from "../../../src/core/replication/machine.js";
-import { planCompactionStep } from "../../../src/core/compaction.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, stableVvOf, step as replStep, tombstoneHorizonOf } from "../../../src/core/replication/machine.js";
+import { planCompactionStep, planTombstoneSweep, tombstoneDroppable } from "../../../src/core/compaction.js";
 import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
 import { mergeVv, vvEquals, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import type { MemoryDisk } from "../../../src/storage/memory.js";
@@ -154,6 +154,9 @@ export class SimNode {
   private readonly waiters = new Map<number, (ok: boolean, reason: string) => void>();
   private nextWait = 1;
   readonly regionPeers: ReadonlySet<NodeId>;
+  /** Over the whole run, across restarts: what compaction removed here. */
+  compactedOps = 0;
+  droppedTombstones = 0;
 
   constructor(
     private readonly host: Host,
@@ -426,11 +429,25 @@ export class SimNode {
       logVv: this.vv,
       maxOps: this.settings.compactStepOps,
     });
-    if (target === null) return;
-    this.host.monitor.compacting(this, target);
-    const n = storage.compactOps(target);
-    this.host.note(() => `${this.id} compacts ${n} ops up to ${JSON.stringify(target)}`);
-    this.replInput({ type: "compacted", floor: storage.opLogFloor() });
+    if (target !== null) {
+      this.host.monitor.compacting(this, target);
+      const n = storage.compactOps(target);
+      this.compactedOps += n;
+      this.host.note(() => `${this.id} compacts ${n} ops up to ${JSON.stringify(target)}`);
+      this.replInput({ type: "compacted", floor: storage.opLogFloor() });
+    }
+    // The tombstone rules, as Compactor.sweepTombstones (one page: the simulator's keys are few).
+    const kept = storage.getMeta("tombstoneHorizon") ?? null;
+    const plan = planTombstoneSweep(kept, tombstoneHorizonOf(this.repl), storage.opLogFloor());
+    if (plan.sweep !== null) {
+      const covered = plan.sweep;
+      storage.setMeta("sweptVv", mergeVv(storage.getMeta("sweptVv") ?? {}, covered));
+      const rows = storage.listTombstones("", 10_000).filter((r) => tombstoneDroppable(r.reg, covered));
+      const n = storage.dropTombstones(rows);
+      this.droppedTombstones += n;
+      if (n > 0) this.host.note(() => `${this.id} drops ${n} tombstones under ${JSON.stringify(covered)}`);
+    }
+    if (JSON.stringify(plan.next) !== JSON.stringify(kept)) storage.setMeta("tombstoneHorizon", plan.next);
   }
 
   // ---- the apply driver ----------------------------------------------------------
@@ -556,7 +573,8 @@ export class SimNode {
     if (isClockSkewed(this.repl)) return reply({ kind: "refused", code: "clock_skew", leader: null });
     const hlc = tick(this.hlc, this.wall());
     const state = loadState(this.storage, req.ns, req.key);
-    const built = buildOp(req.ns, state as never, req.key, req.intent as never, { origin: this.id, seq: this.seq + 1, hlc });
+    const swept = req.ns === "kv" ? { swept: this.storage.getMeta("sweptVv") ?? {} } : {};
+    const built = buildOp(req.ns, state as never, req.key, req.intent as never, { origin: this.id, seq: this.seq + 1, hlc, ...swept });
     if (isBuildRefusal(built)) return reply({ kind: "refused", code: "bad_request", leader: null });
     const op: Op = req.idem === null ? built : { ...built, idem: req.idem };
     this.host.monitor.writeTaken(this, this.epoch(), op);

@@ -145,6 +145,9 @@ export interface RunResult {
   readonly leaderAfterHealMs: number;
   readonly convergedAfterHealMs: number;
   readonly crashes: number;
+  /** Op-log rows and kv tombstones compaction removed, over every node. */
+  readonly compactedOps: number;
+  readonly droppedTombstones: number;
   readonly pauses: number;
   /** Idempotency-Keys written more than once (copies at several leaders), and their most copies. */
   readonly keysWrittenTwice: number;
@@ -206,6 +209,8 @@ function play(w: World, s: Schedule): RunResult {
     leaderAfterHealMs,
     convergedAfterHealMs,
     crashes: w.stats.crashes,
+    compactedOps: w.nodes.reduce((n, x) => n + x.compactedOps, 0),
+    droppedTombstones: w.nodes.reduce((n, x) => n + x.droppedTombstones, 0),
     pauses: w.stats.pauses,
     ...copiesOf(w),
   };
