@@ -275,13 +275,14 @@ export const OPENAPI: OpenApiDocument = {
     "/admin/compact": {
       post: {
         operationId: "compact",
-        summary: "run one compaction pass now: stable op-log entries past --op-log-retain-ops, expired idempotency records, free pages",
+        summary: "run one compaction pass now: stable op-log entries past --op-log-retain-ops, stable kv tombstones, expired idempotency records, free pages",
         tags: ["admin"],
         responses: {
           "200": ok(
             "what the pass did",
             object({
               compactedOps: integer,
+              droppedTombstones: integer,
               prunedIdempotency: integer,
               reclaimedPages: integer,
               opLogOps: integer,
