@@ -155,8 +155,11 @@ export class Compactor {
    */
   private async sweepTombstones(): Promise<number> {
     const s = this.o.storage;
+    const floor = s.opLogFloor();
+    // Tombstones go only with compacted ops: before the first compaction there is nothing to sweep (and no horizon to write each second).
+    if (Object.keys(floor).length === 0) return 0;
     const kept = s.getMeta("tombstoneHorizon") ?? null;
-    const plan = planTombstoneSweep(kept, this.o.tombstoneHorizon(), s.opLogFloor());
+    const plan = planTombstoneSweep(kept, this.o.tombstoneHorizon(), floor);
     let dropped = 0;
     if (plan.sweep !== null) {
       // Durable before the first drop: a write to a key swept here must carry it.
