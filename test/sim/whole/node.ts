@@ -437,8 +437,10 @@ export class SimNode {
       this.replInput({ type: "compacted", floor: storage.opLogFloor() });
     }
     // The tombstone rules, as Compactor.sweepTombstones (one page: the simulator's keys are few).
+    const floor = storage.opLogFloor();
+    if (Object.keys(floor).length === 0) return;
     const kept = storage.getMeta("tombstoneHorizon") ?? null;
-    const plan = planTombstoneSweep(kept, tombstoneHorizonOf(this.repl), storage.opLogFloor());
+    const plan = planTombstoneSweep(kept, tombstoneHorizonOf(this.repl), floor);
     if (plan.sweep !== null) {
       const covered = plan.sweep;
       storage.setMeta("sweptVv", mergeVv(storage.getMeta("sweptVv") ?? {}, covered));
