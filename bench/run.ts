@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   replication: async () => (await import("./replication.js")).run,
   failover: async () => (await import("./failover.js")).run,
   yjs: async () => (await import("./yjs.js")).run,
+  storage: async () => (await import("./storage.js")).run,
 };
 
 async function main(): Promise<void> {

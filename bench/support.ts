@@ -149,6 +149,12 @@ export interface GeokvCluster {
   pid(node: string): number;
   /** What a node has logged so far (stdout and stderr; warn and above at GEOKV_LOG_LEVEL=warn). */
   log(node: string): string;
+  /**
+   * Stops `node` with SIGTERM (by pid; a clean close of its database) and
+   * starts it again on the same data with `env` over the env it started
+   * with; resolves when it answers /health. Its log goes on in the same file.
+   */
+  restart(node: string, env?: Record<string, string>): Promise<void>;
   /** Kills every node (SIGKILL, by pid; SIGTERM under BENCH_PROFILE_DIR); their data stays until close(). */
   stop(): Promise<void>;
   /** Stops every node as stop() does and removes the temp folder. */
@@ -198,25 +204,25 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
     ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}`]),
   ];
   if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: CPU profiles of every geokv node go to ${resolve(profileDir)}`);
-  for (const node of files.urls.keys()) {
-    const log = createWriteStream(join(logs, `${node}.log`));
+  // Appends on a restart, so one file holds a node's whole life.
+  const spawnNode = (node: string, nodeEnv: Record<string, string>) => {
+    const log = createWriteStream(join(logs, `${node}.log`), { flags: "a" });
     const child = spawn(process.execPath, [...allNodeArgs, build.main, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir], {
-      env: { ...process.env, GEOKV_LOG_LEVEL: "warn", ...env },
+      env: { ...process.env, GEOKV_LOG_LEVEL: "warn", ...nodeEnv },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     children.set(node, child);
-  }
-  await Promise.all(
-    [...files.urls].map(([node, url]) =>
-      waitFor(`${node} /health`, async () => {
-        const child = children.get(node) as ChildProcess;
-        if (child.exitCode !== null) throw new Error(`${node} exited with ${child.exitCode}; its log: ${readFileSync(join(logs, `${node}.log`), "utf8").slice(0, 2000)}`);
-        return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok;
-      }, 20_000),
-    ),
-  );
+  };
+  const healthy = (node: string) =>
+    waitFor(`${node} /health`, async () => {
+      const child = children.get(node) as ChildProcess;
+      if (child.exitCode !== null) throw new Error(`${node} exited with ${child.exitCode}; its log: ${readFileSync(join(logs, `${node}.log`), "utf8").slice(0, 2000)}`);
+      return (await fetch(`${files.urls.get(node) as string}/health`, { signal: AbortSignal.timeout(1000) })).ok;
+    }, 20_000);
+  for (const node of files.urls.keys()) spawnNode(node, env);
+  await Promise.all([...files.urls.keys()].map(healthy));
   // A profile's file name carries its process's pid, not the node's name.
   if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: pids ${[...children].map(([n, c]) => `${n}=${c.pid}`).join(", ")}`);
   const pid = (node: string) => {
@@ -231,7 +237,15 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
       return "";
     }
   };
-  return { files, urls: files.urls, pid, log, stop, close };
+  const restart = async (node: string, extra: Record<string, string> = {}) => {
+    const child = children.get(node);
+    if (!child) throw new Error(`no process for ${node}`);
+    if (stopping) throw new Error(`cannot restart ${node}: the cluster is stopping`);
+    await terminateChild(child);
+    spawnNode(node, { ...env, ...extra });
+    await healthy(node);
+  };
+  return { files, urls: files.urls, pid, log, restart, stop, close };
 }
 
 /** A child process this bench started, and how to stop it. */
@@ -449,6 +463,16 @@ export class HttpClient {
 }
 
 // ---- numbers ---------------------------------------------------------------------------
+
+const METRIC_NUMBER = String.raw`([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)`;
+
+/** The value of one series (name and labels exactly as exported) in a /metrics text; throws when it is not there. */
+export function metricValue(body: string, series: string, url: string): number {
+  const escaped = series.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const m = new RegExp(`^${escaped} ${METRIC_NUMBER}$`, "m").exec(body);
+  if (!m) throw new Error(`${url}/metrics has no ${series}`);
+  return Number(m[1]);
+}
 
 /** The p-th percentile (0..100) of `sorted` (ascending), nearest rank; NaN when empty. */
 export function percentile(sorted: readonly number[], p: number): number {
