@@ -55,6 +55,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 export class Compactor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<CompactionReport> | undefined;
+  /** A forced pass waiting for the running one to end. */
+  private forced: Promise<CompactionReport> | undefined;
   private stopped = false;
   private prunedAtMs: number;
   private swept: VersionVector;
@@ -99,22 +101,38 @@ export class Compactor {
   }
 
   private pass(force: boolean): Promise<CompactionReport> {
-    if (this.running !== undefined) {
-      // A forced pass after a background one: the caller asked for "now".
-      return force ? this.running.then(() => this.pass(true)) : this.running;
-    }
-    this.running = this.run(force).finally(() => {
-      this.running = undefined;
+    if (this.running === undefined) return this.begin(force);
+    if (!force) return this.running;
+    // Asked for "now" while a pass runs: one forced pass right after it, which
+    // every caller meanwhile shares. It starts in the same microtask chain as
+    // the end of the running pass, so no background pass can slip in first
+    // (under steady writes, waiting for "no pass running" could wait forever).
+    this.forced ??= this.running.then(
+      () => this.begin(true),
+      () => this.begin(true),
+    );
+    return this.forced;
+  }
+
+  private begin(force: boolean): Promise<CompactionReport> {
+    if (force) this.forced = undefined;
+    const run = this.run(force).finally(() => {
+      if (this.running === run) this.running = undefined;
     });
-    return this.running;
+    this.running = run;
+    return run;
   }
 
   private async run(force: boolean): Promise<CompactionReport> {
     const s = this.o.storage;
     let compactedOps = 0;
     let stable = this.persistStable();
+    // A pass removes at most the excess it found: under steady writes every
+    // step finds a little more, and a pass that chased it would never end
+    // (nor would a POST /admin/compact waiting for it). The next pass takes the rest.
+    let budget = Math.max(0, s.opLogStats().ops - this.o.retainOps);
     for (;;) {
-      if (this.stopped) break;
+      if (this.stopped || budget <= 0) break;
       const target = planCompactionStep({
         logOps: s.opLogStats().ops,
         retainOps: this.o.retainOps,
@@ -122,10 +140,12 @@ export class Compactor {
         floor: s.opLogFloor(),
         // Every applied op is logged in the same commit, so the applied vector is contiguous in the log.
         logVv: s.appliedVv(),
-        maxOps: COMPACT_STEP_OPS,
+        maxOps: Math.min(COMPACT_STEP_OPS, budget),
       });
       if (target === null) break;
-      compactedOps += s.compactOps(target);
+      const removed = s.compactOps(target);
+      compactedOps += removed;
+      budget -= Math.max(1, removed);
       this.o.compacted(s.opLogFloor());
       await nextTurn();
       stable = this.persistStable();
