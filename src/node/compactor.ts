@@ -126,7 +126,7 @@ export class Compactor {
   private async run(force: boolean): Promise<CompactionReport> {
     const s = this.o.storage;
     let compactedOps = 0;
-    let stable = this.persistStable();
+    let stable = this.stableVv();
     // A pass removes at most the excess it found: under steady writes every
     // step finds a little more, and a pass that chased it would never end
     // (nor would a POST /admin/compact waiting for it). The next pass takes the rest.
@@ -143,12 +143,14 @@ export class Compactor {
         maxOps: Math.min(COMPACT_STEP_OPS, budget),
       });
       if (target === null) break;
+      // Persisted only when used: a pass with nothing to compact writes nothing (no fsync a second on an idle node).
+      this.persistStable(stable);
       const removed = s.compactOps(target);
       compactedOps += removed;
       budget -= Math.max(1, removed);
       this.o.compacted(s.opLogFloor());
       await nextTurn();
-      stable = this.persistStable();
+      stable = this.stableVv();
     }
     const droppedTombstones = this.stopped ? 0 : await this.sweepTombstones();
     // Stopping: the store is about to close, so nothing more is read from it.
@@ -200,14 +202,11 @@ export class Compactor {
     return dropped;
   }
 
-  /** The frontier now, persisted when it grew. */
-  private persistStable(): VersionVector {
+  /** Persists the frontier when it grew: what is persisted only grows. */
+  private persistStable(stable: VersionVector): void {
     const before = this.persistedStable();
-    // Capped at what this node holds (compaction.ts); what is persisted only grows.
-    const stable = this.o.stableVv(before);
     const grown = mergeVv(before, stable);
     if (!vvEquals(grown, before)) this.o.storage.setMeta("stableVv", grown);
-    return stable;
   }
 
   /** Returns free pages to the file system, RECLAIM_PAGES_PER_TURN per turn, until none is left or the compactor stops. */

@@ -419,8 +419,6 @@ export class SimNode {
     const storage = this.storage;
     const persisted = storage.getMeta("stableVv") ?? {};
     const stable = stableVvOf(this.repl, persisted);
-    const grown = mergeVv(persisted, stable);
-    if (!vvEquals(grown, persisted)) storage.setMeta("stableVv", grown);
     const target = planCompactionStep({
       logOps: storage.opLogStats().ops,
       retainOps: this.settings.opLogRetainOps,
@@ -430,6 +428,8 @@ export class SimNode {
       maxOps: this.settings.compactStepOps,
     });
     if (target !== null) {
+      const grown = mergeVv(persisted, stable);
+      if (!vvEquals(grown, persisted)) storage.setMeta("stableVv", grown);
       this.host.monitor.compacting(this, target);
       const n = storage.compactOps(target);
       this.compactedOps += n;
