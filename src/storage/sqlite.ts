@@ -10,15 +10,15 @@ import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { NodeId } from "../core/ids.js";
-import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Version } from "../core/op.js";
-import { decodeHlc, encodeHlc } from "../core/hlc.js";
+import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState } from "../core/op.js";
+import { encodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
 import { assertBatch, assertIntIn, assertLimit, assertVv, encodeMetaValue } from "./checks.js";
 import { assertWellFormedKey, listRange } from "./key-order.js";
 import { KV_READ_CACHE_DEFAULTS, KvReadCache, type KvReadCacheOptions } from "./kv-read-cache.js";
 import { migrate } from "./migrations.js";
-import { opFromRow, opToRow } from "./op-row.js";
-import type { OpRow } from "./op-row.js";
+import { opFromRow, opToRow, type OpRow } from "./op-row.js";
+import { bytes, conflictFromRow, OP_ROW_BYTES, OP_SELECT_COLUMNS, opRowBytes, vvFromRows, type SqlConflictRow, type SqlIdempotencyRow, type SqlKvRow, type SqlOpRow, type SqlVvRow } from "./sqlite-rows.js";
 import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, OpLogStats, Storage } from "./port.js";
 
 /** How to open a SQLite store. */
@@ -63,47 +63,6 @@ const WAL_SIZE_LIMIT_BYTES_DEFAULT = 64 * 1024 * 1024;
 export const PAGE_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 const SYNCHRONOUS_NAMES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
 const AUTO_VACUUM_NAMES = ["none", "full", "incremental"] as const;
-
-interface SqlOpRow extends Omit<OpRow, "payload"> {
-  readonly payload: Buffer | null;
-}
-interface SqlKvRow { readonly key: string; readonly state: string; readonly deleted: number }
-interface SqlConflictRow { readonly key: string; readonly winner: string; readonly loser: string; readonly at: string }
-interface SqlIdempotencyRow {
-  readonly k: string;
-  readonly hash: string;
-  readonly status: number;
-  readonly body: string;
-  readonly created_at_ms: number;
-}
-interface SqlVvRow { readonly origin: string; readonly seq: number }
-
-/** The bytes of one op row that opLogStats counts (SQL; the JS twin is opRowBytes). */
-const OP_ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(body AS BLOB)) + COALESCE(length(payload), 0)";
-
-/** What an op row adds to opLogStats' bytes. */
-function opRowBytes(r: OpRow): number {
-  return Buffer.byteLength(r.key) + Buffer.byteLength(r.body) + (r.payload?.length ?? 0);
-}
-
-const OP_SELECT_COLUMNS = "origin, seq, hlc, ns, key, body, payload, idem_key AS idemKey, idem_hash AS idemHash";
-
-function vvFromRows(rows: readonly SqlVvRow[]): VersionVector {
-  const out: Record<string, number> = {};
-  for (const r of rows) if (r.seq > 0) out[r.origin] = r.seq;
-  return out;
-}
-
-function conflictFromRow(r: SqlConflictRow): Conflict {
-  const at = decodeHlc(r.at);
-  if (at === null) throw new Error(`conflicts: bad hlc ${JSON.stringify(r.at)}`);
-  return { key: r.key, winner: JSON.parse(r.winner) as Version, loser: JSON.parse(r.loser) as Version, at };
-}
-
-/** A Uint8Array view of a Buffer, so callers get the plain type the port promises. */
-function bytes(b: Buffer): Uint8Array {
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
 
 /** Every fixed statement, prepared once per connection. */
 function prepareStatements(db: Database.Database) {

@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import type { MemberConfig } from "../../src/core/cluster-view.js";
 import { needsCompactedOps, planCompactionStep, pointwiseMin, stabilityFrontier, type CompactionInput } from "../../src/core/compaction.js";
 import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
-import { initReplication, stableVvOf, step } from "../../src/core/replication/machine.js";
+import { initReplication, step } from "../../src/core/replication/machine.js";
+import { stableVvOf } from "../../src/core/replication/stability.js";
 import type { Leadership, ReplConfig, ReplInput, ReplOutput, ReplState } from "../../src/core/replication/types.js";
 import { dominates, mergeVv, vvGet, type VersionVector } from "../../src/core/version-vector.js";
 

@@ -17,7 +17,7 @@ import { awakeNow, isLive, LINK_SILENCE_TIMEOUTS, linkPresumedDead, observeInput
 import { advanceKnownEpoch, epochLearnedFromPing, fencingTokenOf, formatFencingToken, judgeBatch } from "../fence.js";
 import type { NodeId, RegionId } from "../ids.js";
 import { mutated } from "../mutations.js";
-import { needsCompactedOps, stabilityFrontier, tombstoneHorizonNow, type TombstoneHorizon } from "../compaction.js";
+import { needsCompactedOps } from "../compaction.js";
 import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
@@ -229,22 +229,6 @@ export function isClockSkewed(s: ReplState): boolean {
   const offsets: number[] = [];
   for (const p of s.peers.values()) if (p.view.up && p.offsetMs !== null) offsets.push(-p.offsetMs);
   return clockSkewed(offsets, s.cfg.maxClockSkewMs);
-}
-
-/**
- * The stability frontier as this node knows it: the minimum of its own
- * committed vector and every other member's latest reported one (a member
- * not heard from since start counts as holding nothing), never below
- * `persisted` (compaction.ts).
- */
-export function stableVvOf(s: ReplState, persisted: VersionVector): VersionVector {
-  return stabilityFrontier(s.committedVv, [...s.peers.values()].map((p) => p.view.vv), persisted);
-}
-
-/** The tombstone horizon this node could take now (compaction.ts): null until every member was heard since start. */
-export function tombstoneHorizonOf(s: ReplState): TombstoneHorizon | null {
-  const reports = [...s.peers.values()].map((p) => ({ node: p.view.node as string, vv: p.view.vv, heard: p.heardMs !== null }));
-  return tombstoneHorizonNow(s.cfg.self.node, s.committedVv, reports);
 }
 
 /** True when `origin:seq` is durable at `level` as far as this node knows. */
