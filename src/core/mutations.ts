@@ -17,6 +17,8 @@ export const MUTATIONS = [
   "ack-before-durable",
   /** Compaction takes this node's own vector for the stability frontier, ignoring what the other members hold (compaction.ts). */
   "compact-unstable",
+  /** A snapshot install keeps local kv versions its vector covers, so a key deleted and swept at the sender comes back (snapshot.ts). */
+  "install-keeps-covered",
 ] as const;
 
 export type Mutation = (typeof MUTATIONS)[number];

@@ -9,7 +9,8 @@ import { readOpBody, readVv, writeOpBody, writeVv } from "../core/codec/op-codec
 import { isValidHlc, type Hlc } from "../core/hlc.js";
 import { isValidId } from "../core/ids.js";
 import { MAX_KEY_BYTES, validateKey } from "../core/key.js";
-import type { Op } from "../core/op.js";
+import { IDEM_KEY_BYTES_MAX, type Op } from "../core/op.js";
+import { SNAPSHOT_NAMESPACES, type SnapshotRow } from "../core/snapshot.js";
 import type { VersionVector } from "../core/version-vector.js";
 
 /**
@@ -142,7 +143,30 @@ export interface LiveUpdateFrame {
   readonly update: Uint8Array;
 }
 
-export type Frame = HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame | PresenceFrame | LiveUpdateFrame;
+/** The start of a snapshot of the sender's state (core/snapshot.ts): what it covers. Rows follow, then the end. */
+export interface SnapBeginFrame {
+  readonly t: "snap-begin";
+  readonly id: number;
+  readonly vv: VersionVector;
+  readonly sweptVv: VersionVector;
+  readonly hlc: Hlc;
+}
+/** Rows of a snapshot, in the order they were read. */
+export interface SnapRowsFrame {
+  readonly t: "snap-rows";
+  readonly id: number;
+  readonly rows: readonly SnapshotRow[];
+}
+/** The end of a snapshot: how many rows it had, so a receiver that missed some does not install it. */
+export interface SnapEndFrame {
+  readonly t: "snap-end";
+  readonly id: number;
+  readonly rows: number;
+}
+
+export type Frame =
+  | HelloFrame | WelcomeFrame | AuthFrame | OpsFrame | AckFrame | RefuseFrame | PingFrame | PongFrame | ControlFrame | PresenceFrame | LiveUpdateFrame
+  | SnapBeginFrame | SnapRowsFrame | SnapEndFrame;
 
 const T_HELLO = 1;
 const T_WELCOME = 2;
@@ -155,6 +179,13 @@ const T_CONTROL = 8;
 const T_REFUSE = 9;
 const T_PRESENCE = 10;
 const T_LIVE_UPDATE = 11;
+const T_SNAP_BEGIN = 12;
+const T_SNAP_ROWS = 13;
+const T_SNAP_END = 14;
+/** Rows per snapshot frame. */
+export const SNAP_ROWS_MAX = 1024;
+/** A snapshot frame's rows stop growing past this many bytes (one larger row goes alone). */
+export const SNAP_FRAME_BYTES = 1024 * 1024;
 const CONTROL_JSON_BYTES_MAX = 64 * 1024;
 /** A presence update is a room's client states: small, and never a value. */
 export const PRESENCE_BYTES_MAX = 1024 * 1024;
@@ -283,6 +314,31 @@ export function encodeFrame(f: Frame): Uint8Array {
       w.string(f.json);
       break;
     }
+    case "snap-begin":
+      w.u8(T_SNAP_BEGIN);
+      w.varint(f.id);
+      writeVv(w, f.vv);
+      writeVv(w, f.sweptVv);
+      w.hlc(f.hlc);
+      break;
+    case "snap-rows":
+      if (f.rows.length > SNAP_ROWS_MAX) throw new Error(`snapshot frame holds at most ${SNAP_ROWS_MAX} rows`);
+      w.u8(T_SNAP_ROWS);
+      w.varint(f.id);
+      w.varint(f.rows.length);
+      for (const r of f.rows) {
+        const problem = snapshotKeyProblem(r.ns, r.key);
+        if (problem !== null) throw new Error(`snapshot row: ${problem}`);
+        w.u8(SNAPSHOT_NAMESPACES.indexOf(r.ns) + 1);
+        w.string(r.key);
+        w.bytes(r.data);
+      }
+      break;
+    case "snap-end":
+      w.u8(T_SNAP_END);
+      w.varint(f.id);
+      w.varint(f.rows);
+      break;
     case "presence":
     case "live-update": {
       const bad = validateKey(f.room);
@@ -300,6 +356,15 @@ export function encodeFrame(f: Frame): Uint8Array {
     }
   }
   return w.finish();
+}
+
+/** Why a snapshot row's key is not one its namespace can hold, or null. */
+function snapshotKeyProblem(ns: SnapshotRow["ns"], key: string): string | null {
+  if (ns === "idem") {
+    const n = Buffer.byteLength(key);
+    return n >= 1 && n <= IDEM_KEY_BYTES_MAX ? null : `idempotency key must be 1 to ${IDEM_KEY_BYTES_MAX} bytes`;
+  }
+  return validateKey(key)?.reason ?? null;
 }
 
 function readWallMs(r: ByteReader, what: string): number {
@@ -358,6 +423,34 @@ export function decodeFrame(bytes: Uint8Array): Frame | CodecError {
         return { t: "pong", echoWallMs: readWallMs(r, "echoWallMs"), wallMs: readWallMs(r, "wallMs"), vv: readVv(r) };
       case T_CONTROL:
         return { t: "control", json: r.string("control json", 2, CONTROL_JSON_BYTES_MAX) };
+      case T_SNAP_BEGIN: {
+        const id = r.varint("snapshot id");
+        const vv = readVv(r);
+        const sweptVv = readVv(r);
+        const hlcAt = r.pos;
+        const hlc = r.hlc("hlc");
+        if (!isValidHlc(hlc)) r.fail("invalid hlc", hlcAt);
+        return { t: "snap-begin", id, vv, sweptVv, hlc };
+      }
+      case T_SNAP_ROWS: {
+        const id = r.varint("snapshot id");
+        const n = r.count("snapshot row count", 3);
+        if (n > SNAP_ROWS_MAX) r.fail(`more than ${SNAP_ROWS_MAX} rows in one snapshot frame`);
+        const rows: SnapshotRow[] = [];
+        for (let i = 0; i < n; i++) {
+          const nsAt = r.pos;
+          const ns = SNAPSHOT_NAMESPACES[r.u8("snapshot namespace") - 1];
+          if (ns === undefined) r.fail("unknown snapshot namespace", nsAt);
+          const keyAt = r.pos;
+          const key = r.string("snapshot key", 0, Math.max(MAX_KEY_BYTES, IDEM_KEY_BYTES_MAX));
+          const problem = snapshotKeyProblem(ns, key);
+          if (problem !== null) r.fail(`snapshot key: ${problem}`, keyAt);
+          rows.push({ ns, key, data: r.bytes("snapshot row data") });
+        }
+        return { t: "snap-rows", id, rows };
+      }
+      case T_SNAP_END:
+        return { t: "snap-end", id: r.varint("snapshot id"), rows: r.varint("snapshot rows") };
       case T_PRESENCE:
       case T_LIVE_UPDATE: {
         const what = t === T_PRESENCE ? "presence" : "live-update";

@@ -9,7 +9,7 @@
 import { applyOps, type ApplyOutcome, type ApplyView } from "../core/apply/apply.js";
 import { loadState } from "../core/apply/table.js";
 import type { AnyState, IdempotencyRecord, StateOf } from "../core/apply/types.js";
-import type { Hlc } from "../core/hlc.js";
+import { compareHlc, type Hlc } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, Namespace, Op } from "../core/op.js";
 import { vvGet, type VersionVector } from "../core/version-vector.js";
@@ -100,6 +100,26 @@ export class ApplyDriver {
   apply(ops: readonly Op[]): ApplyRun {
     const outcome = applyOps(this.view(), ops);
     return { outcome, committed: outcome.ops.length === 0 ? Promise.resolve() : this.persist(outcome) };
+  }
+
+  /**
+   * Runs `run` (a snapshot install) once every batch under way is committed,
+   * with nothing else in between, then takes the node's vector, seq and clock
+   * from the store again: the install raised them.
+   */
+  async install<R>(run: () => R): Promise<R> {
+    for (let quiet = false; !quiet; ) {
+      await this.o.committer.flush();
+      // The overlay empties after each commit's promise settles: a turn later at most.
+      await new Promise((resolve) => setImmediate(resolve));
+      quiet = this.overlay.size === 0 && this.pendingRecords.size === 0 && this.o.committer.stats().queuedBatches === 0;
+    }
+    const out = run();
+    const meta = readNodeMeta(this.o.storage);
+    this.vvNow = this.o.storage.appliedVv();
+    this.seqNow = Math.max(this.seqNow, meta.lastSeq, vvGet(this.vvNow, this.o.nodeId));
+    if (compareHlc(meta.lastHlc, this.hlcNow) > 0) this.hlcNow = meta.lastHlc;
+    return out;
   }
 
   private view(): ApplyView {

@@ -71,6 +71,11 @@ export class Compactor {
     return this.swept;
   }
 
+  /** A snapshot install joined the sender's swept context into the store's: take it. */
+  installed(): void {
+    this.swept = mergeVv(this.swept, this.o.storage.getMeta("sweptVv") ?? {});
+  }
+
   start(): void {
     this.timer = setInterval(() => {
       this.pass(false).catch((err: unknown) => this.o.logger.error({ err }, "op-log compaction failed"));

@@ -15,7 +15,8 @@ import type { Conflict, Namespace, Op } from "../core/op.js";
 import type { VersionVector } from "../core/version-vector.js";
 import { validateDocUpdate, validateDocUpdateFor } from "../core/crdt/ydoc.js";
 import type { GroupCommitter } from "../storage/group-commit.js";
-import type { Storage } from "../storage/port.js";
+import type { InstallResult, Storage } from "../storage/port.js";
+import { installRules, type SnapshotHeader } from "../core/snapshot.js";
 import { ApplyDriver } from "./apply-driver.js";
 import { nodeError, type NodeError } from "./errors.js";
 import { IdempotentWrites, type AckGate } from "./idempotent-writes.js";
@@ -57,9 +58,11 @@ export class LocalStore implements DataService {
   private readonly writes: WritePath;
   private readonly reads: Reads;
   private readonly storage: Storage;
+  private readonly nodeId: NodeId;
 
   constructor(o: LocalStoreOptions) {
     this.storage = o.storage;
+    this.nodeId = o.nodeId;
     const ackGate: AckGate = o.ackGate ?? (async () => true);
     const onCommitted = o.onCommitted ?? (() => undefined);
     const onConflicts = o.onConflicts ?? (() => undefined);
@@ -132,6 +135,16 @@ export class LocalStore implements DataService {
   /** True when this node holds the answer for an Idempotency-Key (committed, committing or in flight). */
   knowsIdempotencyKey(key: string): boolean {
     return this.idempotent.knows(key);
+  }
+
+  /**
+   * Installs the snapshot staged in the store (core/snapshot.ts's rules), once
+   * the commits under way are done; readers waiting for a vector wake.
+   */
+  async installSnapshot(header: SnapshotHeader): Promise<InstallResult> {
+    const result = await this.driver.install(() => this.storage.installSnapshot(header, installRules(this.nodeId, header)));
+    this.reads.wake();
+    return result;
   }
 
   /** Applies ops that came from peers; resolves once they are durable. Returns what was new. */

@@ -11,7 +11,7 @@ import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
 import type { Dot, Op } from "../core/op.js";
 import { highestSeqs } from "../core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, step, viewOf } from "../core/replication/machine.js";
+import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, snapshotWanted, step, viewOf } from "../core/replication/machine.js";
 import { stableVvOf, tombstoneHorizonOf } from "../core/replication/stability.js";
 import type { TombstoneHorizon } from "../core/compaction.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
@@ -68,6 +68,10 @@ export interface ReplicatorOptions {
   readonly electionTimeoutMs: number;
   readonly writeWaitMs: number;
   readonly maxClockSkewMs: number;
+  /** A member silent this long stops holding compaction back. */
+  readonly memberForgetMs: number;
+  /** The machine asks for snapshot `id` of this node's state to be streamed to `peer` (snapshots.ts). */
+  readonly sendSnapshot: (peer: NodeId, id: number) => void;
   /** Wall clock (Date.now): pings carry it for clock-offset estimates. */
   readonly now: () => number;
   readonly logger: Logger;
@@ -102,6 +106,7 @@ export class Replicator {
         sendWindowOps: SEND_WINDOW_OPS,
         frameOpsMax: FRAME_OPS_MAX,
         stepOpsMax: STEP_OPS_MAX,
+        memberForgetMs: o.memberForgetMs,
       },
       o.storage.appliedVv(),
       performance.now(),
@@ -169,6 +174,22 @@ export class Replicator {
     this.input({ type: "compacted", floor });
   }
 
+  /** True while snapshot `id` to `peer` is still wanted (its stream goes on only then). */
+  snapshotWanted(peer: NodeId, id: number): boolean {
+    return snapshotWanted(this.state, peer, id);
+  }
+
+  /** The stream of snapshot `id` to `peer` ended. */
+  snapshotSent(peer: NodeId, id: number, ok: boolean, reason?: string): void {
+    this.input({ type: "snapshot_sent", peer, id, ok, ...(reason === undefined ? {} : { reason }) });
+  }
+
+  /** A snapshot was installed here: the vector and the floor rose to what the store now holds. */
+  installed(): void {
+    this.input({ type: "committed", vv: this.o.storage.appliedVv() });
+    this.input({ type: "compacted", floor: this.o.storage.opLogFloor() });
+  }
+
   /** How many ops this node lacks that `peer` reported having. */
   behindPeer(peer: NodeId): number {
     const p = this.state.peers.get(peer);
@@ -228,9 +249,12 @@ export class Replicator {
       case "control":
         this.o.leadership?.onControl(peer, f.json);
         return;
-      // Presence and live updates belong to the live documents (the runtime routes them there).
+      // Presence and live updates belong to the live documents, snapshots to snapshots.ts (the runtime routes them there).
       case "presence":
       case "live-update":
+      case "snap-begin":
+      case "snap-rows":
+      case "snap-end":
       case "hello":
       case "welcome":
       case "auth":
@@ -354,6 +378,10 @@ export class Replicator {
   /** Sends one frame; false when it did not go out. */
   private send(to: NodeId, frame: OutFrame): boolean {
     if (frame.t === "ping") return this.o.hub.send(to, { ...frame, hlc: this.o.store.clock() });
+    if (frame.t === "snapshot") {
+      this.o.sendSnapshot(to, frame.id);
+      return true;
+    }
     if (frame.t !== "ops") return this.o.hub.send(to, frame);
     const r = frame.range;
     // Live streaming from the shared tail; the op log only for a peer behind it.

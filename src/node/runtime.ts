@@ -29,6 +29,7 @@ import type { ClusterService, FaultService, LeadershipService, StatusView, Write
 import type { Settings } from "./settings.js";
 import { createDocWriter } from "./doc-writer.js";
 import { YjsRooms } from "./yjs-rooms.js";
+import { Snapshots } from "./snapshots.js";
 import { Compactor } from "./compactor.js";
 import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
@@ -128,6 +129,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     onFrame: (peer, frame) => {
       if (frame.t === "presence") rooms.presenceFrom(peer, frame.room, frame.update);
       else if (frame.t === "live-update") rooms.liveUpdateFrom(frame.room, frame.update);
+      else if (frame.t === "snap-begin" || frame.t === "snap-rows" || frame.t === "snap-end") snapshots.onFrame(peer, frame);
       else replicator?.onFrame(peer, frame);
     },
     onAlive: (peer) => replicator?.onAlive(peer),
@@ -211,11 +213,29 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     electionTimeoutMs: o.settings.electionTimeoutMs,
     writeWaitMs: o.settings.writeWaitMs,
     maxClockSkewMs: o.settings.maxClockSkewMs,
+    memberForgetMs: o.settings.memberForgetMs,
+    sendSnapshot: (peer, id) => snapshots.send(peer, id),
     now: Date.now,
     logger,
     metrics,
   });
   const repl = replicator;
+  const snapshots: Snapshots = new Snapshots({
+    self: o.nodeId,
+    storage,
+    hub,
+    logger,
+    wanted: (peer, id) => repl.snapshotWanted(peer, id),
+    sent: (peer, id, ok, reason) => repl.snapshotSent(peer, id, ok, reason),
+    install: async (header) => {
+      const result = await store.installSnapshot(header);
+      repl.installed();
+      compactor.installed();
+      rooms.installed(result.docKeys, (key) => storage.getDoc(key));
+      election?.onLocalVv(storage.appliedVv());
+      return result;
+    },
+  });
 
   let lastLeader: string | null = repl.leader();
   const router: WriteRouter = {
@@ -397,6 +417,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       compactor.start();
     },
     async stopPeers() {
+      snapshots.stop();
       await compactor.stop();
       election.stop();
       repl.stop();

@@ -28,6 +28,8 @@ export interface Settings {
   readonly yjsBatchMs: number;
   /** Op-log rows kept before causally stable ones are compacted away. */
   readonly opLogRetainOps: number;
+  /** A member silent this long stops holding compaction back (it bootstraps from a snapshot when it returns). */
+  readonly memberForgetMs: number;
   readonly synchronous: SyncMode;
   /** Peers must prove knowledge of it in the handshake; unset means no peer auth. */
   readonly clusterSecret: string | undefined;
@@ -49,7 +51,7 @@ export interface SettingsError {
 }
 
 /** The settings that are positive integers. */
-export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps";
+export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps" | "memberForgetMs";
 
 /** How one numeric setting is named on the command line and in the environment. */
 export interface NumericSpec {
@@ -74,6 +76,7 @@ export const DEFAULT_SETTINGS: Settings = {
   yjsQueueBytes: 8 * 1_048_576,
   yjsBatchMs: 10,
   opLogRetainOps: 10_000,
+  memberForgetMs: HOUR_MS,
   synchronous: "FULL",
   clusterSecret: undefined,
   clientToken: undefined,
@@ -98,6 +101,7 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
   { key: "yjsQueueBytes", flag: "yjs-queue-bytes", env: "GEOKV_YJS_QUEUE_BYTES", max: 1024 * 1_048_576, help: "unwritten edits a live doc holds without a leader" },
   { key: "yjsBatchMs", flag: "yjs-batch-ms", env: "GEOKV_YJS_BATCH_MS", max: 60_000, help: "how long a live doc gathers edits into one write" },
   { key: "opLogRetainOps", flag: "op-log-retain-ops", env: "GEOKV_OP_LOG_RETAIN_OPS", max: Number.MAX_SAFE_INTEGER, help: "op-log rows kept before stable ones are compacted" },
+  { key: "memberForgetMs", flag: "member-forget-ms", env: "GEOKV_MEMBER_FORGET_MS", max: 30 * 24 * HOUR_MS, help: "silence after which a member stops holding compaction back" },
 ];
 
 /** The sync-mode setting, the one non-numeric setting with a flag. */
@@ -174,6 +178,7 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     yjsQueueBytes: DEFAULT_SETTINGS.yjsQueueBytes,
     yjsBatchMs: DEFAULT_SETTINGS.yjsBatchMs,
     opLogRetainOps: DEFAULT_SETTINGS.opLogRetainOps,
+    memberForgetMs: DEFAULT_SETTINGS.memberForgetMs,
   };
   const sourceOf = new Map<NumericSetting, string>();
   for (const spec of NUMERIC_SETTINGS) {

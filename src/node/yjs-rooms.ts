@@ -651,6 +651,16 @@ export class YjsRooms {
     }
   }
 
+  /** A snapshot install gave these docs new states: live rooms take them (as one update each), idle cached copies go. */
+  installed(keys: readonly string[], state: (key: string) => Uint8Array | undefined): void {
+    for (const key of keys) {
+      const room = this.rooms.get(key);
+      const now = room === undefined ? undefined : state(key);
+      if (room !== undefined && now !== undefined) room.committed(now);
+      else this.forget(key);
+    }
+  }
+
   /** A presence frame from another node. */
   presenceFrom(peer: NodeId, roomKey: string, update: Uint8Array): void {
     const room = this.rooms.get(roomKey);

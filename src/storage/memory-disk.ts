@@ -6,6 +6,7 @@
 
 import { encodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
+import type { SnapshotRow } from "../core/snapshot.js";
 import { assertBatch, assertIntIn, assertVv, encodeMetaValue } from "./checks.js";
 import { compareUtf8 } from "./key-order.js";
 import { opToRow } from "./op-row.js";
@@ -50,13 +51,15 @@ export interface MemoryDisk {
   /** Oldest first. */
   readonly conflicts: StoredConflict[];
   readonly idempotency: Map<string, IdempotencyRecord>;
+  /** Rows of a snapshot being received, by `ns\0key`. */
+  readonly snapshotStage: Map<string, SnapshotRow>;
 }
 
 /** An empty disk. */
 export function createMemoryDisk(): MemoryDisk {
   return {
     meta: new Map(), kv: new Map(), kvKeys: [], counters: new Map(), sets: new Map(), docs: new Map(),
-    ops: new Map(), opFloor: new Map(), nodeVv: new Map(), conflicts: [], idempotency: new Map(),
+    ops: new Map(), opFloor: new Map(), nodeVv: new Map(), conflicts: [], idempotency: new Map(), snapshotStage: new Map(),
   };
 }
 
@@ -68,6 +71,7 @@ export function cloneMemoryDisk(disk: MemoryDisk): MemoryDisk {
     meta: new Map(disk.meta), kv: new Map(disk.kv), kvKeys: [...disk.kvKeys], counters: new Map(disk.counters),
     sets: new Map(disk.sets), docs: new Map(disk.docs), ops, opFloor: new Map(disk.opFloor),
     nodeVv: new Map(disk.nodeVv), conflicts: [...disk.conflicts], idempotency: new Map(disk.idempotency),
+    snapshotStage: new Map(disk.snapshotStage),
   };
 }
 
@@ -106,7 +110,31 @@ export type DiskWrite =
   /** The records a prune deletes, named (not the cutoff), so replaying it costs what it deletes. */
   | { readonly type: "pruneIdempotency"; readonly keys: readonly string[] }
   /** kv tombstones to delete, each only while its stored text is still this one. */
-  | { readonly type: "dropTombstones"; readonly rows: readonly [string, string][] };
+  | { readonly type: "dropTombstones"; readonly rows: readonly [string, string][] }
+  /** Rows of a snapshot being received, staged (not installed). */
+  | { readonly type: "stageSnapshot"; readonly rows: readonly SnapshotRow[] }
+  | { readonly type: "clearSnapshotStage" }
+  /** A whole snapshot install, as computed against the disk: one write, so a crash leaves all of it or none. */
+  | { readonly type: "installSnapshot"; readonly install: PreparedInstall };
+
+/** What an install writes (snapshot-install.ts computes it). */
+export interface PreparedInstall {
+  /** kv rows to set, or (null) to delete. */
+  readonly kv: readonly [string, StoredKv | null][];
+  readonly counters: readonly [string, string][];
+  readonly sets: readonly [string, string][];
+  readonly docs: readonly [string, Uint8Array][];
+  /** Added where no record is kept for the key. */
+  readonly idempotency: readonly IdempotencyRecord[];
+  /** The node vector and the op-log floor rise to it; logged ops it covers go. */
+  readonly vv: readonly [string, number][];
+  readonly meta: readonly [string, string][];
+}
+
+/** The staging key of a snapshot row. */
+export function stageKey(ns: string, key: string): string {
+  return `${ns}\0${key}`;
+}
 
 /** The write a commit of `batch` makes. Throws on a bad batch: this is the only step of a commit that may. */
 export function commitWrite(batch: Batch): DiskWrite {
@@ -165,6 +193,14 @@ export function applyWrite(disk: MemoryDisk, w: DiskWrite): number {
       return w.keys.length;
     case "dropTombstones":
       return dropTombstones(disk, w.rows);
+    case "stageSnapshot":
+      for (const r of w.rows) disk.snapshotStage.set(stageKey(r.ns, r.key), r);
+      return w.rows.length;
+    case "clearSnapshotStage":
+      disk.snapshotStage.clear();
+      return 0;
+    case "installSnapshot":
+      return applyInstall(disk, w.install);
     default: {
       const never: never = w;
       throw new Error(`unknown disk write ${JSON.stringify(never)}`);
@@ -231,4 +267,30 @@ function compact(disk: MemoryDisk, stable: readonly [string, number][]): number 
     disk.opFloor.set(origin, Math.max(seq, disk.opFloor.get(origin) ?? 0));
   }
   return deleted;
+}
+
+function setKv(disk: MemoryDisk, key: string, stored: StoredKv | null): void {
+  const had = disk.kv.has(key);
+  if (stored === null) {
+    if (!had) return;
+    disk.kv.delete(key);
+    disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 1);
+    return;
+  }
+  if (!had) disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 0, key);
+  disk.kv.set(key, stored);
+}
+
+function applyInstall(disk: MemoryDisk, p: PreparedInstall): number {
+  for (const [key, stored] of p.kv) setKv(disk, key, stored);
+  for (const [key, state] of p.counters) disk.counters.set(key, state);
+  for (const [key, state] of p.sets) disk.sets.set(key, state);
+  for (const [key, state] of p.docs) disk.docs.set(key, state);
+  for (const r of p.idempotency) if (!disk.idempotency.has(r.key)) disk.idempotency.set(r.key, r);
+  for (const [origin, seq] of p.vv) disk.nodeVv.set(origin, Math.max(seq, disk.nodeVv.get(origin) ?? 0));
+  compact(disk, p.vv);
+  for (const [k, v] of p.meta) disk.meta.set(k, v);
+  const rows = disk.snapshotStage.size;
+  disk.snapshotStage.clear();
+  return rows;
 }

@@ -18,10 +18,18 @@ import { assertWellFormedKey, compareUtf8, listRange } from "./key-order.js";
 import {
   applyWrite, commitWrite, compactOpsWrite, compareNumbers, createMemoryDisk, lowerBound, pruneIdempotencyWrite, setMetaWrite,
 } from "./memory-disk.js";
-import type { DiskWrite, MemoryDisk, StoredConflict, StoredKv } from "./memory-disk.js";
+import type { DiskWrite, MemoryDisk, PreparedInstall, StoredConflict, StoredKv } from "./memory-disk.js";
+import { stageKey as stageKeyOf } from "./memory-disk.js";
+import { encodeMetaValue } from "./checks.js";
+import { HLC_ZERO } from "../core/hlc.js";
+import type { Hlc } from "../core/hlc.js";
+import type { RowOf, StateOf } from "../core/apply/types.js";
+import type { Namespace } from "../core/op.js";
+import type { SnapshotHeader, SnapshotRow } from "../core/snapshot.js";
+import { idemRowData, runInstall, textRowData, type InstallIo } from "./snapshot-install.js";
 import { opFromRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
-import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, OpLogStats, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
 
 export type { MemoryDisk } from "./memory-disk.js";
 export { cloneMemoryDisk, createMemoryDisk } from "./memory-disk.js";
@@ -188,6 +196,123 @@ class MemoryStore implements MemoryStorage {
 
   appliedVv(): VersionVector {
     return vvFromMap(this.open().nodeVv);
+  }
+
+  openSnapshot(): SnapshotReader {
+    const disk = this.open();
+    // The simulator's states are small: the snapshot is a copy taken now, paged out later.
+    const rows: SnapshotRow[] = [];
+    for (const key of disk.kvKeys) rows.push({ ns: "kv", key, data: textRowData((disk.kv.get(key) as StoredKv).state) });
+    const sorted = <T>(m: Map<string, T>): [string, T][] => [...m.entries()].sort((a, b) => compareUtf8(a[0], b[0]));
+    for (const [key, text] of sorted(disk.counters)) rows.push({ ns: "counters", key, data: textRowData(text) });
+    for (const [key, text] of sorted(disk.sets)) rows.push({ ns: "sets", key, data: textRowData(text) });
+    for (const [key, state] of sorted(disk.docs)) rows.push({ ns: "docs", key, data: new Uint8Array(state) });
+    for (const [key, r] of sorted(disk.idempotency)) rows.push({ ns: "idem", key, data: idemRowData(r) });
+    const header: SnapshotHeader = {
+      vv: vvFromMap(disk.nodeVv),
+      sweptVv: this.getMeta("sweptVv") ?? {},
+      hlc: this.getMeta("lastHlc") ?? HLC_ZERO,
+    };
+    let at = 0;
+    let closed = false;
+    return {
+      header,
+      next(maxRows, maxBytes) {
+        if (closed) throw new Error("snapshot reader is closed");
+        const out: SnapshotRow[] = [];
+        let taken = 0;
+        while (at < rows.length && out.length < maxRows && taken < maxBytes) {
+          const r = rows[at++] as SnapshotRow;
+          out.push(r);
+          taken += r.data.length + r.key.length;
+        }
+        return out;
+      },
+      close() {
+        closed = true;
+      },
+    };
+  }
+
+  clearSnapshotStage(): void {
+    this.open();
+    this.write({ type: "clearSnapshotStage" });
+  }
+
+  stageSnapshotRows(rows: readonly SnapshotRow[]): void {
+    this.open();
+    if (rows.length > 0) this.write({ type: "stageSnapshot", rows: rows.map((r) => ({ ns: r.ns, key: r.key, data: new Uint8Array(r.data) })) });
+  }
+
+  stagedSnapshotRows(): number {
+    return this.open().snapshotStage.size;
+  }
+
+  installSnapshot(header: SnapshotHeader, rules: InstallRules): InstallResult {
+    const disk = this.open();
+    const staged = [...disk.snapshotStage.values()].sort((a, b) => (a.ns === b.ns ? compareUtf8(a.key, b.key) : a.ns < b.ns ? -1 : 1));
+    const out = { kv: [] as [string, StoredKv | null][], counters: [] as [string, string][], sets: [] as [string, string][], docs: [] as [string, Uint8Array][], idempotency: [] as IdempotencyRecord[] };
+    let meta: [string, string][] = [];
+    let vv: [string, number][] = [];
+    const io: InstallIo = {
+      stagedPage(after, limit) {
+        let i = 0;
+        if (after !== null) {
+          while (i < staged.length) {
+            const r = staged[i] as SnapshotRow;
+            if (r.ns > after.ns || (r.ns === after.ns && compareUtf8(r.key, after.key) > 0)) break;
+            i++;
+          }
+        }
+        return staged.slice(i, i + limit);
+      },
+      unstagedKvPage(after, limit) {
+        const page: KvRow[] = [];
+        let i = lowerBound(disk.kvKeys, after, compareUtf8);
+        if (disk.kvKeys[i] === after) i++;
+        for (; i < disk.kvKeys.length && page.length < limit; i++) {
+          const key = disk.kvKeys[i] as string;
+          if (disk.snapshotStage.has(stageKeyOf("kv", key))) continue;
+          page.push({ key, reg: JSON.parse((disk.kv.get(key) as StoredKv).state) as KvRegister, deleted: false });
+        }
+        return page;
+      },
+      local: <N extends Namespace>(ns: N, key: string): StateOf<N> | undefined => {
+        const v = ns === "kv" ? this.getKv(key) : ns === "counters" ? this.getCounter(key) : ns === "sets" ? this.getSet(key) : this.getDoc(key);
+        return v as StateOf<N> | undefined;
+      },
+      putRow<N extends Namespace>(ns: N, row: RowOf<N>) {
+        if (ns === "kv") {
+          const r = row as RowOf<"kv">;
+          out.kv.push([r.key, { state: JSON.stringify(r.reg), deleted: r.deleted }]);
+        } else if (ns === "docs") {
+          const r = row as RowOf<"docs">;
+          out.docs.push([r.key, new Uint8Array(r.state)]);
+        } else {
+          const r = row as RowOf<"counters"> | RowOf<"sets">;
+          (ns === "counters" ? out.counters : out.sets).push([r.key, JSON.stringify(r.state)]);
+        }
+      },
+      deleteKv(key) {
+        out.kv.push([key, null]);
+      },
+      addIdempotency(r) {
+        out.idempotency.push({ ...r });
+      },
+      localMeta: () => ({ lastSeq: this.getMeta("lastSeq") ?? 0, lastHlc: (this.getMeta("lastHlc") as Hlc | undefined) ?? HLC_ZERO, sweptVv: this.getMeta("sweptVv") ?? {} }),
+      finish(headerVv, m) {
+        vv = Object.entries(headerVv);
+        meta = [
+          ["lastSeq", encodeMetaValue("lastSeq", m.lastSeq)],
+          ["lastHlc", encodeMetaValue("lastHlc", m.lastHlc)],
+          ["sweptVv", encodeMetaValue("sweptVv", m.sweptVv)],
+        ];
+      },
+    };
+    const result = runInstall(io, header, rules);
+    const install: PreparedInstall = { ...out, vv, meta };
+    this.write({ type: "installSnapshot", install });
+    return result;
   }
 
   conflicts(limit: number): Conflict[] {

@@ -108,6 +108,18 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "an index of kv tombstones, so compaction finds them without scanning the live keys",
     sql: "CREATE INDEX kv_dead ON kv (key) WHERE deleted = 1;",
   },
+  {
+    version: 5,
+    description: "a staging table for a snapshot being received: its rows wait here until one transaction installs them",
+    sql: `
+      CREATE TABLE snapshot_stage (
+        ns   TEXT NOT NULL CHECK (ns IN ('kv', 'counters', 'sets', 'docs', 'idem')),
+        key  TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (ns, key)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** Throws unless the versions are 1, 2, 3, ... in order (a programmer error). */

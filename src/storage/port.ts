@@ -11,6 +11,9 @@ import { HLC_ZERO } from "../core/hlc.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState } from "../core/op.js";
 import type { IdempotencyRecord, KeyStateRows, KvRow } from "../core/apply/types.js";
+import type { InstallRules, SnapshotHeader, SnapshotRow } from "../core/snapshot.js";
+
+export type { InstallRules } from "../core/snapshot.js";
 import type { VersionVector } from "../core/version-vector.js";
 
 // Row and record types are the core's (the apply path makes them); storage re-exports them.
@@ -87,6 +90,30 @@ export interface ListKvOptions {
   readonly includeDeleted?: boolean;
 }
 
+/**
+ * A consistent read of the whole state for a snapshot (core/snapshot.ts), in
+ * a read transaction of its own: commits go on meanwhile and are not in it.
+ * Rows come namespace by namespace, in key order. Close it when done (it
+ * holds the read transaction, and with it the WAL, until then).
+ */
+export interface SnapshotReader {
+  /** The vector, swept context and clock the rows are consistent with. */
+  readonly header: SnapshotHeader;
+  /** The next rows: at most `maxRows`, and no more once `maxBytes` of data are taken (at least one row); empty at the end. */
+  next(maxRows: number, maxBytes: number): SnapshotRow[];
+  close(): void;
+}
+
+/** What an install did. */
+export interface InstallResult {
+  /** Snapshot rows installed. */
+  readonly rows: number;
+  /** Local kv rows removed (their versions covered by the snapshot, which lacks the key). */
+  readonly removedKv: number;
+  /** Docs whose state the snapshot gave or changed (live rooms reload them). */
+  readonly docKeys: readonly string[];
+}
+
 /** The largest page listKv, getOps and conflicts return. */
 export const STORAGE_PAGE_MAX = 10_000;
 
@@ -134,6 +161,25 @@ export interface Storage {
    * compaction rules) decides which tombstones every node holds.
    */
   dropTombstones(rows: readonly KvRow[]): number;
+
+  /** A consistent read of the whole state, for a snapshot sent to a peer or written to a backup. */
+  openSnapshot(): SnapshotReader;
+  /** Discards the staged snapshot rows, if any (a new snapshot starts, or one was cut off). */
+  clearSnapshotStage(): void;
+  /** Stages rows of a snapshot being received; nothing is installed until installSnapshot. A row staged twice keeps the later one. */
+  stageSnapshotRows(rows: readonly SnapshotRow[]): void;
+  /** Rows staged now. */
+  stagedSnapshotRows(): number;
+  /**
+   * Installs the staged snapshot, covering `header.vv`, in ONE transaction
+   * (a crash leaves the store as it was, or fully installed): every staged row
+   * and every local kv row the snapshot lacks becomes what `rules.row` says;
+   * staged idempotency records are added where none is kept; the node vector
+   * and the op-log floor rise to `header.vv` (logged ops it covers go: the
+   * state has them); the metadata becomes `rules.meta`'s; the stage is cleared.
+   * Throws on a staged row that does not decode, changing nothing.
+   */
+  installSnapshot(header: SnapshotHeader, rules: InstallRules): InstallResult;
 
   /** Recorded conflicts, newest first. */
   conflicts(limit: number): Conflict[];

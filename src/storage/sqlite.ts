@@ -19,7 +19,11 @@ import { KV_READ_CACHE_DEFAULTS, KvReadCache, type KvReadCacheOptions } from "./
 import { migrate } from "./migrations.js";
 import { opFromRow, opToRow, type OpRow } from "./op-row.js";
 import { bytes, conflictFromRow, OP_ROW_BYTES, OP_SELECT_COLUMNS, opRowBytes, vvFromRows, type SqlConflictRow, type SqlIdempotencyRow, type SqlKvRow, type SqlOpRow, type SqlVvRow } from "./sqlite-rows.js";
-import type { Batch, CommitResult, IdempotencyRecord, KvRow, ListKvOptions, MetaValue, OpLogStats, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
+import type { SnapshotHeader, SnapshotRow } from "../core/snapshot.js";
+import type { RowOf, StateOf } from "../core/apply/types.js";
+import type { Namespace } from "../core/op.js";
+import { openSqliteSnapshot, SqliteSnapshotStage } from "./sqlite-snapshot.js";
 
 /** How to open a SQLite store. */
 export interface SqliteStorageOptions {
@@ -147,6 +151,7 @@ class SqliteStore implements SqliteStorage {
   private readonly dropTxn: Database.Transaction<(rows: readonly KvRow[]) => number>;
   /** The op log's rows and bytes: counted once at open, then moved by every commit and compaction. */
   private logStats: { ops: number; bytes: number };
+  private readonly stage: SqliteSnapshotStage;
 
   constructor(readonly path: string, opts: SqliteStorageOptions) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -180,6 +185,31 @@ class SqliteStore implements SqliteStorage {
     });
     const size = this.s.opLogSize.get() as { n: number; b: number };
     this.logStats = { ops: size.n, bytes: size.b };
+    this.stage = new SqliteSnapshotStage({
+      db,
+      // Read past the kv cache: the install changes rows the cache holds, and empties it after.
+      local: <N extends Namespace>(ns: N, key: string): StateOf<N> | undefined => {
+        if (ns !== "kv") return this.stateOf(ns, key) as StateOf<N> | undefined;
+        const v = this.s.getKv.get(key);
+        return (v === undefined ? undefined : JSON.parse(v)) as StateOf<N> | undefined;
+      },
+      putRow: <N extends Namespace>(ns: N, row: RowOf<N>): void => {
+        this.writeBatch({ [ns]: [row] }, []);
+      },
+      getMeta: <T>(key: string): T | undefined => this.getMeta(key) as T | undefined,
+      raiseTo: (vv: VersionVector): void => {
+        for (const [origin, seq] of Object.entries(vv)) {
+          if (seq <= 0) continue;
+          this.s.raiseNodeVv.run(origin, seq);
+          this.s.deleteOpsUpTo.run(origin, seq);
+          this.s.raiseFloor.run(origin, seq);
+        }
+      },
+    });
+  }
+
+  private stateOf(ns: Exclude<Namespace, "kv">, key: string): CounterState | OrSetState | DocState | undefined {
+    return ns === "counters" ? this.getCounter(key) : ns === "sets" ? this.getSet(key) : this.getDoc(key);
   }
 
   getMeta<K extends string>(key: K): MetaValue<K> | undefined {
@@ -350,6 +380,34 @@ class SqliteStore implements SqliteStorage {
 
   appliedVv(): VersionVector {
     return vvFromRows(this.s.nodeVv.all());
+  }
+
+  openSnapshot(): SnapshotReader {
+    return openSqliteSnapshot(this.path);
+  }
+
+  clearSnapshotStage(): void {
+    this.stage.clear();
+  }
+
+  stageSnapshotRows(rows: readonly SnapshotRow[]): void {
+    if (rows.length > 0) this.stage.stage(rows);
+  }
+
+  stagedSnapshotRows(): number {
+    return this.stage.count();
+  }
+
+  installSnapshot(header: SnapshotHeader, rules: InstallRules): InstallResult {
+    assertVv("snapshot vv", header.vv);
+    try {
+      return this.stage.install(header, rules);
+    } finally {
+      // Rolled back or not, the cache may hold rows the transaction read or wrote: it starts over.
+      this.kvCache.clear();
+      const size = this.s.opLogSize.get() as { n: number; b: number };
+      this.logStats = { ops: size.n, bytes: size.b };
+    }
   }
 
   conflicts(limit: number): Conflict[] {

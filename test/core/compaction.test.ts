@@ -485,6 +485,7 @@ function config(self: string, members: readonly MemberConfig[]): ReplConfig {
     sendWindowOps: 1024,
     frameOpsMax: 512,
     stepOpsMax: 2048,
+    memberForgetMs: 3_600_000,
   };
 }
 
@@ -505,6 +506,7 @@ class Node {
 
 const opsOf = (out: ReplOutput): string[] => out.send.flatMap(({ to, frame: f }) => (f.t === "ops" ? [`${to} ops#${f.batch} ${f.fence} ${f.range.origin}:${f.range.fromSeq}-${f.range.toSeq}`] : []));
 const warnsOf = (out: ReplOutput): string[] => out.events.filter((e) => e.level === "warn").map((e) => e.msg);
+const snapshotsOf = (out: ReplOutput): string[] => out.send.flatMap(({ to, frame: f }) => (f.t === "snapshot" ? [`${to} snapshot#${f.id}`] : []));
 
 describe("replication machine with a compacted op log", () => {
   /** a-1 leads region a, committed a-1:1-10 and compacted its log to a-1:5, before a-2's link comes up. */
@@ -517,12 +519,12 @@ describe("replication machine with a compacted op log", () => {
   }
 
   for (const report of ["ping", "ack"] as const) {
-    it(`streams nothing to a follower below the floor, warns once, and streams past the floor once it reports (${report}) a vector covering it`, () => {
+    it(`streams no ops to a follower below the floor, asks for one snapshot, and streams past the floor once it reports (${report}) a vector covering it`, () => {
       const n = compactedLeader();
       const up = n.feed(4, { type: "link_up", peer: id("a-2"), vv: {}, epoch: 0 });
       expect(opsOf(up)).toEqual([]);
-      expect(warnsOf(up)).toHaveLength(1);
-      expect(warnsOf(up)[0]).toMatch(/compacted/);
+      expect(snapshotsOf(up)).toEqual(["a-2 snapshot#1"]);
+      expect(up.events.map((e) => e.msg).join("\n")).toMatch(/compacted away: sending it a snapshot/);
       expect(n.s.peers.get(id("a-2"))?.needsCompacted).toBe(true);
       // Not again: not on a flush, a tick, a commit, nor a report still below the floor.
       const later: ReplOutput[] = [
@@ -535,6 +537,7 @@ describe("replication machine with a compacted op log", () => {
       ];
       for (const out of later) {
         expect(opsOf(out)).toEqual([]);
+        expect(snapshotsOf(out)).toEqual([]);
         expect(warnsOf(out)).toEqual([]);
       }
       const covered: ReplOutput =
@@ -547,16 +550,17 @@ describe("replication machine with a compacted op log", () => {
     });
   }
 
-  it("a follower that holds the floor gets the ops after it at once, with no warning; a new episode warns again", () => {
+  it("a follower that holds the floor gets the ops after it at once, with no snapshot; a new episode gets one", () => {
     const n = compactedLeader();
     const up = n.feed(4, { type: "link_up", peer: id("a-2"), vv: { "a-1": 7 }, epoch: 0 });
     expect(opsOf(up)).toEqual(["a-2 ops#1 a:3 a-1:8-10"]);
+    expect(snapshotsOf(up)).toEqual([]);
     expect(warnsOf(up)).toEqual([]);
     // The follower comes back empty (its disk replaced): below the floor again.
     n.feed(5, { type: "link_down", peer: id("a-2"), reason: "test" });
     const again = n.feed(6, { type: "link_up", peer: id("a-2"), vv: {}, epoch: 0 });
     expect(opsOf(again)).toEqual([]);
-    expect(warnsOf(again)).toHaveLength(1);
+    expect(snapshotsOf(again)).toEqual(["a-2 snapshot#1"]);
   });
 
   it("a floor raised under a follower's feet stops the stream to it", () => {
@@ -567,7 +571,7 @@ describe("replication machine with a compacted op log", () => {
     n.feed(4, { type: "frame", peer: id("a-2"), frame: { t: "ack", batch: 1, vv: { "a-1": 2 } } });
     // The floor passes what a-2 acked (the runtime would not do this; the machine still must not plan from below it).
     const out = n.feed(5, { type: "compacted", floor: { "a-1": 3 } });
-    expect(warnsOf(out)).toHaveLength(1);
+    expect(snapshotsOf(out)).toEqual(["a-2 snapshot#1"]);
     expect(opsOf(n.feed(6, { type: "committed", vv: { "a-1": 8 } }))).toEqual([]);
   });
 });

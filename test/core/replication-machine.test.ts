@@ -37,6 +37,7 @@ function config(self: string, over: Partial<ReplConfig> = {}): ReplConfig {
     sendWindowOps: 1024,
     frameOpsMax: 512,
     stepOpsMax: 2048,
+    memberForgetMs: 3_600_000,
     ...over,
   };
 }
@@ -315,6 +316,7 @@ export function runSchedule(seedOps: readonly { kind: number; a: number; b: numb
   const deliver = (m: Msg): void => {
     const n = byId.get(m.to) as SimNode;
     const f = m.frame;
+    if (f.t === "snapshot") throw new Error("no op is ever compacted here: a snapshot was not expected");
     if (f.t !== "ops") return void feed(n, { type: "frame", peer: m.from, frame: f });
     const highest: Record<string, number> = {};
     for (const d of m.dots) highest[d.origin] = Math.max(highest[d.origin] ?? 0, d.seq);

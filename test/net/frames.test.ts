@@ -90,6 +90,20 @@ const frameArbs: Record<Frame["t"], fc.Arbitrary<Frame>> = {
   control: fc.oneof(fc.json({ maxDepth: 2 }).filter((j) => j.length >= 2), fc.string({ minLength: 2, maxLength: 40 })).map((json): Frame => ({ t: "control", json })),
   presence: fc.record({ room: keyArb, update: fc.uint8Array({ maxLength: 64 }) }).map((f): Frame => ({ t: "presence", ...f })),
   "live-update": fc.record({ room: keyArb, update: fc.uint8Array({ maxLength: 64 }) }).map((f): Frame => ({ t: "live-update", ...f })),
+  "snap-begin": fc.record({ id: natArb, vv: vvArb, sweptVv: vvArb, hlc: hlcArb }).map((f): Frame => ({ t: "snap-begin", ...f })),
+  "snap-rows": fc
+    .record({
+      id: natArb,
+      rows: fc.array(
+        fc.oneof(
+          fc.record({ ns: fc.constantFrom("kv" as const, "counters" as const, "sets" as const, "docs" as const), key: keyArb, data: fc.uint8Array({ maxLength: 64 }) }),
+          fc.record({ ns: fc.constant("idem" as const), key: fc.string({ minLength: 1, maxLength: 40 }), data: fc.uint8Array({ maxLength: 64 }) }),
+        ),
+        { maxLength: 5 },
+      ),
+    })
+    .map((f): Frame => ({ t: "snap-rows", ...f })),
+  "snap-end": fc.record({ id: natArb, rows: natArb }).map((f): Frame => ({ t: "snap-end", ...f })),
 };
 const anyFrameArb = fc.oneof(...Object.values(frameArbs));
 

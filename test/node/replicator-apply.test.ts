@@ -64,6 +64,10 @@ describe("replicator: applying peers' ops", () => {
       electionTimeoutMs: 500,
       writeWaitMs: 3000,
       maxClockSkewMs: 500,
+      memberForgetMs: 3_600_000,
+      sendSnapshot: () => {
+        throw new Error("no op is compacted here: a snapshot was not expected");
+      },
       now: Date.now,
       logger: pino({ level: "silent" }),
       metrics,

@@ -56,6 +56,17 @@ export const PONG_INTERVAL_MS = 1000;
 /** At most one log line per peer in this period about batches refused from it; the rest are counted in it. */
 export const REFUSAL_LOG_INTERVAL_MS = 5000;
 
+/** Snapshots this node streams at once: each holds a read transaction and a link's bandwidth. */
+export const SNAPSHOTS_AT_ONCE = 1;
+
+/**
+ * A snapshot sent whole that the peer has not installed (its vector still
+ * below the floor) after this many election timeouts is taken for lost, and
+ * another one is sent. A large install blocks the peer for a while, so this
+ * is generous; a link that drops ends the wait at once.
+ */
+export const SNAPSHOT_INSTALL_TIMEOUTS = 100;
+
 /** The state of a node that starts at `nowMs` with `committedVv` durable, its op log compacted up to `floor`, and no link up. */
 export function initReplication(cfg: ReplConfig, committedVv: VersionVector, nowMs: number, wallMs: number, floor: VersionVector = {}): ReplState {
   checkConfig(cfg);
@@ -76,9 +87,12 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
       unsentAtMs: null,
       inflightSinceMs: null,
       needsCompacted: false,
+      snapshot: null,
+      forgotten: false,
     });
   }
-  return { cfg, peers, committedVv, floor, regionEpochs: new Map(), leadership: null, waits: new Map(), clock: startClock(nowMs), wallMs };
+  const clock = startClock(nowMs);
+  return { cfg, peers, committedVv, floor, regionEpochs: new Map(), leadership: null, waits: new Map(), clock, wallMs, startedMs: awakeNow(clock, nowMs), nextSnapshotId: 1 };
 }
 
 /** The scratchpad of one step (nothing outlives the call). */
@@ -118,6 +132,7 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
       // signs of life that arrived meanwhile are not read yet.
       if (observed.fireTimers) closeDeadLinks(d);
       resendLost(d);
+      forgetSilent(d);
       ping(d);
       expireWaits(d);
       break;
@@ -125,7 +140,8 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
       linkUp(d, input.peer, input.vv, input.epoch);
       break;
     case "link_down":
-      setPeer(d, input.peer, (p) => ({ ...p, linkUp: false, view: { ...p.view, up: false } }));
+      // A snapshot streaming on the link is cut off with it; the next link gets a new one if it still needs it.
+      setPeer(d, input.peer, (p) => ({ ...p, linkUp: false, view: { ...p.view, up: false }, snapshot: null }));
       d.events.push({ level: "debug", msg: "link down", fields: { peer: input.peer, reason: input.reason } });
       break;
     case "frame":
@@ -151,6 +167,9 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
       return finish(d, true);
     case "flush":
       flushAcks(d);
+      break;
+    case "snapshot_sent":
+      snapshotSent(d, input.peer, input.id, input.ok, input.reason);
       break;
     case "leadership":
       d.s = { ...d.s, leadership: input.leadership };
@@ -258,10 +277,13 @@ function setPeer(d: Draft, peer: NodeId, f: (p: PeerState) => PeerState): PeerSt
 }
 
 function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void {
+  if (d.s.peers.get(peer)?.forgotten === true) returned(d, peer);
   setPeer(d, peer, (p) => ({
     ...p,
     linkUp: true,
     heardMs: d.nowMs,
+    forgotten: false,
+    snapshot: null,
     aliveMs: null,
     view: { ...p.view, up: true, vv, epoch },
     // A new link starts from what the peer says it has: nothing is in flight on it.
@@ -299,6 +321,30 @@ function closeDeadLinks(d: Draft): void {
   }
 }
 
+/**
+ * A member silent longer than memberForgetMs (one never heard: since this
+ * node started) stops holding the stability frontier back: a member that is
+ * gone for good must not stop compaction forever. Said once when it happens.
+ */
+function forgetSilent(d: Draft): void {
+  const forgetMs = d.s.cfg.memberForgetMs;
+  for (const [id, p] of d.s.peers) {
+    if (p.forgotten || p.view.up) continue;
+    const silentMs = d.nowMs - (p.heardMs ?? d.s.startedMs);
+    if (silentMs <= forgetMs) continue;
+    setPeer(d, id, (x) => ({ ...x, forgotten: true }));
+    d.events.push({
+      level: "warn",
+      msg: "member silent longer than member-forget-ms: it no longer holds compaction back, and bootstraps from a snapshot if it returns needing compacted ops",
+      fields: { peer: id, silentMs: Math.round(silentMs), memberForgetMs: forgetMs, heardSinceStart: p.heardMs !== null },
+    });
+  }
+}
+
+function returned(d: Draft, peer: NodeId): void {
+  d.events.push({ level: "info", msg: "forgotten member is back: it holds the stability frontier again", fields: { peer } });
+}
+
 function resendLost(d: Draft): void {
   const afterMs = RESEND_AFTER_TIMEOUTS * d.s.cfg.electionTimeoutMs;
   for (const [id, p] of d.s.peers) {
@@ -317,8 +363,10 @@ function ping(d: Draft): void {
 }
 
 function onFrame(d: Draft, peer: NodeId, f: InFrame): void {
-  const p = setPeer(d, peer, (x) => ({ ...x, heardMs: d.nowMs, view: x.linkUp && !x.view.up ? { ...x.view, up: true } : x.view }));
+  const before = d.s.peers.get(peer);
+  const p = setPeer(d, peer, (x) => ({ ...x, heardMs: d.nowMs, forgotten: false, view: x.linkUp && !x.view.up ? { ...x.view, up: true } : x.view }));
   if (p === undefined) return;
+  if (before?.forgotten === true) returned(d, peer);
   switch (f.t) {
     case "ops":
       return onOps(d, p, f);
@@ -476,17 +524,13 @@ function planAll(d: Draft): void {
     // Its socket queue was full a moment ago: let it drain for a heartbeat instead of refilling it at once.
     if (p.unsentAtMs !== null && d.nowMs - p.unsentAtMs < d.s.cfg.heartbeatMs) continue;
     if (needsCompactedOps(p.send.acked, d.s.floor)) {
-      if (!p.needsCompacted) {
-        setPeer(d, peer, (x) => ({ ...x, needsCompacted: true }));
-        d.events.push({
-          level: "warn",
-          msg: "peer needs ops this node compacted away; nothing is sent to it until it is restored from a snapshot",
-          fields: { peer, peerVv: p.send.acked, floor: d.s.floor },
-        });
-      }
+      planSnapshot(d, p);
       continue;
     }
-    if (p.needsCompacted) setPeer(d, peer, (x) => ({ ...x, needsCompacted: false }));
+    if (p.needsCompacted) {
+      setPeer(d, peer, (x) => ({ ...x, needsCompacted: false, snapshot: null }));
+      d.events.push({ level: "info", msg: "peer holds what this node compacted: streaming ops to it from its vector", fields: { peer, peerVv: p.send.acked } });
+    }
     const offer = offerFor(d, p);
     let send = p.send;
     for (const r of planSend(send, offer, d.s.cfg.sendWindowOps)) {
@@ -505,6 +549,65 @@ function planAll(d: Draft): void {
     }
     if (send !== p.send) setPeer(d, peer, (x) => ({ ...x, send, inflightSinceMs: x.inflightSinceMs ?? (send.inflight.size > 0 ? d.nowMs : null) }));
   }
+}
+
+/**
+ * A push target needs ops below this node's floor (a new member, one that
+ * lost its data, or one forgotten while silent): it gets this node's state as
+ * a snapshot instead, then the ops after it. One snapshot at a time per
+ * sender; one that went out whole but was not installed in time is sent again.
+ */
+function planSnapshot(d: Draft, p: PeerState): void {
+  const peer = p.view.node;
+  if (!p.needsCompacted) setPeer(d, peer, (x) => ({ ...x, needsCompacted: true }));
+  let current = p.snapshot;
+  if (current !== null && current.sentMs !== null && d.nowMs - current.sentMs >= SNAPSHOT_INSTALL_TIMEOUTS * d.s.cfg.electionTimeoutMs) {
+    d.events.push({ level: "warn", msg: "snapshot sent but not installed in time; sending another", fields: { peer, id: current.id } });
+    current = null;
+  }
+  if (current !== null) return;
+  let streaming = 0;
+  for (const x of d.s.peers.values()) if (x.snapshot !== null && x.snapshot.sentMs === null) streaming++;
+  if (streaming >= SNAPSHOTS_AT_ONCE) {
+    if (p.snapshot !== null) setPeer(d, peer, (x) => ({ ...x, snapshot: null }));
+    return;
+  }
+  const id = d.s.nextSnapshotId;
+  d.s = { ...d.s, nextSnapshotId: id + 1 };
+  setPeer(d, peer, (x) => ({ ...x, snapshot: { id, sentMs: null } }));
+  d.send.push({ to: peer, frame: { t: "snapshot", id } });
+  d.events.push({
+    level: "info",
+    msg: "peer needs ops this node compacted away: sending it a snapshot of this node's state, then the ops after it",
+    fields: {
+      peer,
+      id,
+      why: p.forgotten ? "it was silent longer than member-forget-ms" : "its vector is below this node's compacted floor (a new member, or one that lost its data)",
+      peerVv: p.send.acked,
+      floor: d.s.floor,
+    },
+  });
+}
+
+function snapshotSent(d: Draft, peer: NodeId, id: number, ok: boolean, reason: string | undefined): void {
+  const p = d.s.peers.get(peer);
+  if (p === undefined || p.snapshot === null || p.snapshot.id !== id) return;
+  if (ok) {
+    setPeer(d, peer, (x) => ({ ...x, snapshot: { id, sentMs: d.nowMs } }));
+    d.events.push({ level: "info", msg: "snapshot sent; waiting for the peer to install it", fields: { peer, id } });
+    return;
+  }
+  setPeer(d, peer, (x) => ({ ...x, snapshot: null }));
+  d.events.push({ level: "warn", msg: "snapshot could not be sent; trying again", fields: { peer, id, reason: reason ?? "unknown" } });
+}
+
+/**
+ * True while snapshot `id` to `peer` is wanted (its driver streams the next
+ * rows only then): the link that carries it is up and the machine still waits for it.
+ */
+export function snapshotWanted(s: ReplState, peer: NodeId, id: number): boolean {
+  const p = s.peers.get(peer);
+  return p !== undefined && p.linkUp && p.snapshot !== null && p.snapshot.id === id && p.snapshot.sentMs === null;
 }
 
 /**
@@ -556,7 +659,7 @@ function regionsOf(cfg: ReplConfig): ReadonlyMap<string, string> {
 }
 
 function checkConfig(cfg: ReplConfig): void {
-  for (const [name, v] of Object.entries({ heartbeatMs: cfg.heartbeatMs, electionTimeoutMs: cfg.electionTimeoutMs, sendWindowOps: cfg.sendWindowOps, frameOpsMax: cfg.frameOpsMax, stepOpsMax: cfg.stepOpsMax })) {
+  for (const [name, v] of Object.entries({ heartbeatMs: cfg.heartbeatMs, electionTimeoutMs: cfg.electionTimeoutMs, sendWindowOps: cfg.sendWindowOps, frameOpsMax: cfg.frameOpsMax, stepOpsMax: cfg.stepOpsMax, memberForgetMs: cfg.memberForgetMs })) {
     if (!(Number.isSafeInteger(v) && v > 0)) throw new Error(`replication: ${name} must be a positive integer, got ${v}`);
   }
   if (!cfg.members.some((m) => m.node === cfg.self.node)) throw new Error(`replication: self ${cfg.self.node} is not a member`);

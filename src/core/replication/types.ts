@@ -29,6 +29,12 @@ export interface ReplConfig {
   readonly frameOpsMax: number;
   /** Ops planned per step over all peers: the bound on one event-loop turn's sending work. */
   readonly stepOpsMax: number;
+  /**
+   * A member silent this long (never heard: since this node started) stops
+   * holding the stability frontier back; it bootstraps from a snapshot when
+   * it returns, if it needs ops compacted meanwhile.
+   */
+  readonly memberForgetMs: number;
 }
 
 /** The leadership of this node's region, as the election last said. */
@@ -66,8 +72,12 @@ export interface PeerState {
   readonly pongedMs: number | null;
   /** Refusals of this peer's batches since the last logged one (the log is rate-limited). */
   readonly refusals: { readonly loggedMs: number; readonly suppressed: number };
-  /** The peer needs ops this node compacted away: nothing is sent to it (said once per episode). */
+  /** The peer needs ops this node compacted away: no ops are sent to it, a snapshot is (said once per episode). */
   readonly needsCompacted: boolean;
+  /** A snapshot of this node streaming to the peer: its id, and when its last row went out (null: still streaming). */
+  readonly snapshot: { readonly id: number; readonly sentMs: number | null } | null;
+  /** Silent longer than memberForgetMs: its reports no longer hold the stability frontier back. */
+  readonly forgotten: boolean;
 }
 
 /** A client write waiting for `ack=region|all`. */
@@ -92,6 +102,10 @@ export interface ReplState {
   readonly clock: AwakeClock;
   /** Wall clock of the last input (ms): pings carry it, pongs echo it. */
   readonly wallMs: number;
+  /** Awake time this machine started: a member never heard from is silent since then. */
+  readonly startedMs: number;
+  /** The id the next snapshot this node sends gets. */
+  readonly nextSnapshotId: number;
 }
 
 /** Frames other than ops, the same both ways. */
@@ -122,12 +136,21 @@ export type ReplInput =
   | { readonly type: "unsent"; readonly peer: NodeId }
   /** Send what is due: batched acks, and more ops where windows allow. */
   | { readonly type: "flush" }
+  /** The snapshot `id` to `peer` went out whole (ok), or could not (the link went, the read failed). */
+  | { readonly type: "snapshot_sent"; readonly peer: NodeId; readonly id: number; readonly ok: boolean; readonly reason?: string }
   | { readonly type: "leadership"; readonly leadership: Leadership }
   /** A client write waits until `origin:seq` is durable at `level`. */
   | { readonly type: "await"; readonly id: number; readonly origin: NodeId; readonly seq: number; readonly level: "region" | "all" };
 
-/** Frames the machine sends; ops go out as ranges the runtime fills from its tail or log. */
-export type OutFrame = { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly range: CatchUpRange } | ControlFrame;
+/**
+ * Frames the machine sends; ops go out as ranges the runtime fills from its
+ * tail or log, and a snapshot as a stream the runtime reads from its store
+ * (then input `snapshot_sent`).
+ */
+export type OutFrame =
+  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly range: CatchUpRange }
+  | { readonly t: "snapshot"; readonly id: number }
+  | ControlFrame;
 
 export interface ReplEvent {
   readonly level: "debug" | "info" | "warn";

@@ -55,6 +55,8 @@ export interface SimSettings {
   readonly sendWindowOps: number;
   readonly frameOpsMax: number;
   readonly stepOpsMax: number;
+  /** A member silent this long stops holding the stability frontier back. */
+  readonly memberForgetMs: number;
   /** Op-log rows kept before stable ones are compacted (--op-log-retain-ops). */
   readonly opLogRetainOps: number;
   /** How often a compaction step runs (the node's COMPACT_EVERY_MS). */
@@ -236,6 +238,7 @@ export class SimNode {
         sendWindowOps: s.sendWindowOps,
         frameOpsMax: s.frameOpsMax,
         stepOpsMax: s.stepOpsMax,
+        memberForgetMs: s.memberForgetMs,
       },
       this.vv,
       this.mono(),
@@ -358,6 +361,7 @@ export class SimNode {
   }
 
   private sendRepl(to: NodeId, frame: ReplOutput["send"][number]["frame"]): boolean {
+    if (frame.t === "snapshot") throw new InvariantViolation(`${this.id} was asked to send a snapshot to ${to}: the simulator does not stream snapshots yet`);
     if (frame.t !== "ops") return this.host.send(this, to, frame);
     const r = frame.range;
     const ops = this.storage.getOps(r.origin, r.fromSeq, r.toSeq, r.toSeq - r.fromSeq + 1);

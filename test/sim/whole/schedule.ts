@@ -56,6 +56,7 @@ export const SIM_SETTINGS: SimSettings = {
   sendWindowOps: 64,
   frameOpsMax: 16,
   stepOpsMax: 32,
+  memberForgetMs: 3_600_000,
   // A short log and frequent small steps, so compaction runs throughout every schedule.
   opLogRetainOps: 8,
   compactEveryMs: 250,
