@@ -31,6 +31,8 @@ export interface ProcClusterOptions {
   /** Per-node extra env (e.g. a wrong secret for one node). */
   readonly nodeEnv?: Record<string, Record<string, string>>;
   readonly args?: readonly string[];
+  /** Nodes not started with the others (start them later with start()). */
+  readonly deferred?: readonly string[];
 }
 
 /** Creates region files for `specs` and starts every node. */
@@ -77,7 +79,7 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
   // A node that fails to start (it exits, or is too slow on a busy machine)
   // fails the caller before it holds close(): stop the ones already running
   // here, or they outlive the test file and load the machine for the rest.
-  const started = await Promise.allSettled([...files.urls.keys()].map((n) => start(n)));
+  const started = await Promise.allSettled([...files.urls.keys()].filter((n) => !(o.deferred ?? []).includes(n)).map((n) => start(n)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) {
     await stopAll();
