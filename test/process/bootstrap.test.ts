@@ -12,8 +12,12 @@
 // 3. A follower is killed; more keys are written and deleted (keys it holds
 //    live), the others compact past it and sweep the tombstones; it restarts
 //    on its old data dir: it bootstraps, and nothing deleted comes back.
+// Then the region's leader loses its data dir (killed, dir removed, started
+//    again empty): the region goes on under another leader, and the emptied
+//    node bootstraps like a new member; nothing acknowledged is lost.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
 
@@ -228,5 +232,25 @@ describe("bootstrap from a snapshot (real processes)", () => {
     expect(await diff(follower)).toEqual(expectedDiff(follower));
     expect(logOf(follower)).toMatch(/receiving a snapshot/);
     expect(logOf(follower)).toMatch(/snapshot installed/);
+  }, TEST_TIMEOUT_MS);
+
+  it("a leader whose data dir is emptied comes back as a follower that bootstraps; the region keeps its leader and every acknowledged write", async () => {
+    const leader = await usLeader();
+    await c.stop(leader);
+    rmSync(join(c.files.dataDir, leader), { recursive: true, force: true });
+    const next = await usLeader();
+    expect(next).not.toBe(leader);
+    const more = Array.from({ length: 60 }, (_, i) => KEYS + 100 + i);
+    await eachLimited(more, (i) => write("PUT", `${url(next)}/kv/${key(i)}`, { i, under: next }));
+    for (const i of more) expectedKv.set(key(i), { i, under: next });
+    await compactUntil("the old leader's ops compacted at the new one", next, (st) => (st.compactedVv[leader] ?? 0) > 0);
+
+    await c.start(leader);
+    await converged(running());
+    for (const n of running()) expect(await diff(n)).toEqual(expectedDiff(n));
+    expect(logOf(leader)).toMatch(/snapshot installed/);
+    // The region has one leader all its nodes agree on.
+    const views = await Promise.all(running().filter((n) => n.startsWith(US)).map((n) => ok("GET", `${url(n)}/status`)));
+    expect(new Set(views.map((v) => v.leader)).size).toBe(1);
   }, TEST_TIMEOUT_MS);
 });
