@@ -7,14 +7,15 @@ import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
 import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING } from "../node/settings.js";
 import { checkKey, checkNodeUrl } from "./arg-checks.js";
+import { parseSnapshot, SNAPSHOT_OPTIONS, SNAPSHOT_OVERVIEW, snapshotHelp, type SnapshotCommand } from "./snapshot-args.js";
 import { argsForParse, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Subcommands that have their own help text. */
-export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del" | RemoteTopic;
-const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del", ...REMOTE_TOPICS];
+export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del" | "snapshot" | RemoteTopic;
+const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del", ...REMOTE_TOPICS, "snapshot"];
 
 /** Where a node listens when it must not listen on its URL's address (containers). */
 export interface ListenAddress {
@@ -42,6 +43,7 @@ export type CliCommand =
   | { readonly cmd: "get"; readonly key: string; readonly node?: string; readonly json?: true }
   | { readonly cmd: "del"; readonly key: string; readonly node?: string; readonly json?: true }
   | RemoteCommand
+  | SnapshotCommand
   | { readonly cmd: "help"; readonly topic?: HelpTopic }
   | { readonly cmd: "error"; readonly message: string };
 
@@ -63,6 +65,7 @@ const OPTIONS: Record<HelpTopic, Record<string, OptionSpec>> = {
   get: { ...help, node: str, json: { type: "boolean" } },
   del: { ...help, node: str, json: { type: "boolean" } },
   ...REMOTE_OPTIONS,
+  snapshot: SNAPSHOT_OPTIONS,
 };
 
 function isTopic(s: string | undefined): s is HelpTopic {
@@ -178,6 +181,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
       if (typeof listen === "string") return fail(listen);
       return { cmd: "node", node: node as NodeId, regions, data, listen, flags };
     }
+    case "snapshot":
+      return parseSnapshot(values, positionals, DEFAULT_DATA_DIR);
     case "status":
       if (positionals.length > 0) return fail(`unexpected argument ${JSON.stringify(positionals[0])} for 'geokv status'`);
       return { cmd: "status", regions: text("regions") ?? DEFAULT_REGIONS_DIR };
@@ -237,6 +242,7 @@ Usage:
   geokv status [--regions DIR]                  one table: regions, leaders, epochs, lag, links
   geokv put|get|del KEY [VALUE] [--node URL]    data from the shell
 ${REMOTE_OVERVIEW}
+${SNAPSHOT_OVERVIEW}
   geokv help [COMMAND]                          this text, or a command's (also COMMAND --help)
 
 The commands that talk to a node take --json:
@@ -300,6 +306,8 @@ Deletes KEY.
   --node URL                    the node to ask (http://127.0.0.1:7101)
 ${EXIT_CODES}
 `;
+    case "snapshot":
+      return snapshotHelp(DEFAULT_DATA_DIR);
     default:
       return remoteHelp(topic);
   }

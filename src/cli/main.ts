@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `geokv` command. Parses arguments (args.ts), then runs one command:
 // a node, a whole local cluster, a status table (once or live), a data call,
-// or a leader stepdown. Errors a user can fix are printed as one line and
+// a leader stepdown, or a backup made or restored. Errors a user can fix are printed as one line and
 // exit 2; nothing prints a stack.
 
 import { resolve } from "node:path";
@@ -89,6 +89,11 @@ async function main(argv: readonly string[]): Promise<void> {
     case "stepdown": {
       const { runStepdown } = await import("./stepdown.js");
       process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)));
+      return;
+    }
+    case "snapshot": {
+      const { runSnapshot } = await import("./snapshot.js");
+      process.exitCode = runSnapshot(cmd);
       return;
     }
     case "watch": {

@@ -6,9 +6,7 @@
 
 import { mkdirSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
-import { join } from "node:path";
 import type { Duplex } from "node:stream";
-import Database from "better-sqlite3";
 import { pino, type Logger } from "pino";
 import { IDEMPOTENCY_TTL_MS } from "../core/apply/idempotency.js";
 import { fencingTokenOf } from "../core/fence.js";
@@ -31,6 +29,7 @@ import { createDocWriter } from "./doc-writer.js";
 import { YjsRooms } from "./yjs-rooms.js";
 import { Snapshots } from "./snapshots.js";
 import { Compactor } from "./compactor.js";
+import { lockDataDir, nodeDataDir, nodeDbPath } from "./data-dir.js";
 import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
 
@@ -81,10 +80,10 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   const me = o.cluster.nodes.get(o.nodeId) as ClusterNode;
   const region = o.cluster.regions.find((r) => r.region === me.region) as RegionConfig;
   const logger = o.logger ?? pino({ level: o.settings.logLevel, base: { node: o.nodeId, region: me.region } });
-  const dir = join(o.dataDir, o.nodeId);
+  const dir = nodeDataDir(o.dataDir, o.nodeId);
   mkdirSync(dir, { recursive: true });
   const releaseDir = lockDataDir(dir);
-  const storage = openSqliteStorage({ path: join(dir, "geokv.db"), synchronous: o.settings.synchronous });
+  const storage = openSqliteStorage({ path: nodeDbPath(o.dataDir, o.nodeId), synchronous: o.settings.synchronous });
   const stored = storage.getMeta("nodeId");
   if (stored !== undefined && stored !== o.nodeId) {
     storage.close();
@@ -432,33 +431,5 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       })();
       return storeClosing;
     },
-  };
-}
-
-/**
- * Takes an OS lock on <dir>/LOCK for as long as the node runs, so a second
- * process on the same data directory is refused: two writers on one database
- * would hand out the same dots (seq) and the op log would silently keep only
- * one of each. SQLite's exclusive locking mode keeps its file lock until the
- * connection closes, and the OS drops it when the process dies (SIGKILL
- * included), so a crash never leaves a stale lock. Returns the release.
- */
-function lockDataDir(dir: string): () => void {
-  const path = join(dir, "LOCK");
-  const db = new Database(path);
-  try {
-    db.pragma("busy_timeout = 0");
-    db.pragma("journal_mode = OFF");
-    db.pragma("locking_mode = EXCLUSIVE");
-    db.exec("BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (x); COMMIT;");
-  } catch (err) {
-    db.close();
-    if ((err as { code?: unknown }).code === "SQLITE_BUSY") {
-      throw new Error(`${dir} is in use by another running geokv process (${path} is locked); refusing to start`);
-    }
-    throw err;
-  }
-  return () => {
-    if (db.open) db.close();
   };
 }

@@ -28,6 +28,28 @@ function metaJson<T>(db: Database.Database, key: string): T | undefined {
   return v === undefined ? undefined : (JSON.parse(v) as T);
 }
 
+/** What a node's database file says of itself: its schema version and whose data it holds. */
+export interface SqliteNodeFileInfo {
+  readonly schemaVersion: number;
+  readonly nodeId: string | undefined;
+}
+
+/**
+ * Reads a node database's schema version and node id on a read-only
+ * connection of its own, without opening the store: the node may be running
+ * (WAL lets this read beside it), and nothing is migrated or written.
+ */
+export function readSqliteNodeFile(path: string): SqliteNodeFileInfo {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const schemaVersion = db.pragma("user_version", { simple: true }) as number;
+    const hasMeta = db.prepare<[], number>("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'").pluck().get() === 1;
+    return { schemaVersion, nodeId: hasMeta ? metaJson<string>(db, "nodeId") : undefined };
+  } finally {
+    db.close();
+  }
+}
+
 /** Opens a snapshot of the database at `path` on a connection of its own. */
 export function openSqliteSnapshot(path: string): SnapshotReader {
   if (path === ":memory:") throw new Error("a snapshot needs a database file: an in-memory database has no second connection");

@@ -59,6 +59,8 @@ export interface SqliteStorage extends Storage {
   freePages(): number;
   /** The in-memory caches and their budgets, in bytes (kv read cache: UTF-16 text, 2 bytes a unit; SQLite's page cache: its bound). */
   memoryBudgets(): { kvCacheBytes: number; kvCacheBudgetBytes: number; pageCacheBudgetBytes: number };
+  /** True when the store holds any state, op, vector entry, conflict or idempotency record (metadata alone is not data). */
+  holdsData(): boolean;
 }
 
 const BUSY_TIMEOUT_MS_DEFAULT = 5000;
@@ -132,6 +134,11 @@ function prepareStatements(db: Database.Database) {
     ),
     getIdempotency: db.prepare<[string], SqlIdempotencyRow>("SELECT k, hash, status, body, created_at_ms FROM idempotency WHERE k = ?"),
     pruneIdempotency: db.prepare<[number]>("DELETE FROM idempotency WHERE created_at_ms < ?"),
+    holdsData: db.prepare<[], number>(
+      `SELECT EXISTS (SELECT 1 FROM kv) OR EXISTS (SELECT 1 FROM counters) OR EXISTS (SELECT 1 FROM sets)
+         OR EXISTS (SELECT 1 FROM docs) OR EXISTS (SELECT 1 FROM ops) OR EXISTS (SELECT 1 FROM op_floor)
+         OR EXISTS (SELECT 1 FROM node_vv WHERE seq > 0) OR EXISTS (SELECT 1 FROM conflicts) OR EXISTS (SELECT 1 FROM idempotency)`,
+    ).pluck(),
   };
 }
 
@@ -436,6 +443,10 @@ class SqliteStore implements SqliteStorage {
 
   memoryBudgets(): { kvCacheBytes: number; kvCacheBudgetBytes: number; pageCacheBudgetBytes: number } {
     return { kvCacheBytes: 2 * this.kvCache.size().textChars, kvCacheBudgetBytes: 2 * this.kvCacheOptions.textCharsMax, pageCacheBudgetBytes: this.pageCacheBytes };
+  }
+
+  holdsData(): boolean {
+    return this.s.holdsData.get() === 1;
   }
 
   freePages(): number {

@@ -24,6 +24,20 @@ describe("parseCli commands", () => {
     });
   });
 
+  it("snapshot create and restore, with the data folder `geokv node` uses by default", () => {
+    expect(parseCli(["snapshot", "create", "b.gkvb", "--node", "us-east-1"])).toEqual({ cmd: "snapshot", action: "create", file: "b.gkvb", node: "us-east-1", data: ".geokv" });
+    expect(parseCli(["snapshot", "create", "b.gkvb", "--node", "us-east-1", "--data", "/d", "--force", "--json"])).toEqual({
+      cmd: "snapshot", action: "create", file: "b.gkvb", node: "us-east-1", data: "/d", force: true, json: true,
+    });
+    expect(parseCli(["snapshot", "restore", "b.gkvb", "--node", "us-east-2", "--json"])).toEqual({ cmd: "snapshot", action: "restore", file: "b.gkvb", node: "us-east-2", data: ".geokv", json: true });
+    expect(errorOf(parseCli(["snapshot", "restore", "b.gkvb"]))).toBe("geokv snapshot restore needs --node ID");
+    expect(errorOf(parseCli(["snapshot", "restore", "b.gkvb", "--node", "n-1", "--force"]))).toMatch(/^--force is for snapshot create/);
+    expect(errorOf(parseCli(["snapshot", "create", "--node", "n-1"]))).toBe("geokv snapshot create needs FILE");
+    expect(errorOf(parseCli(["snapshot", "list"]))).toMatch(/^unknown action "list" for 'geokv snapshot'/);
+    expect(parseCli(["snapshot", "--help"])).toEqual({ cmd: "help", topic: "snapshot" });
+    expect(helpText("snapshot")).toContain("Usage: geokv snapshot create FILE --node ID [--data DIR] [--force] [--json]");
+  });
+
   it("node with defaults", () => {
     expect(parseCli(["node", "--node", "us-east-1"])).toEqual({ cmd: "node", node: "us-east-1", regions: "regions", data: ".geokv", flags: {} });
   });
@@ -94,7 +108,7 @@ describe("parseCli help", () => {
   });
 
   it("refuses an unknown topic or more than one", () => {
-    expect(errorOf(parseCli(["help", "frobnicate"]))).toBe('no help topic "frobnicate"; topics: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch');
+    expect(errorOf(parseCli(["help", "frobnicate"]))).toBe('no help topic "frobnicate"; topics: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot');
     expect(errorOf(parseCli(["help", "put", "get"]))).toBe("help takes one topic, got 2");
   });
 
@@ -124,7 +138,7 @@ describe("parseCli help", () => {
 
 describe("parseCli refuses", () => {
   it("unknown commands, and flags before the command", () => {
-    expect(errorOf(parseCli(["start"]))).toBe('unknown command "start"; commands: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, help');
+    expect(errorOf(parseCli(["start"]))).toBe('unknown command "start"; commands: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot, help');
     expect(errorOf(parseCli(["--regions", "x", "up"]))).toBe("unknown flag --regions; the command comes first (geokv COMMAND [flags])");
   });
 
