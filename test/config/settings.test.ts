@@ -36,6 +36,7 @@ describe("resolveSettings defaults", () => {
       yjsQueueBytes: 8_388_608,
       yjsBatchMs: 10,
       opLogRetainOps: 10_000,
+      memberForgetMs: 3_600_000,
       synchronous: "FULL",
       clusterSecret: undefined,
       clientToken: undefined,
@@ -64,6 +65,7 @@ describe("resolveSettings precedence", () => {
     yjsQueueBytes: ["2097152", "4194304"],
     yjsBatchMs: ["3", "30"],
     opLogRetainOps: ["500", "600"],
+    memberForgetMs: ["5000", "60000"],
   };
 
   it.each(NUMERIC_SETTINGS.map((s) => [s.key, s] as const))("%s: flag > env > default", (_key, spec) => {
