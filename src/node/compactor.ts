@@ -166,7 +166,11 @@ export class Compactor {
       this.prunedAtMs = nowMs;
       prunedIdempotency = s.pruneIdempotency(Math.max(0, nowMs - this.o.idempotencyTtlMs));
     }
-    const reclaimedPages = compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0 || force ? await this.reclaim() : 0;
+    const worked = compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0 || force;
+    const reclaimedPages = worked ? await this.reclaim() : 0;
+    // The WAL keeps its largest size until truncated (journal_size_limit is far above it): after a pass
+    // that freed space, give that back too. A snapshot being streamed holds it; the next pass tries again.
+    if (worked && !this.stopped) s.truncateWal();
     if (this.stopped) return { compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
     if (compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0) {
       this.o.logger.info({ compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");

@@ -195,6 +195,12 @@ export interface Storage {
    * Bounded, so a caller can spread a large reclaim over event-loop turns.
    */
   reclaimSpace(maxPages: number): number;
+  /**
+   * Copies the write-ahead log into the database and truncates it to zero
+   * bytes, without waiting: false (and the log kept) when a reader still
+   * needs it, such as a snapshot being streamed. Memory has no log: true.
+   */
+  truncateWal(): boolean;
 
   /** "ok" when the store is consistent, else a description of what is wrong. */
   integrityCheck(): string;

@@ -441,6 +441,19 @@ class SqliteStore implements SqliteStorage {
     return before - (this.db.pragma("freelist_count", { simple: true }) as number);
   }
 
+  truncateWal(): boolean {
+    if (this.path === ":memory:") return true;
+    const waitMs = this.db.pragma("busy_timeout", { simple: true }) as number;
+    // Never waits: a reader holding an old snapshot (a snapshot stream) makes it give up, not block the loop.
+    this.db.pragma("busy_timeout = 0");
+    try {
+      const [r] = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+      return r !== undefined && r.busy === 0;
+    } finally {
+      this.db.pragma(`busy_timeout = ${waitMs}`);
+    }
+  }
+
   memoryBudgets(): { kvCacheBytes: number; kvCacheBudgetBytes: number; pageCacheBudgetBytes: number } {
     return { kvCacheBytes: 2 * this.kvCache.size().textChars, kvCacheBudgetBytes: 2 * this.kvCacheOptions.textCharsMax, pageCacheBudgetBytes: this.pageCacheBytes };
   }
