@@ -331,6 +331,15 @@ export function runSnapshotContract(name: string, harness: StorageHarness): void
         });
       }
 
+      it("changes nothing when a staged doc row is not a Yjs update, also for a doc this node lacks", () => {
+        local();
+        s.stageSnapshotRows([...snapshotRows(), { ns: "docs", key: "d3", data: new Uint8Array([0xff, 0xff, 0xff, 0x01]) }]);
+        const before = contents(s, KEYS);
+        expect(() => s.installSnapshot(header, installRules(B, header))).toThrow(/does not decode/);
+        expect(contents(s, KEYS)).toEqual(before);
+        expect(s.getDoc("d3")).toBeUndefined();
+      });
+
       it("changes nothing when a staged kv row is JSON but not a register", () => {
         local();
         s.stageSnapshotRows([...snapshotRows(), { ns: "kv", key: "zz", data: textRowData('{"value":1}') }]);
