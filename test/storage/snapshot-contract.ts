@@ -340,6 +340,17 @@ export function runSnapshotContract(name: string, harness: StorageHarness): void
         expect(s.getDoc("d3")).toBeUndefined();
       });
 
+      it("refuses a header vector that is not one, changing nothing", () => {
+        local();
+        s.stageSnapshotRows(snapshotRows());
+        const before = contents(s, KEYS);
+        for (const vv of [{ [A]: 1.5 }, { [A]: -1 }, { [A]: Number.NaN }]) {
+          const bad: SnapshotHeader = { ...header, vv };
+          expect(() => s.installSnapshot(bad, installRules(B, bad))).toThrow(RangeError);
+          expect(contents(s, KEYS)).toEqual(before);
+        }
+      });
+
       it("changes nothing when a staged kv row is JSON but not a register", () => {
         local();
         s.stageSnapshotRows([...snapshotRows(), { ns: "kv", key: "zz", data: textRowData('{"value":1}') }]);
