@@ -756,6 +756,18 @@ describe("forgetting silent members", () => {
     expect(stableVvOf(n.s, {})).toEqual({ "a-1": 3 });
   });
 
+  it("a forgotten member that returns below the floor gets a snapshot, and the log says it is because it was forgotten", () => {
+    const n = node();
+    n.feed(60, { type: "leadership", leadership: LEADS });
+    n.feed(70, { type: "compacted", floor: { "a-1": 5 } });
+    run(n, 100, 2 * FORGET_MS);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(true);
+    const up = n.feed(2 * FORGET_MS + 50, { type: "link_up", peer: A3, vv: {}, epoch: 0 });
+    expect(snapshotsOf(up)).toEqual(["a-3 snapshot#1"]);
+    const why = up.events.find((e) => /sending it a snapshot/.test(e.msg))?.fields["why"];
+    expect(why).toMatch(/member-forget-ms/);
+  });
+
   it("never forgets a member that stays up, however long", () => {
     const n = node();
     n.feed(60, { type: "link_up", peer: A3, vv: { "a-1": 10 }, epoch: 0 });
