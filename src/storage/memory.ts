@@ -12,7 +12,7 @@ import type { NodeId } from "../core/ids.js";
 import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Version } from "../core/op.js";
 import { decodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
-import { assertLimit } from "./checks.js";
+import { assertLimit, assertVv } from "./checks.js";
 import { utf8ByteLength } from "../core/key.js";
 import { assertWellFormedKey, compareUtf8, listRange } from "./key-order.js";
 import {
@@ -250,6 +250,8 @@ class MemoryStore implements MemoryStorage {
 
   installSnapshot(header: SnapshotHeader, rules: InstallRules): InstallResult {
     const disk = this.open();
+    // As SQLite refuses it: the vector becomes the node vector and the floor.
+    assertVv("snapshot vv", header.vv);
     const staged = [...disk.snapshotStage.values()].sort((a, b) => (a.ns === b.ns ? compareUtf8(a.key, b.key) : a.ns < b.ns ? -1 : 1));
     const out = { kv: [] as [string, StoredKv | null][], counters: [] as [string, string][], sets: [] as [string, string][], docs: [] as [string, Uint8Array][], idempotency: [] as IdempotencyRecord[] };
     let meta: [string, string][] = [];

@@ -4,6 +4,7 @@
 // core supplies every decision (InstallRules).
 
 import type { AnyState, IdempotencyRecord, KvRow, RowOf, StateOf } from "../core/apply/types.js";
+import { validateDocUpdate } from "../core/crdt/ydoc.js";
 import type { CounterState, DocState, KvRegister, Namespace, OrSetState } from "../core/op.js";
 import type { InstalledMeta, SnapshotHeader, SnapshotNs, SnapshotRow } from "../core/snapshot.js";
 import type { InstallResult, InstallRules } from "./port.js";
@@ -24,7 +25,11 @@ export function idemRowData(r: IdempotencyRecord): Uint8Array {
 /** A staged row decoded; throws with the row's namespace and key when its data is not what that namespace stores. */
 export function decodeRow(row: SnapshotRow): { ns: Namespace; state: AnyState } | { ns: "idem"; record: IdempotencyRecord } {
   try {
-    if (row.ns === "docs") return { ns: "docs", state: new Uint8Array(row.data) as DocState };
+    if (row.ns === "docs") {
+      // Checked here, not left to the merge: a doc this node lacks is not merged, it is stored as sent.
+      if (!validateDocUpdate(row.data)) throw new Error("not a Yjs update");
+      return { ns: "docs", state: new Uint8Array(row.data) as DocState };
+    }
     const value = JSON.parse(fromUtf8.decode(row.data)) as unknown;
     if (typeof value !== "object" || value === null) throw new Error("not a JSON object");
     if (row.ns === "idem") {

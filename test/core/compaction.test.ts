@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest";
 import type { MemberConfig } from "../../src/core/cluster-view.js";
 import { needsCompactedOps, planCompactionStep, pointwiseMin, stabilityFrontier, type CompactionInput } from "../../src/core/compaction.js";
 import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
-import { initReplication, step } from "../../src/core/replication/machine.js";
-import { stableVvOf } from "../../src/core/replication/stability.js";
+import { initReplication, SNAPSHOT_INSTALL_TIMEOUTS, SNAPSHOTS_AT_ONCE, snapshotWanted, step } from "../../src/core/replication/machine.js";
+import { stableVvOf, tombstoneHorizonOf } from "../../src/core/replication/stability.js";
 import type { Leadership, ReplConfig, ReplInput, ReplOutput, ReplState } from "../../src/core/replication/types.js";
 import { dominates, mergeVv, vvGet, type VersionVector } from "../../src/core/version-vector.js";
 
@@ -474,7 +474,7 @@ const PAIR: MemberConfig[] = [
   { node: id("a-2"), region: asRegionId("a"), priority: 0 },
 ];
 
-function config(self: string, members: readonly MemberConfig[]): ReplConfig {
+function config(self: string, members: readonly MemberConfig[], over: Partial<ReplConfig> = {}): ReplConfig {
   return {
     self: members.find((m) => m.node === self) as MemberConfig,
     members,
@@ -486,6 +486,7 @@ function config(self: string, members: readonly MemberConfig[]): ReplConfig {
     frameOpsMax: 512,
     stepOpsMax: 2048,
     memberForgetMs: 3_600_000,
+    ...over,
   };
 }
 
@@ -494,8 +495,8 @@ const LEADS: Leadership = { active: true, role: "leader", leader: id("a-1"), epo
 /** One machine fed by hand; `now` is both the monotonic and the wall clock. */
 class Node {
   s: ReplState;
-  constructor(self: string, members: readonly MemberConfig[], vv: VersionVector = {}) {
-    this.s = initReplication(config(self, members), vv, 0, 0);
+  constructor(self: string, members: readonly MemberConfig[], vv: VersionVector = {}, over: Partial<ReplConfig> = {}) {
+    this.s = initReplication(config(self, members, over), vv, 0, 0);
   }
   feed(now: number, input: ReplInput): ReplOutput {
     const out = step(this.s, input, now, now);
@@ -573,6 +574,206 @@ describe("replication machine with a compacted op log", () => {
     const out = n.feed(5, { type: "compacted", floor: { "a-1": 3 } });
     expect(snapshotsOf(out)).toEqual(["a-2 snapshot#1"]);
     expect(opsOf(n.feed(6, { type: "committed", vv: { "a-1": 8 } }))).toEqual([]);
+  });
+});
+
+describe("snapshots from a compacted leader", () => {
+  const TRIO: MemberConfig[] = [
+    { node: id("a-1"), region: asRegionId("a"), priority: 2 },
+    { node: id("a-2"), region: asRegionId("a"), priority: 1 },
+    { node: id("a-3"), region: asRegionId("a"), priority: 0 },
+  ];
+  const A2 = id("a-2");
+  const A3 = id("a-3");
+
+  /** a-1 leads, committed a-1:1-10 and compacted its log to a-1:5, with no link up yet. */
+  function leader(): Node {
+    const n = new Node("a-1", TRIO);
+    n.feed(1, { type: "leadership", leadership: LEADS });
+    n.feed(2, { type: "committed", vv: { "a-1": 10 } });
+    n.feed(3, { type: "compacted", floor: { "a-1": 5 } });
+    return n;
+  }
+  const ping = (now: number, vv: VersionVector): ReplInput => ({
+    type: "frame",
+    peer: A2,
+    frame: { t: "ping", wallMs: now, role: "follower", leader: "a-1", epoch: 3, vv },
+  });
+
+  it(`streams ${SNAPSHOTS_AT_ONCE} snapshot at a time: a second peer that needs one waits until the first went out`, () => {
+    expect(SNAPSHOTS_AT_ONCE).toBe(1);
+    const n = leader();
+    expect(snapshotsOf(n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 }))).toEqual(["a-2 snapshot#1"]);
+    expect(snapshotsOf(n.feed(5, { type: "link_up", peer: A3, vv: {}, epoch: 0 }))).toEqual([]);
+    expect(snapshotsOf(n.feed(6, { type: "flush" }))).toEqual([]);
+    expect(n.s.peers.get(A3)?.snapshot).toBeNull();
+    expect(n.s.peers.get(A3)?.needsCompacted).toBe(true);
+    // The first went out whole: the second starts at once, and the first is not sent again.
+    expect(snapshotsOf(n.feed(7, { type: "snapshot_sent", peer: A2, id: 1, ok: true }))).toEqual(["a-3 snapshot#2"]);
+    expect(snapshotsOf(n.feed(8, { type: "flush" }))).toEqual([]);
+  });
+
+  it("a second peer also gets its snapshot once the first one's link goes down", () => {
+    const n = leader();
+    n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    n.feed(5, { type: "link_up", peer: A3, vv: {}, epoch: 0 });
+    const down = n.feed(6, { type: "link_down", peer: A2, reason: "test" });
+    expect(snapshotsOf(down)).toEqual(["a-3 snapshot#2"]);
+    expect(n.s.peers.get(A2)?.snapshot).toBeNull();
+    expect(snapshotWanted(n.s, A2, 1)).toBe(false);
+    // a-2 back: it waits for a-3's, then gets a new one.
+    expect(snapshotsOf(n.feed(7, { type: "link_up", peer: A2, vv: {}, epoch: 0 }))).toEqual([]);
+    expect(snapshotsOf(n.feed(8, { type: "snapshot_sent", peer: A3, id: 2, ok: true }))).toEqual(["a-2 snapshot#3"]);
+  });
+
+  it("a snapshot that could not be sent is cleared, and the next plan asks again under a new id; a report for another id changes nothing", () => {
+    const n = leader();
+    n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    expect(snapshotsOf(n.feed(5, { type: "snapshot_sent", peer: A2, id: 7, ok: false, reason: "stray" }))).toEqual([]);
+    expect(n.s.peers.get(A2)?.snapshot).toEqual({ id: 1, sentMs: null });
+    const failed = n.feed(6, { type: "snapshot_sent", peer: A2, id: 1, ok: false, reason: "read failed" });
+    expect(warnsOf(failed).join("\n")).toMatch(/could not be sent/);
+    expect(snapshotsOf(failed)).toEqual(["a-2 snapshot#2"]);
+    expect(snapshotWanted(n.s, A2, 1)).toBe(false);
+    expect(snapshotWanted(n.s, A2, 2)).toBe(true);
+  });
+
+  it("a snapshot sent but not installed within SNAPSHOT_INSTALL_TIMEOUTS election timeouts is sent again, not earlier", () => {
+    const n = leader();
+    n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    n.feed(100, { type: "snapshot_sent", peer: A2, id: 1, ok: true });
+    expect(n.s.peers.get(A2)?.snapshot).toEqual({ id: 1, sentMs: 100 });
+    const waitMs = SNAPSHOT_INSTALL_TIMEOUTS * 500;
+    const again: string[] = [];
+    const warns: string[] = [];
+    // The peer stays up (it pings, still below the floor) and time passes tick by tick.
+    for (let now = 200; now <= 100 + waitMs + 200; now += 100) {
+      const outs = [n.feed(now, { type: "tick" }), n.feed(now, ping(now, {}))];
+      for (const out of outs) {
+        for (const f of snapshotsOf(out)) again.push(`${now} ${f}`);
+        warns.push(...warnsOf(out));
+      }
+    }
+    expect(again).toEqual([`${100 + waitMs} a-2 snapshot#2`]);
+    expect(warns.filter((w) => /not installed in time/.test(w))).toHaveLength(1);
+    expect(snapshotWanted(n.s, A2, 2)).toBe(true);
+  });
+
+  it("snapshotWanted holds only while the snapshot streams on an up link", () => {
+    const n = leader();
+    expect(snapshotWanted(n.s, A2, 1)).toBe(false);
+    n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    expect(snapshotWanted(n.s, A2, 1)).toBe(true);
+    expect(snapshotWanted(n.s, A2, 2)).toBe(false);
+    expect(snapshotWanted(n.s, A3, 1)).toBe(false);
+    expect(snapshotWanted(n.s, id("nobody"), 1)).toBe(false);
+    n.feed(5, { type: "snapshot_sent", peer: A2, id: 1, ok: true });
+    expect(snapshotWanted(n.s, A2, 1)).toBe(false);
+    n.feed(6, { type: "link_down", peer: A2, reason: "test" });
+    n.feed(7, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    expect(snapshotWanted(n.s, A2, 2)).toBe(true);
+    n.feed(8, { type: "link_down", peer: A2, reason: "test" });
+    expect(snapshotWanted(n.s, A2, 2)).toBe(false);
+  });
+
+  it("a peer that installed (its report covers the floor) gets ops, and its snapshot is forgotten", () => {
+    const n = leader();
+    n.feed(4, { type: "link_up", peer: A2, vv: {}, epoch: 0 });
+    n.feed(5, { type: "snapshot_sent", peer: A2, id: 1, ok: true });
+    const out = n.feed(6, ping(6, { "a-1": 8 }));
+    expect(opsOf(out)).toEqual(["a-2 ops#1 a:3 a-1:9-10"]);
+    expect(n.s.peers.get(A2)?.snapshot).toBeNull();
+    expect(n.s.peers.get(A2)?.needsCompacted).toBe(false);
+  });
+});
+
+describe("forgetting silent members", () => {
+  const TRIO: MemberConfig[] = [
+    { node: id("a-1"), region: asRegionId("a"), priority: 2 },
+    { node: id("a-2"), region: asRegionId("a"), priority: 1 },
+    { node: id("a-3"), region: asRegionId("a"), priority: 0 },
+  ];
+  const A2 = id("a-2");
+  const A3 = id("a-3");
+  const FORGET_MS = 3000;
+  const forgets = (out: ReplOutput): unknown[] => out.events.filter((e) => e.level === "warn" && /member-forget-ms/.test(e.msg)).map((e) => e.fields["peer"]);
+  const backs = (out: ReplOutput): unknown[] => out.events.filter((e) => e.level === "info" && /forgotten member is back/.test(e.msg)).map((e) => e.fields["peer"]);
+  const pingFrom = (peer: NodeId, now: number, vv: VersionVector): ReplInput => ({ type: "frame", peer, frame: { t: "ping", wallMs: now, role: "follower", leader: "a-1", epoch: 0, vv } });
+
+  /** a-1 with a-1:1-10 committed; a-2 up and pinging every tick with `vv`; a-3 as the caller arranges. */
+  function node(): Node {
+    const n = new Node("a-1", TRIO, { "a-1": 10 }, { memberForgetMs: FORGET_MS });
+    n.feed(50, { type: "link_up", peer: A2, vv: { "a-1": 10 }, epoch: 0 });
+    return n;
+  }
+  /** Ticks every heartbeat from `from` to `to` (inclusive); a-2 pings each time; returns the forget events as `now peer`. */
+  function run(n: Node, from: number, to: number, extra: (now: number) => ReplInput[] = () => []): string[] {
+    const seen: string[] = [];
+    for (let now = from; now <= to; now += 100) {
+      for (const input of [{ type: "tick" } as ReplInput, pingFrom(A2, now, { "a-1": 10 }), ...extra(now)]) {
+        for (const p of forgets(n.feed(now, input))) seen.push(`${now} ${String(p)}`);
+      }
+    }
+    return seen;
+  }
+
+  it("forgets a member never heard once memberForgetMs passed since start, says so once, and the frontier and horizon stop waiting for it", () => {
+    const n = node();
+    expect(stableVvOf(n.s, {})).toEqual({});
+    expect(tombstoneHorizonOf(n.s)).toBeNull();
+    expect(run(n, 100, FORGET_MS)).toEqual([]);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(false);
+    expect(run(n, FORGET_MS + 100, 3 * FORGET_MS)).toEqual([`${FORGET_MS + 100} a-3`]);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(true);
+    expect(n.s.peers.get(A2)?.forgotten, "a member that is up is never forgotten").toBe(false);
+    expect(stableVvOf(n.s, {})).toEqual({ "a-1": 10 });
+    expect(tombstoneHorizonOf(n.s)).toEqual({ covered: { "a-1": 10 }, until: { "a-1": 10 } });
+  });
+
+  it("remembers a forgotten member when its link comes up again: it holds the frontier again, said once", () => {
+    const n = node();
+    run(n, 100, 2 * FORGET_MS);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(true);
+    const up = n.feed(2 * FORGET_MS + 50, { type: "link_up", peer: A3, vv: { "a-1": 4 }, epoch: 0 });
+    expect(backs(up)).toEqual([A3]);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(false);
+    expect(stableVvOf(n.s, {})).toEqual({ "a-1": 4 });
+    expect(tombstoneHorizonOf(n.s)?.covered).toEqual({ "a-1": 4 });
+    expect(backs(n.feed(2 * FORGET_MS + 60, pingFrom(A3, 0, { "a-1": 4 })))).toEqual([]);
+  });
+
+  it("forgets a member silent on a link kept open, and remembers it at its next frame", () => {
+    const n = node();
+    n.feed(60, { type: "link_up", peer: A3, vv: { "a-1": 2 }, epoch: 0 });
+    // a-3's connection lives (ws pongs) but a-3 says nothing: down, then forgotten past memberForgetMs since it was heard.
+    const seen = run(n, 100, 2 * FORGET_MS, () => [{ type: "alive", peer: A3 }]);
+    expect(seen).toEqual([`${FORGET_MS + 100} a-3`]);
+    expect(n.s.peers.get(A3)?.linkUp).toBe(true);
+    expect(stableVvOf(n.s, {})).toEqual({ "a-1": 10 });
+    const back = n.feed(2 * FORGET_MS + 50, pingFrom(A3, 0, { "a-1": 3 }));
+    expect(backs(back)).toEqual([A3]);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(false);
+    expect(stableVvOf(n.s, {})).toEqual({ "a-1": 3 });
+  });
+
+  it("a forgotten member that returns below the floor gets a snapshot, and the log says it is because it was forgotten", () => {
+    const n = node();
+    n.feed(60, { type: "leadership", leadership: LEADS });
+    n.feed(70, { type: "compacted", floor: { "a-1": 5 } });
+    run(n, 100, 2 * FORGET_MS);
+    expect(n.s.peers.get(A3)?.forgotten).toBe(true);
+    const up = n.feed(2 * FORGET_MS + 50, { type: "link_up", peer: A3, vv: {}, epoch: 0 });
+    expect(snapshotsOf(up)).toEqual(["a-3 snapshot#1"]);
+    const why = up.events.find((e) => /sending it a snapshot/.test(e.msg))?.fields["why"];
+    expect(why).toMatch(/member-forget-ms/);
+  });
+
+  it("never forgets a member that stays up, however long", () => {
+    const n = node();
+    n.feed(60, { type: "link_up", peer: A3, vv: { "a-1": 10 }, epoch: 0 });
+    const seen = run(n, 100, 4 * FORGET_MS, (now) => [pingFrom(A3, now, { "a-1": 10 })]);
+    expect(seen).toEqual([]);
+    expect([...n.s.peers.values()].map((p) => p.forgotten)).toEqual([false, false]);
   });
 });
 

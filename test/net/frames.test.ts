@@ -13,6 +13,7 @@ import {
   NONCE_BYTES,
   PROOF_BYTES,
   PROTOCOL_VERSION,
+  SNAP_ROWS_MAX,
   closeReason,
   decodeFrame,
   encodeFrame,
@@ -247,6 +248,106 @@ describe("frame codec", () => {
         expect(Buffer.byteLength(r)).toBeLessThanOrEqual(123);
         expect(s.startsWith(r)).toBe(true);
         expect(Buffer.from(r).toString("utf8")).toBe(r);
+      }),
+    );
+  });
+});
+
+// ---------------------------------------------------------------- snapshot frames
+
+const T_SNAP_ROWS = 13;
+
+/** A minimal LEB128 varint. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    if (n < 0x80) return [...out, n];
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+}
+const lengthPrefixed = (bytes: readonly number[] | Uint8Array): number[] => [...varint(bytes.length), ...bytes];
+const utf8 = (s: string): number[] => [...Buffer.from(s, "utf8")];
+
+/** A snap-rows frame written by hand: namespace tag, key bytes and data of each row (the count as given, or the rows'). */
+function rawRows(rows: ReadonlyArray<{ tag: number; key: readonly number[]; data?: readonly number[] }>, count = rows.length): Uint8Array {
+  const body = rows.flatMap((r) => [r.tag, ...lengthPrefixed(r.key), ...lengthPrefixed(r.data ?? [])]);
+  return new Uint8Array([T_SNAP_ROWS, ...varint(7), ...varint(count), ...body]);
+}
+
+/** The decode of `bytes`, which must be a codec error whose reason matches `reason`. */
+function expectCodecError(bytes: Uint8Array, reason: RegExp): void {
+  const r = decodeFrame(bytes);
+  expect(isCodecError(r), JSON.stringify(r)).toBe(true);
+  if (isCodecError(r)) {
+    expect(r.reason).toMatch(reason);
+    expect(r.offset).toBeGreaterThanOrEqual(0);
+    expect(r.offset).toBeLessThanOrEqual(bytes.length);
+  }
+}
+
+describe("snapshot frame codec on garbage", () => {
+  it("reads a hand-written frame as the encoder writes it (so the cases below damage one thing each)", () => {
+    const bytes = rawRows([{ tag: 1, key: utf8("k"), data: [1, 2] }, { tag: 5, key: utf8("idem key"), data: [] }]);
+    expect(decodeFrame(bytes)).toEqual({ t: "snap-rows", id: 7, rows: [{ ns: "kv", key: "k", data: new Uint8Array([1, 2]) }, { ns: "idem", key: "idem key", data: new Uint8Array(0) }] });
+    expect([...encodeFrame(decodeFrame(bytes) as Frame)]).toEqual([...bytes]);
+  });
+
+  it("refuses a namespace tag no namespace has", () => {
+    for (const tag of [0, 6, 7, 0x80, 0xff]) expectCodecError(rawRows([{ tag: 1, key: utf8("a") }, { tag, key: utf8("k") }]), /unknown snapshot namespace/);
+  });
+
+  it(`refuses more than SNAP_ROWS_MAX (${SNAP_ROWS_MAX}) rows on both sides, and takes exactly that many`, () => {
+    const row = { tag: 2, key: utf8("c") };
+    expectCodecError(rawRows(Array.from({ length: SNAP_ROWS_MAX + 1 }, () => row)), /more than 1024 rows/);
+    const ok = decodeFrame(rawRows(Array.from({ length: SNAP_ROWS_MAX }, () => row)));
+    expect(isCodecError(ok)).toBe(false);
+    const rows = Array.from({ length: SNAP_ROWS_MAX + 1 }, (_, i) => ({ ns: "kv" as const, key: `k${i}`, data: new Uint8Array(0) }));
+    expect(() => encodeFrame({ t: "snap-rows", id: 1, rows })).toThrow(/at most/);
+  });
+
+  it("refuses a row count the bytes left cannot hold, without allocating for it", () => {
+    expectCodecError(rawRows([], Number.MAX_SAFE_INTEGER), /cannot fit/);
+    expectCodecError(rawRows([{ tag: 1, key: utf8("k") }], 2), /cannot fit/);
+  });
+
+  it("refuses a key its namespace cannot hold, on both sides", () => {
+    const cases: Array<{ tag: number; key: number[]; why: RegExp }> = [
+      { tag: 1, key: [], why: /snapshot key/ },
+      { tag: 3, key: utf8("x".repeat(1025)), why: /snapshot key/ },
+      { tag: 4, key: [0xff, 0xfe], why: /not valid UTF-8/ },
+      { tag: 2, key: [0xed, 0xa0, 0x80], why: /not valid UTF-8/ },
+      { tag: 5, key: [], why: /idempotency key/ },
+      { tag: 5, key: utf8("i".repeat(257)), why: /idempotency key/ },
+      { tag: 1, key: utf8("x".repeat(1025 + 1024)), why: /longer than/ },
+    ];
+    for (const c of cases) expectCodecError(rawRows([{ tag: c.tag, key: c.key }]), c.why);
+    expect(isCodecError(decodeFrame(rawRows([{ tag: 1, key: utf8("x".repeat(1024)) }, { tag: 5, key: utf8("i".repeat(256)) }])))).toBe(false);
+    expect(() => encodeFrame({ t: "snap-rows", id: 1, rows: [{ ns: "kv", key: "", data: new Uint8Array(0) }] })).toThrow(/snapshot row/);
+    expect(() => encodeFrame({ t: "snap-rows", id: 1, rows: [{ ns: "idem", key: "i".repeat(257), data: new Uint8Array(0) }] })).toThrow(/snapshot row/);
+  });
+
+  it("refuses data longer than the frame", () => {
+    const bytes = rawRows([{ tag: 1, key: utf8("k"), data: [1, 2, 3] }]);
+    expectCodecError(bytes.subarray(0, bytes.length - 1), /truncated/);
+    const lying = new Uint8Array([...bytes.subarray(0, bytes.length - 4), ...varint(1_000_000), 1, 2, 3]);
+    expectCodecError(lying, /truncated/);
+  });
+
+  it("returns a codec error for every prefix of a snapshot frame", () => {
+    fc.assert(
+      fc.property(fc.oneof(frameArbs["snap-begin"], frameArbs["snap-rows"], frameArbs["snap-end"]), (frame) => {
+        const bytes = encodeFrame(frame);
+        for (let n = 0; n < bytes.length; n++) expect(isCodecError(decodeFrame(bytes.subarray(0, n))), `prefix of ${n}`).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("never throws on random bytes behind a snapshot frame type", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 12, max: 14 }), fc.uint8Array({ maxLength: 200 }), (t, rest) => {
+        expectSafeDecode(new Uint8Array([t, ...rest]));
       }),
     );
   });

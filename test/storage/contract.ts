@@ -8,6 +8,7 @@ import type { CounterState, Op } from "../../src/core/op.js";
 import type { Batch, Storage } from "../../src/storage/port.js";
 import { readNodeMeta } from "../../src/storage/port.js";
 import { A, B, C, byteOrder, conflict, counterOp, docOp, hlc, kvOp, reg, setOp } from "./fixtures.js";
+import { runSnapshotContract } from "./snapshot-contract.js";
 
 /** How the contract gets stores: fresh ones, and the same data after a restart. */
 export interface StorageHarness {
@@ -64,6 +65,7 @@ function keysOf(rows: readonly { key: string }[]): string[] {
 
 /** Runs the storage contract against the stores `harness` makes. */
 export function runStorageContract(name: string, harness: StorageHarness): void {
+  runSnapshotContract(name, harness);
   describe(`storage contract: ${name}`, () => {
     let s: Storage;
     beforeEach(() => {

@@ -11,7 +11,9 @@ import type { CrashableStorage } from "../../src/storage/memory-crash.js";
 import { createMemoryDisk } from "../../src/storage/memory-disk.js";
 import type { MemoryDisk } from "../../src/storage/memory-disk.js";
 import type { Batch, Storage } from "../../src/storage/port.js";
-import { A, B, conflict, counterOp, docOp, kvOp, reg } from "./fixtures.js";
+import { installRules, type SnapshotRow } from "../../src/core/snapshot.js";
+import { textRowData } from "../../src/storage/snapshot-install.js";
+import { A, B, conflict, counterOp, docOp, hlc, kvOp, reg } from "./fixtures.js";
 
 const ORIGINS = [A, B] as const;
 const KEYS = ["a", "b", "é😀"] as const;
@@ -173,6 +175,54 @@ describe("crashable memory storage", () => {
     expect(contents(createCrashableStorage(c.durableDisk()).storage)).toEqual(before);
     // crash() after a clean close hands over the same disk, with nothing to lose.
     expect(contents(createCrashableStorage(c.crash()).storage)).toEqual(before);
+  });
+
+  it("journals a snapshot install as one write: a crash before the sync keeps the old state, after it the new", () => {
+    const header = { vv: { [A]: 2, [B]: 1 }, sweptVv: { [B]: 1 }, hlc: hlc(1_800_000_000_000) };
+    const rows: SnapshotRow[] = [
+      { ns: "kv", key: "b", data: textRowData(JSON.stringify(reg("\"snap\"", B, 1))) },
+      { ns: "counters", key: "c", data: textRowData(JSON.stringify({ p: { [B]: 4 }, n: {} })) },
+    ];
+    /** A synced store holding a-1 and a-2 (covered by the snapshot) and a:3 (not), with the snapshot staged and synced too. */
+    const staged = (): CrashableStorage => {
+      const c = createCrashableStorage();
+      c.storage.commit({ ops: [kvOp(A, 1, "a"), kvOp(A, 2, "a"), kvOp(A, 3, "x")], kv: [{ key: "a", reg: reg("1", A, 2), deleted: false }], appliedVv: { [A]: 3 }, meta: { lastSeq: 0 } });
+      c.storage.stageSnapshotRows(rows);
+      c.sync();
+      return c;
+    };
+    const install = (c: CrashableStorage): void => {
+      const before = c.unsyncedWrites;
+      c.storage.installSnapshot(header, installRules(B, header));
+      expect(c.unsyncedWrites - before, "one journal entry").toBe(1);
+    };
+
+    const lost = staged();
+    const old = contents(lost.storage);
+    install(lost);
+    expect(lost.storage.getKv("a")).toBeUndefined();
+    expect(contents(lost.storage)).not.toEqual(old);
+    const back = createCrashableStorage(lost.crash()).storage;
+    expect(contents(back)).toEqual(old);
+    expect(back.stagedSnapshotRows()).toBe(2);
+    back.close();
+
+    const kept = staged();
+    install(kept);
+    kept.sync();
+    const installed = contents(kept.storage);
+    const again = createCrashableStorage(kept.crash()).storage;
+    expect(contents(again)).toEqual(installed);
+    expect(again.getKv("a")).toBeUndefined();
+    expect(again.getKv("b")).toEqual(reg("\"snap\"", B, 1));
+    expect(again.getCounter("c")).toEqual({ p: { [B]: 4 }, n: {} });
+    expect(again.getOps(A, 1, 10, 10)).toEqual([kvOp(A, 3, "x")]);
+    expect(again.opLogFloor()).toEqual(header.vv);
+    expect(again.appliedVv()).toEqual({ [A]: 3, [B]: 1 });
+    expect(again.getMeta("lastSeq")).toBe(1);
+    expect(again.getMeta("sweptVv")).toEqual({ [B]: 1 });
+    expect(again.stagedSnapshotRows()).toBe(0);
+    again.close();
   });
 
   it("writes nothing to the durable disk before a sync, and closes the store on a crash", () => {

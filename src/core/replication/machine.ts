@@ -89,6 +89,7 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
       needsCompacted: false,
       snapshot: null,
       forgotten: false,
+      cameBack: false,
     });
   }
   const clock = startClock(nowMs);
@@ -283,6 +284,7 @@ function linkUp(d: Draft, peer: NodeId, vv: VersionVector, epoch: number): void 
     linkUp: true,
     heardMs: d.nowMs,
     forgotten: false,
+    cameBack: p.cameBack || p.forgotten,
     snapshot: null,
     aliveMs: null,
     view: { ...p.view, up: true, vv, epoch },
@@ -364,7 +366,7 @@ function ping(d: Draft): void {
 
 function onFrame(d: Draft, peer: NodeId, f: InFrame): void {
   const before = d.s.peers.get(peer);
-  const p = setPeer(d, peer, (x) => ({ ...x, heardMs: d.nowMs, forgotten: false, view: x.linkUp && !x.view.up ? { ...x.view, up: true } : x.view }));
+  const p = setPeer(d, peer, (x) => ({ ...x, heardMs: d.nowMs, forgotten: false, cameBack: x.cameBack || x.forgotten, view: x.linkUp && !x.view.up ? { ...x.view, up: true } : x.view }));
   if (p === undefined) return;
   if (before?.forgotten === true) returned(d, peer);
   switch (f.t) {
@@ -527,8 +529,9 @@ function planAll(d: Draft): void {
       planSnapshot(d, p);
       continue;
     }
+    if (p.cameBack && !p.needsCompacted) setPeer(d, peer, (x) => ({ ...x, cameBack: false }));
     if (p.needsCompacted) {
-      setPeer(d, peer, (x) => ({ ...x, needsCompacted: false, snapshot: null }));
+      setPeer(d, peer, (x) => ({ ...x, needsCompacted: false, snapshot: null, cameBack: false }));
       d.events.push({ level: "info", msg: "peer holds what this node compacted: streaming ops to it from its vector", fields: { peer, peerVv: p.send.acked } });
     }
     const offer = offerFor(d, p);
@@ -582,7 +585,8 @@ function planSnapshot(d: Draft, p: PeerState): void {
     fields: {
       peer,
       id,
-      why: p.forgotten ? "it was silent longer than member-forget-ms" : "its vector is below this node's compacted floor (a new member, or one that lost its data)",
+      // Heard again by now (that is how its link came up), so forgotten is already false: cameBack says it was.
+      why: p.forgotten || p.cameBack ? "it was silent longer than member-forget-ms" : "its vector is below this node's compacted floor (a new member, or one that lost its data)",
       peerVv: p.send.acked,
       floor: d.s.floor,
     },

@@ -78,6 +78,8 @@ export interface PeerState {
   readonly snapshot: { readonly id: number; readonly sentMs: number | null } | null;
   /** Silent longer than memberForgetMs: its reports no longer hold the stability frontier back. */
   readonly forgotten: boolean;
+  /** Was forgotten and has been heard again, but not yet seen holding this node's floor: why it may need a snapshot. */
+  readonly cameBack: boolean;
 }
 
 /** A client write waiting for `ack=region|all`. */
