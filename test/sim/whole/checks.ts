@@ -26,7 +26,10 @@ import { compareHlc, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Op } from "../../../src/core/op.js";
 import type { ReplOutput } from "../../../src/core/replication/types.js";
+import type { KvRegister } from "../../../src/core/op.js";
+import type { SnapshotHeader, SnapshotRow } from "../../../src/core/snapshot.js";
 import { normalizeVv, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
+import type { KvRow } from "../../../src/storage/port.js";
 import { InvariantViolation } from "../invariants.js";
 import type { NodeMonitor, SimNode } from "./node.js";
 
@@ -65,6 +68,18 @@ export class Checks implements NodeMonitor {
   private readonly taken = new Map<string, { epoch: number; at: number }>();
   /** Version (node, hlc) -> true time the write was taken. */
   private readonly trueTimeOf = new Map<string, number>();
+  /** Per node, how many times its disk was lost: its votes and epochs before belong to an earlier incarnation. */
+  private readonly incarnation = new Map<NodeId, number>();
+  /** Per node, the durable vector it held when its disk was lost: its peers counted on it, so compaction may have. */
+  private readonly heldBeforeWipe = new Map<NodeId, VersionVector>();
+  /** Dots no node held durably when the last node holding them lost its disk: those may be gone (per origin, seq ranges). */
+  private readonly lost: Array<{ origin: string; from: number; to: number }> = [];
+  /** ack=region writes a lost disk held: their majority may be gone, so a new leader may lack them. */
+  private readonly weakened = new Set<string>();
+  /** `node>member`: members a node forgot while it compacted, until they hold its persisted frontier. */
+  private readonly excused = new Set<string>();
+  /** Own ops a node kept beyond a snapshot it installed: every node must end with them. */
+  readonly keptBeyond: Array<{ node: NodeId; from: number; to: number }> = [];
 
   constructor(
     private readonly now: () => number,
@@ -75,14 +90,97 @@ export class Checks implements NodeMonitor {
   ) {}
 
   compacting(node: SimNode, target: VersionVector): void {
+    const persisted = node.storage.getMeta("stableVv") ?? {};
     for (const n of this.allNodes()) {
-      const held = n.disk.durableVv();
+      const held = this.heldOrLost(n);
+      // A member the compacting node forgot (silent past memberForgetMs) is not waited for: it bootstraps from a snapshot.
+      // The frontier persisted meanwhile stays (compaction.ts): the member is excused until it holds that frontier.
+      const excuse = `${node.id}>${n.id}`;
+      if (n !== node && node.repl.peers.get(n.id)?.forgotten === true) this.excused.add(excuse);
+      if (this.excused.has(excuse)) {
+        if (Object.entries(persisted).some(([origin, seq]) => vvGet(held, origin) < seq)) continue;
+        this.excused.delete(excuse);
+      }
+      // Nor one already below this node's floor (it was forgotten, or lost its disk, when that was checked): only a snapshot restores it now.
+      if (Object.entries(node.storage.opLogFloor()).some(([origin, seq]) => vvGet(held, origin) < seq)) continue;
       for (const [origin, seq] of Object.entries(target)) {
         if (vvGet(held, origin) < seq) {
           throw new InvariantViolation(`${node.id} compacted ${origin} up to ${seq} while ${n.id} holds only up to ${vvGet(held, origin)} durably`);
         }
       }
     }
+  }
+
+  /** What `n` holds durably, or held when it lost its disk (the loss is the fault's, not compaction's). */
+  private heldOrLost(n: SimNode): VersionVector {
+    const now = n.wiped ? {} : n.disk.durableVv();
+    const before = this.heldBeforeWipe.get(n.id);
+    if (before === undefined) return now;
+    const out: Record<string, number> = { ...before };
+    for (const [o, s] of Object.entries(now)) out[o] = Math.max(s, out[o] ?? 0);
+    return out;
+  }
+
+  /** True when `n` holds `origin:seq` (durably when down; a node whose disk is lost holds nothing). */
+  private holds(n: SimNode, origin: string, seq: number): boolean {
+    if (n.wiped) return false;
+    if (n.up) return n.storage.hasOp(origin as NodeId, seq) || vvGet(n.disk.durableVv(), origin) >= seq;
+    return vvGet(n.disk.durableVv(), origin) >= seq;
+  }
+
+  /** `n` is about to lose its disk: what only it held may be gone, and its next life starts from nothing. */
+  wiping(n: SimNode): void {
+    const mine = n.disk.durableVv();
+    const others = this.allNodes().filter((m) => m !== n);
+    for (const [origin, seq] of Object.entries(mine)) {
+      let elsewhere = 0;
+      for (const m of others) {
+        if (m.wiped) continue;
+        elsewhere = Math.max(elsewhere, vvGet(m.disk.durableVv(), origin), m.up ? vvGet(m.storage.appliedVv(), origin) : 0);
+      }
+      if (seq > elsewhere) this.lost.push({ origin, from: elsewhere + 1, to: seq });
+    }
+    for (const w of this.regionAckedWrites) if (w.region === n.region && vvGet(mine, w.origin) >= w.seq) this.weakened.add(`${w.origin}:${w.seq}`);
+    const before = this.heldBeforeWipe.get(n.id) ?? {};
+    const held: Record<string, number> = { ...before };
+    for (const [o, s] of Object.entries(mine)) held[o] = Math.max(s, held[o] ?? 0);
+    this.heldBeforeWipe.set(n.id, held);
+    this.incarnation.set(n.id, (this.incarnation.get(n.id) ?? 0) + 1);
+    this.maxEpoch.delete(n.id);
+  }
+
+  private isLost(origin: string, seq: number): boolean {
+    return this.lost.some((l) => l.origin === origin && seq >= l.from && seq <= l.to);
+  }
+
+  /** After an install: no kv version the snapshot's vector covers survives unless the snapshot has it; none beyond it is gone. */
+  installed(node: SimNode, header: SnapshotHeader, rows: readonly SnapshotRow[], localKv: readonly KvRow[]): void {
+    const snap = new Map<string, KvRegister>();
+    const text = new TextDecoder();
+    for (const r of rows) if (r.ns === "kv") snap.set(r.key, JSON.parse(text.decode(r.data)) as KvRegister);
+    const dot = (v: { origin: string; seq: number }): string => `${v.origin}:${v.seq}`;
+    for (const r of node.storage.listKv({ limit: 10_000, includeDeleted: true })) {
+      const theirs = new Set((snap.get(r.key)?.siblings ?? []).map(dot));
+      for (const v of r.reg.siblings) {
+        if (v.seq <= vvGet(header.vv, v.origin) && !theirs.has(dot(v))) {
+          this.fail(`${node.id} resurrected kv ${r.key} in a snapshot install: it kept version ${dot(v)}, which the snapshot's vector covers and its state does not hold (deleted, or superseded, at the sender)`);
+        }
+      }
+    }
+    const after = new Map(node.storage.listKv({ limit: 10_000, includeDeleted: true }).map((r) => [r.key, r.reg]));
+    for (const r of localKv) {
+      for (const v of r.reg.siblings) {
+        if (v.seq <= vvGet(header.vv, v.origin)) continue;
+        const now = after.get(r.key)?.siblings ?? [];
+        if (!now.some((x) => dot(x) === dot(v) || vvGet(x.vv, v.origin) >= v.seq)) {
+          this.fail(`${node.id} lost kv ${r.key} version ${dot(v)} in a snapshot install: the snapshot's vector does not cover it, so it must be kept`);
+        }
+      }
+    }
+  }
+
+  keptBeyondSnapshot(node: SimNode, fromSeq: number, toSeq: number): void {
+    this.keptBeyond.push({ node: node.id, from: fromSeq, to: toSeq });
   }
 
   // ---- after every event -------------------------------------------------------
@@ -97,9 +195,11 @@ export class Checks implements NodeMonitor {
       const k = `${node.region}/${vote.epoch}`;
       let voters = this.votes.get(k);
       if (voters === undefined) this.votes.set(k, (voters = new Map()));
-      const earlier = voters.get(node.id);
+      // A node that lost its disk lost its votes with it: its next life's votes are its own (two leaders of one epoch are still caught).
+      const voter = `${node.id}#${this.incarnation.get(node.id) ?? 0}` as NodeId;
+      const earlier = voters.get(voter);
       if (earlier !== undefined && earlier !== vote.node) this.fail(`${node.id} voted twice in epoch ${vote.epoch} of ${node.region}: ${earlier}, then ${vote.node}`);
-      voters.set(node.id, vote.node);
+      voters.set(voter, vote.node);
     }
     if (!wasActive && isActiveLeader(out.state)) this.tookOffice(node, epoch, out);
   }
@@ -108,18 +208,27 @@ export class Checks implements NodeMonitor {
     const k = `${node.region}/${epoch}`;
     const other = this.leaderOfEpoch.get(k);
     if (other !== undefined && other !== node.id) this.fail(`two leaders of ${node.region} in epoch ${epoch}: ${other} and ${node.id}`);
-    let votes = 0;
-    for (const candidate of this.votes.get(k)?.values() ?? []) if (candidate === node.id) votes++;
+    const voters = new Set<string>();
+    for (const [voter, candidate] of this.votes.get(k) ?? []) if (candidate === node.id) voters.add(voter.split("#")[0] as string);
+    const votes = voters.size;
     const size = this.regionNodes(node.region).length;
     if (votes < majority(size)) this.fail(`${node.id} took office in epoch ${epoch} of ${node.region} with ${votes} durable votes of ${size}`);
     this.leaderOfEpoch.set(k, node.id);
     this.activations.push({ region: node.region, epoch, node: node.id, at: this.now() });
     const vv = out.state.localVv;
     for (const w of this.regionAckedWrites) {
-      if (w.region === node.region && w.epoch < epoch && vvGet(vv, w.origin) < w.seq) {
+      if (w.region === node.region && w.epoch < epoch && vvGet(vv, w.origin) < w.seq && !this.majorityLost(w)) {
         this.fail(`${node.id} took office in epoch ${epoch} without ${w.origin}:${w.seq}, acknowledged by a majority of ${w.region} in epoch ${w.epoch}`);
       }
     }
+  }
+
+  /** An ack=region write whose durable majority a lost disk broke (it may be held by fewer than a majority now). */
+  private majorityLost(w: { region: string; origin: NodeId; seq: number }): boolean {
+    if (!this.weakened.has(`${w.origin}:${w.seq}`)) return false;
+    const region = this.regionNodes(w.region);
+    const holders = region.filter((n) => !n.wiped && vvGet(n.disk.durableVv(), w.origin) >= w.seq).length;
+    return holders < majority(region.length);
   }
 
   batchJudged(node: SimNode, from: SimNode | undefined, fence: string, knownEpochBefore: number, verdict: ReplOutput["batch"]): void {
@@ -130,11 +239,11 @@ export class Checks implements NodeMonitor {
     }
   }
 
-  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc): void {
+  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc, fromPeer: boolean): void {
     if (compareHlc(outcome.hlc, hlcBefore) < 0) this.fail(`${node.id}: HLC went back`);
     for (const op of outcome.ops) {
       if (node.storage.hasOp(op.origin, op.seq)) this.fail(`${node.id} applied ${op.origin}:${op.seq} twice`);
-      if (op.origin === node.id && compareHlc(op.hlc, hlcBefore) <= 0) {
+      if (op.origin === node.id && !fromPeer && compareHlc(op.hlc, hlcBefore) <= 0) {
         this.fail(`${node.id} stamped its op ${op.seq} with ${JSON.stringify(op.hlc)}, not after its clock ${JSON.stringify(hlcBefore)}: the HLC went back`);
       }
     }
@@ -142,6 +251,11 @@ export class Checks implements NodeMonitor {
 
   writeTaken(node: SimNode, epoch: number, op: Op): void {
     const at = this.now();
+    // A dot is one op: a node that lost its data must not stamp a new op with a seq of its origin that a peer holds.
+    if (this.taken.has(`${op.origin}:${op.seq}`)) {
+      const holder = this.allNodes().find((n) => n !== node && this.holds(n, op.origin, op.seq));
+      if (holder !== undefined) this.fail(`${node.id} reused the dot ${op.origin}:${op.seq} for a new op while ${holder.id} holds the earlier op of that dot`);
+    }
     this.taken.set(`${op.origin}:${op.seq}`, { epoch, at });
     this.trueTimeOf.set(versionKey(op.origin, op.hlc), at);
     for (const a of this.activations) {
@@ -165,11 +279,22 @@ export class Checks implements NodeMonitor {
   // ---- at the end ----------------------------------------------------------------
 
   /** The checks after the quiet period; `nodes` all running. */
-  final(nodes: readonly SimNode[], outcomes: readonly RequestOutcome[], keys: { counters: string[]; sets: string[]; docs: string[] }): void {
+  final(nodes: readonly SimNode[], outcomesIn: readonly RequestOutcome[], keys: { counters: string[]; sets: string[]; docs: string[] }): void {
+    let outcomes = outcomesIn;
     const [first, ...rest] = nodes.map((n) => ({ node: n, print: fingerprint(n, keys) }));
     if (first === undefined) return;
     for (const r of rest) {
       if (r.print !== first.print) this.fail(`replicas differ after the quiet period:\n${first.node.id}: ${first.print}\n${r.node.id}: ${r.print}`);
+    }
+    // An acknowledged write only disks that were then lost held may be gone: it counts as an unknown outcome.
+    outcomes = outcomes.map((o) => (o.status === "acked" && o.dot !== null && this.isLost(o.dot.origin, o.dot.seq) ? { ...o, status: "unknown" as const } : o));
+    for (const k of this.keptBeyond) {
+      for (let seq = k.from; seq <= k.to; seq++) {
+        if (this.isLost(k.node, seq)) continue;
+        for (const n of nodes) {
+          if (!n.storage.hasOp(k.node, seq) || vvGet(n.storage.appliedVv(), k.node) < seq) this.fail(`${k.node}:${seq}, kept beyond a snapshot ${k.node} installed, is missing on ${n.id}`);
+        }
+      }
     }
     for (const o of outcomes) {
       if (o.status !== "acked" || o.dot === null) continue;

@@ -4,6 +4,7 @@
 // --runs K     a campaign: seeds S .. S+K-1 (S from --from, default 1); stops at the first failure
 // --mutation   switches off one guard (src/core/mutations.ts) to see the checks catch it
 // --topology   nodes per region, e.g. 3,3,3 or 5,3 (default: every topology)
+// --snapshots  the schedules that add snapshot faults (lost disks, crashes and cuts at snapshots, deposed leaders)
 
 import { MUTATIONS, parseMutation, type Mutation } from "../../../src/core/mutations.js";
 import { runSeed, type SeedResult } from "./explore.js";
@@ -14,11 +15,12 @@ interface Args {
   from: number;
   mutation: Mutation | null;
   topologies: number[][] | undefined;
+  snapshots: boolean;
   verbose: boolean;
 }
 
 function usage(problem: string): never {
-  process.stderr.write(`sim: ${problem}\nusage: npm run sim -- [--seed N | --runs K [--from S]] [--mutation ${MUTATIONS.join("|")}] [--topology 3,3,3] [--verbose]\n`);
+  process.stderr.write(`sim: ${problem}\nusage: npm run sim -- [--seed N | --runs K [--from S]] [--mutation ${MUTATIONS.join("|")}] [--topology 3,3,3] [--snapshots] [--verbose]\n`);
   process.exit(2);
 }
 
@@ -29,7 +31,7 @@ function positiveInt(flag: string, text: string | undefined): number {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, runs: 1, from: 1, mutation: null, topologies: undefined, verbose: false };
+  const a: Args = { seed: null, runs: 1, from: 1, mutation: null, topologies: undefined, snapshots: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -60,6 +62,9 @@ function parseArgs(argv: readonly string[]): Args {
         i++;
         break;
       }
+      case "--snapshots":
+        a.snapshots = true;
+        break;
       case "--verbose":
         a.verbose = true;
         break;
@@ -73,7 +78,7 @@ function parseArgs(argv: readonly string[]): Args {
 function report(r: SeedResult): void {
   process.stdout.write(`\nFAILED: seed ${r.seed}\n${r.error ?? ""}\n`);
   if (r.shrunk !== undefined) process.stdout.write(`\nminimal schedule (fast-check shrank it):\n${JSON.stringify(r.shrunk)}\n`);
-  process.stdout.write(`\nreplay: npm run sim -- --seed ${r.seed}${args.mutation ? ` --mutation ${args.mutation}` : ""}\n`);
+  process.stdout.write(`\nreplay: npm run sim -- --seed ${r.seed}${args.mutation ? ` --mutation ${args.mutation}` : ""}${args.snapshots ? " --snapshots" : ""}\n`);
 }
 
 const args = parseArgs(process.argv.slice(2));
@@ -84,7 +89,7 @@ let steps = 0;
 let acked = 0;
 for (let i = 0; i < count; i++) {
   const seed = first + i;
-  const r = runSeed(seed, { topologies: args.topologies, mutation: args.mutation, shrink: true });
+  const r = runSeed(seed, { topologies: args.topologies, mutation: args.mutation, shrink: true, schedules: args.snapshots ? "snapshots" : "base" });
   if (!r.ok) {
     report(r);
     process.exit(1);

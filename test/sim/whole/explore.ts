@@ -4,7 +4,7 @@
 
 import fc from "fast-check";
 import { setMutation, type Mutation } from "../../../src/core/mutations.js";
-import { runSchedule, scheduleArb, type RunResult, type Schedule } from "./schedule.js";
+import { runSchedule, scheduleArb, snapshotScheduleArb, type RunResult, type Schedule } from "./schedule.js";
 
 /** Wall-clock bound on shrinking one failure. */
 export const SHRINK_TIME_LIMIT_MS = 120_000;
@@ -22,13 +22,19 @@ export interface SeedResult {
 export interface ExploreOptions {
   readonly topologies?: ReadonlyArray<readonly number[]>;
   readonly mutation?: Mutation | null;
+  /** Which schedules: the base ones (default), or the ones that add snapshot faults (snapshotScheduleArb). */
+  readonly schedules?: "base" | "snapshots";
   /** Shrink a failure to a minimal schedule (slower; the CLI does, a mutation test need not). */
   readonly shrink?: boolean;
 }
 
-/** The schedule of `seed`. */
-export function scheduleOf(seed: number, topologies?: ReadonlyArray<readonly number[]>): Schedule {
-  const [s] = fc.sample(scheduleArb(topologies), { seed, numRuns: 1 });
+function arbOf(o: ExploreOptions): fc.Arbitrary<Schedule> {
+  return o.schedules === "snapshots" ? snapshotScheduleArb(o.topologies) : scheduleArb(o.topologies);
+}
+
+/** The schedule of `seed` (of the base schedules, or of the snapshot ones). */
+export function scheduleOf(seed: number, topologies?: ReadonlyArray<readonly number[]>, schedules: ExploreOptions["schedules"] = "base"): Schedule {
+  const [s] = fc.sample(arbOf({ ...(topologies === undefined ? {} : { topologies }), schedules }), { seed, numRuns: 1 });
   return s as Schedule;
 }
 
@@ -38,13 +44,13 @@ export function runSeed(seed: number, o: ExploreOptions = {}): SeedResult {
   try {
     let result: RunResult | undefined;
     try {
-      result = runSchedule(scheduleOf(seed, o.topologies));
+      result = runSchedule(scheduleOf(seed, o.topologies, o.schedules));
       return { seed, ok: true, result };
     } catch (err) {
       if (!o.shrink) return { seed, ok: false, error: String(err instanceof Error ? err.message : err) };
     }
     const details = fc.check(
-      fc.property(scheduleArb(o.topologies), (s) => {
+      fc.property(arbOf(o), (s) => {
         runSchedule(s);
       }),
       // Shrinking replays the schedule hundreds of times: bounded, it reports the smallest found so far.

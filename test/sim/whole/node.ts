@@ -29,7 +29,7 @@ import {
   type ElectionOutput,
   type ElectionState,
 } from "../../../src/core/election.js";
-import { tick, type Hlc } from "../../../src/core/hlc.js";
+import { compareHlc, tick, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Namespace, Op } from "../../../src/core/op.js";
 import { highestSeqs } from "../../../src/core/replication/decisions.js";
@@ -42,6 +42,9 @@ import type { MemoryDisk } from "../../../src/storage/memory.js";
 import { readNodeMeta, type Storage } from "../../../src/storage/port.js";
 import { batchOf } from "../../../src/node/apply-driver.js";
 import { InvariantViolation } from "../invariants.js";
+import type { SnapshotHeader, SnapshotRow } from "../../../src/core/snapshot.js";
+import type { KvRow } from "../../../src/storage/port.js";
+import { SimSnapshots, type InstallRecord, type SnapshotCrashPhase, type SnapshotFrame } from "./snapshots.js";
 
 /** Wall clocks start here (any date works; this one is in 2023). */
 export const WALL_EPOCH_MS = 1_700_000_000_000;
@@ -74,10 +77,16 @@ export interface SimDisk {
   crash(): MemoryDisk;
   /** The applied vector a crash now would keep. */
   durableVv(): VersionVector;
+  /** Writes since the last sync: what a crash now would lose. */
+  unsynced(): number;
 }
 
 /** What travels on a peer link: election JSON, ops with their contents, and the replication control frames. */
-export type PeerFrame = { readonly t: "control"; readonly json: string } | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly ops: readonly Op[] } | ControlFrame;
+export type PeerFrame =
+  | { readonly t: "control"; readonly json: string }
+  | { readonly t: "ops"; readonly batch: number; readonly fence: string; readonly ops: readonly Op[] }
+  | ControlFrame
+  | SnapshotFrame;
 
 export type AckLevel = "local" | "region" | "all";
 
@@ -110,8 +119,16 @@ export interface Host {
   note(line: () => string): void;
   /** Right after an own idempotent counter write is durable, before anything leaves: true when the schedule crashed the node here. */
   maybeCrashAfterWrite(node: SimNode, idemKey: string): boolean;
-  /** Right after an own client write is committed, before it is durable: the schedule may stall the process here. */
+  /** Right after an own client write is committed, before it is durable: the schedule may stall the process here (or cut it off). */
   maybePauseAfterWrite(node: SimNode): void;
+  /** True while `from`'s end of its link to `to` is up (Hub.isUp). */
+  linkUp(from: SimNode, to: NodeId): boolean;
+  /** Holds the node's loop for `ms` (a synchronous transaction): nothing else of it runs meanwhile; `done` runs first when it ends, unless it crashed. */
+  block(node: SimNode, ms: number, done: () => void): void;
+  /** `node` began streaming a snapshot to `peer`: the schedule may cut them apart here. */
+  snapshotStreaming(node: SimNode, peer: NodeId): void;
+  /** A snapshot at its receiver reached `phase`: true when the schedule crashed the node here. */
+  maybeCrashInSnapshot(node: SimNode, phase: SnapshotCrashPhase): boolean;
 }
 
 /** The checks that watch every step of a node (checks.ts). */
@@ -119,13 +136,18 @@ export interface NodeMonitor {
   electionStepped(node: SimNode, wasActive: boolean, out: ElectionOutput): void;
   batchJudged(node: SimNode, from: SimNode | undefined, fence: string, knownEpochBefore: number, verdict: ReplOutput["batch"]): void;
   /** Before `ops` are committed at `node`: none of them may be in its log already. */
-  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc): void;
+  /** `fromPeer`: the ops came from a peer (a node that lost its disk gets its own earlier ops back that way). */
+  applying(node: SimNode, outcome: ApplyOutcome, hlcBefore: Hlc, fromPeer: boolean): void;
   /** A client write was taken by `node` as leader of `epoch`. */
   writeTaken(node: SimNode, epoch: number, op: Op): void;
   /** A client write of `node`'s region reached ack=region (or all) at `node`. */
   regionAcked(node: SimNode, origin: NodeId, seq: number): void;
   /** `node` is about to remove its logged ops up to `target`: every member must hold them durably. */
   compacting(node: SimNode, target: VersionVector): void;
+  /** `node` just installed a snapshot with `rows` over its kv rows `localKv`: nothing covered may come back, nothing beyond may go. */
+  installed(node: SimNode, header: SnapshotHeader, rows: readonly SnapshotRow[], localKv: readonly KvRow[]): void;
+  /** `node` kept its own ops `fromSeq..toSeq` beyond a snapshot it installed: they must reach every node. */
+  keptBeyondSnapshot(node: SimNode, fromSeq: number, toSeq: number): void;
 }
 
 export interface ClockModel {
@@ -160,9 +182,19 @@ export class SimNode {
   /** Over the whole run, across restarts: what compaction removed here. */
   compactedOps = 0;
   droppedTombstones = 0;
+  /** Over the whole run: snapshots this node streamed whole, and the ones it installed. */
+  snapshotsStreamed = 0;
+  readonly installRecords: InstallRecord[] = [];
+  /** A crash hit this node inside an install; cleared by its next install. */
+  crashedInInstall = false;
+  /** The node lost its disk and has not restarted yet. */
+  wiped = false;
+  /** While the loop is held (World.block): what runs when it is released. */
+  blockedDone: (() => void) | null = null;
+  private snapshots!: SimSnapshots;
 
   constructor(
-    private readonly host: Host,
+    readonly host: Host,
     readonly index: number,
     readonly member: MemberConfig,
     readonly members: readonly MemberConfig[],
@@ -208,11 +240,14 @@ export class SimNode {
     this.dueAt = Infinity;
     this.idemInflight.clear();
     this.waiters.clear();
+    this.wiped = false;
+    this.blockedDone = null;
     const storage = disk.storage;
     if (storage.getMeta("nodeId") === undefined) {
       storage.setMeta("nodeId", this.id);
       disk.sync();
     }
+    this.snapshots = new SimSnapshots(this);
     const meta = readNodeMeta(storage);
     this.hlc = meta.lastHlc;
     this.seq = Math.max(meta.lastSeq, vvGet(storage.opLogVv(), this.id));
@@ -271,6 +306,7 @@ export class SimNode {
     this.gen++;
     this.backlog.length = 0;
     this.pending = [];
+    this.blockedDone = null;
     return this.disk.crash();
   }
 
@@ -361,7 +397,10 @@ export class SimNode {
   }
 
   private sendRepl(to: NodeId, frame: ReplOutput["send"][number]["frame"]): boolean {
-    if (frame.t === "snapshot") throw new InvariantViolation(`${this.id} was asked to send a snapshot to ${to}: the simulator does not stream snapshots yet`);
+    if (frame.t === "snapshot") {
+      this.snapshots.send(to, frame.id);
+      return true;
+    }
     if (frame.t !== "ops") return this.host.send(this, to, frame);
     const r = frame.range;
     const ops = this.storage.getOps(r.origin, r.fromSeq, r.toSeq, r.toSeq - r.fromSeq + 1);
@@ -412,9 +451,35 @@ export class SimNode {
         void outcome;
         return;
       }
+      case "snap-begin":
+      case "snap-rows":
+      case "snap-end":
+        this.snapshots.onFrame(from.id, f);
+        return;
       default:
         this.replInput({ type: "frame", peer: from.id, frame: f });
     }
+  }
+
+  // ---- what the snapshot driver asks (snapshots.ts) ---------------------------------
+
+  /** No commit of this node is in flight: every one is durable and its callbacks ran (ApplyDriver.install's quiesce). */
+  quiet(): boolean {
+    return this.pending.length === 0 && !this.syncArmed;
+  }
+
+  /** Runs `fn` at a moment when everything written so far is durable (what a real node's committed state is). */
+  whenDurable(fn: () => void): void {
+    if (this.disk.unsynced() === 0) fn();
+    else this.afterSync(() => this.whenDurable(fn));
+  }
+
+  /** ApplyDriver.install: the install raised the vector, seq and clock in the store; take them again. */
+  refreshAfterInstall(): void {
+    const meta = readNodeMeta(this.storage);
+    this.vv = this.storage.appliedVv();
+    this.seq = Math.max(this.seq, meta.lastSeq, vvGet(this.vv, this.id));
+    if (compareHlc(meta.lastHlc, this.hlc) > 0) this.hlc = meta.lastHlc;
   }
 
   // ---- the compactor (src/node/compactor.ts) ----------------------------------------
@@ -475,13 +540,13 @@ export class SimNode {
   /** Runs the core apply path and commits its outcome (not yet durable: see afterSync). */
   private applyAndCommit(ops: readonly Op[]): ApplyOutcome {
     const outcome = applyOps(this.view(), ops);
-    this.commitOutcome(outcome);
+    this.commitOutcome(outcome, true);
     return outcome;
   }
 
-  private commitOutcome(outcome: ApplyOutcome): void {
+  private commitOutcome(outcome: ApplyOutcome, fromPeer: boolean): void {
     if (outcome.ops.length === 0) return;
-    this.host.monitor.applying(this, outcome, this.hlc);
+    this.host.monitor.applying(this, outcome, this.hlc, fromPeer);
     this.storage.commit(batchOf(outcome));
     this.vv = outcome.vv;
     this.hlc = outcome.hlc;
@@ -590,7 +655,7 @@ export class SimNode {
     if (req.idem !== null && !outcome.idempotency.some((r) => r.key === req.idem?.key)) {
       throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} recorded no answer for its Idempotency-Key`);
     }
-    this.commitOutcome(outcome);
+    this.commitOutcome(outcome, false);
     const after = outcome.changes.find((c) => c.ns === op.ns && c.key === op.key)?.state;
     if (after === undefined) throw new InvariantViolation(`${this.id}: own op ${tokenOf(op)} changed no state`);
     const body = answerOf(op, after);

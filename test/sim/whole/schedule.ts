@@ -9,10 +9,12 @@
 
 import fc from "fast-check";
 import { normalizeVv } from "../../../src/core/version-vector.js";
+import { SNAPSHOT_INSTALL_TIMEOUTS } from "../../../src/core/replication/machine.js";
 import { createCrashableStorage } from "../../../src/storage/memory-crash.js";
 import type { MemoryDisk } from "../../../src/storage/memory.js";
 import { InvariantViolation } from "../invariants.js";
 import type { ClockModel, SimDisk, SimSettings, WriteRequest } from "./node.js";
+import type { SnapshotCrashPhase } from "./snapshots.js";
 import { docInsert, World, type ClientRequest, type LinkFault } from "./world.js";
 
 export const SHAPES = ["symmetric", "one-way", "region-split", "leader-isolation", "bridge", "ring"] as const;
@@ -27,7 +29,15 @@ export type Fault =
   /** The leader dies right after an idempotent counter write is durable, before any follower has it; `times` 2: so does the next leader with the retry. */
   | { readonly kind: "crash-after-write"; readonly at: number; readonly region: number; readonly downMs: number; readonly times: number }
   /** The leader stalls longer than its lease right after committing a write, and wakes believing it still leads. */
-  | { readonly kind: "pause-leader-after-write"; readonly at: number; readonly region: number; readonly ms: number };
+  | { readonly kind: "pause-leader-after-write"; readonly at: number; readonly region: number; readonly ms: number }
+  /** The node crashes and restarts after downMs on an empty disk (a lost disk, or a new member under an old name). */
+  | { readonly kind: "wipe"; readonly at: number; readonly node: number; readonly downMs: number }
+  /** The next node a snapshot reaches crashes while it stages the rows, inside the install, or right after it. */
+  | { readonly kind: "crash-in-snapshot"; readonly at: number; readonly phase: SnapshotCrashPhase; readonly downMs: number }
+  /** The next snapshot stream is cut (sender and receiver apart, both ways) afterMs after it begins, and heals later. */
+  | { readonly kind: "cut-snapshot"; readonly at: number; readonly afterMs: number; readonly healAfterMs: number }
+  /** The leader is cut off from every node right after it commits its next write, for ms: the region elects another, which compacts past it. */
+  | { readonly kind: "depose-leader-after-write"; readonly at: number; readonly region: number; readonly ms: number };
 
 export interface RequestSpec {
   readonly ns: WriteRequest["ns"];
@@ -40,6 +50,9 @@ export interface RequestSpec {
 }
 
 export interface Schedule {
+  /** memberForgetMs and opLogRetainOps of this schedule (absent: SIM_SETTINGS's). */
+  readonly memberForgetMs?: number;
+  readonly opLogRetainOps?: number;
   readonly regions: readonly number[];
   readonly seed: number;
   readonly clocks: readonly ClockModel[];
@@ -111,6 +124,20 @@ const faultArb: fc.Arbitrary<Fault> = fc.oneof(
   fc.record({ kind: fc.constant("crash-after-write" as const), at: fc.integer({ min: 0, max: FAULT_PHASE_MS - 1500 }), region: fc.integer({ min: 0, max: 7 }), downMs: fc.integer({ min: 500, max: 3000 }), times: fc.integer({ min: 1, max: 2 }) }),
 );
 
+/**
+ * The faults that make nodes need snapshots, on top of faultArb's: lost
+ * disks, crashes and cuts aimed at snapshots under way, and deposed leaders
+ * with unreplicated writes. Their schedules forget a silent member within
+ * seconds (memberForgetMs), so compaction passes a node that is down or cut
+ * off, and it comes back to a snapshot.
+ */
+const snapshotFaultArb: fc.Arbitrary<Fault> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("wipe" as const), at, node: nodeIx, downMs: fc.integer({ min: 100, max: 2500 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("crash-in-snapshot" as const), at: fc.integer({ min: 0, max: FAULT_PHASE_MS - 1000 }), phase: fc.constantFrom("staging" as const, "installing" as const, "installed" as const), downMs: fc.integer({ min: 100, max: 2000 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("cut-snapshot" as const), at: fc.integer({ min: 0, max: FAULT_PHASE_MS - 1000 }), afterMs: fc.integer({ min: 0, max: 20 }), healAfterMs: fc.integer({ min: 200, max: 3000 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("depose-leader-after-write" as const), at: fc.integer({ min: 0, max: 2500 }), region: fc.integer({ min: 0, max: 7 }), ms: fc.integer({ min: 2500, max: 4000 }) }) },
+);
+
 /** Topologies: three regions of three, and regions of five and seven nodes. */
 export const TOPOLOGIES: ReadonlyArray<readonly number[]> = [
   [3, 3, 3],
@@ -131,10 +158,32 @@ export function scheduleArb(topologies: ReadonlyArray<readonly number[]> = TOPOL
   });
 }
 
+/**
+ * Schedules where nodes bootstrap from snapshots: scheduleArb's, plus one to
+ * four snapshot faults, members forgotten after 1 to 2.5 s of silence, and a
+ * log kept only two ops past the frontier.
+ */
+export function snapshotScheduleArb(topologies: ReadonlyArray<readonly number[]> = TOPOLOGIES): fc.Arbitrary<Schedule> {
+  return fc
+    .record({
+      base: scheduleArb(topologies),
+      memberForgetMs: fc.constantFrom(1000, 1500, 2500),
+      snapshotFaults: fc.array(snapshotFaultArb, { minLength: 1, maxLength: 4 }),
+      baseFaults: fc.integer({ min: 0, max: 4 }),
+    })
+    .map(({ base, memberForgetMs, snapshotFaults, baseFaults }) => ({
+      memberForgetMs,
+      // A log of two ops past the frontier: a node that lost its disk or was forgotten needs compacted ops almost always.
+      opLogRetainOps: 2,
+      ...base,
+      faults: [...base.faults.slice(0, baseFaults), ...snapshotFaults].sort((a, b) => a.at - b.at),
+    }));
+}
+
 /** The storage each simulated node gets: in memory, losing what is not synced on a crash. */
 export function openSimDisk(disk: MemoryDisk | null): SimDisk {
   const c = createCrashableStorage(disk ?? undefined);
-  return { storage: c.storage, sync: () => c.sync(), crash: () => c.crash(), durableVv: () => c.durableVv() };
+  return { storage: c.storage, sync: () => c.sync(), crash: () => c.crash(), durableVv: () => c.durableVv(), unsynced: () => c.unsyncedWrites };
 }
 
 export interface RunResult {
@@ -149,6 +198,18 @@ export interface RunResult {
   /** Op-log rows and kv tombstones compaction removed, over every node. */
   readonly compactedOps: number;
   readonly droppedTombstones: number;
+  /** Snapshots installed, over every node, and of them: on a node that had lost its disk, after a crash inside an earlier install, keeping own writes beyond the snapshot (a deposed leader's). */
+  readonly installs: number;
+  readonly installsAfterWipe: number;
+  readonly installsAfterInstallCrash: number;
+  readonly installsKeepingOwnWrites: number;
+  /** Snapshots streamed whole (installed or not). */
+  readonly snapshotsStreamed: number;
+  /** Faults that hit: disks lost, crashes at a snapshot's receiver by phase, streams cut, leaders cut off after a write. */
+  readonly wipes: number;
+  readonly snapshotCrashes: { readonly staging: number; readonly installing: number; readonly installed: number };
+  readonly snapshotCuts: number;
+  readonly isolations: number;
   readonly pauses: number;
   /** Idempotency-Keys written more than once (copies at several leaders), and their most copies. */
   readonly keysWrittenTwice: number;
@@ -157,7 +218,12 @@ export interface RunResult {
 
 /** Plays `s` and runs every check; throws an InvariantViolation (with the trace) on the first broken one. */
 export function runSchedule(s: Schedule): RunResult {
-  const w = new World({ regions: s.regions, seed: s.seed, settings: SIM_SETTINGS, clocks: s.clocks, openDisk: openSimDisk });
+  const settings: SimSettings = {
+    ...SIM_SETTINGS,
+    ...(s.memberForgetMs === undefined ? {} : { memberForgetMs: s.memberForgetMs }),
+    ...(s.opLogRetainOps === undefined ? {} : { opLogRetainOps: s.opLogRetainOps }),
+  };
+  const w = new World({ regions: s.regions, seed: s.seed, settings, clocks: s.clocks, openDisk: openSimDisk });
   try {
     return play(w, s);
   } catch (err) {
@@ -189,9 +255,11 @@ function play(w: World, s: Schedule): RunResult {
     const first = JSON.stringify(normalizeVv(w.nodes[0]?.storage.appliedVv() ?? {}));
     return w.nodes.every((n) => n.up && JSON.stringify(normalizeVv(n.storage.appliedVv())) === first);
   };
-  if (!w.runUntilCondition(converged, healedAt + QUIET_DEADLINE_MS)) {
+  // A snapshot lost on a link that stays up is sent again only after SNAPSHOT_INSTALL_TIMEOUTS election timeouts (machine.ts).
+  const quietMs = QUIET_DEADLINE_MS + (s.memberForgetMs === undefined ? 0 : SNAPSHOT_INSTALL_TIMEOUTS * w.cfg.settings.electionTimeoutMs);
+  if (!w.runUntilCondition(converged, healedAt + quietMs)) {
     const vvs = w.nodes.map((n) => `${n.id}: ${JSON.stringify(n.storage.appliedVv())}`).join("\n");
-    throw new InvariantViolation(`not converged ${QUIET_DEADLINE_MS} ms after the heal (clients done: ${w.clientsDone()}):\n${vvs}`);
+    throw new InvariantViolation(`not converged ${quietMs} ms after the heal (clients done: ${w.clientsDone()}):\n${vvs}`);
   }
   const convergedAfterHealMs = w.now - healedAt;
   const electionsBefore = w.monitor.activations.length;
@@ -212,8 +280,24 @@ function play(w: World, s: Schedule): RunResult {
     crashes: w.stats.crashes,
     compactedOps: w.nodes.reduce((n, x) => n + x.compactedOps, 0),
     droppedTombstones: w.nodes.reduce((n, x) => n + x.droppedTombstones, 0),
+    ...installCounts(w),
+    snapshotsStreamed: w.nodes.reduce((n, x) => n + x.snapshotsStreamed, 0),
+    wipes: w.stats.wipes,
+    snapshotCrashes: { ...w.stats.snapshotCrashes },
+    snapshotCuts: w.stats.snapshotCuts,
+    isolations: w.stats.isolations,
     pauses: w.stats.pauses,
     ...copiesOf(w),
+  };
+}
+
+function installCounts(w: World): Pick<RunResult, "installs" | "installsAfterWipe" | "installsAfterInstallCrash" | "installsKeepingOwnWrites"> {
+  const all = w.nodes.flatMap((n) => n.installRecords);
+  return {
+    installs: all.length,
+    installsAfterWipe: all.filter((r) => Object.keys(r.before).length === 0).length,
+    installsAfterInstallCrash: all.filter((r) => r.afterInstallCrash).length,
+    installsKeepingOwnWrites: all.filter((r) => r.keptOwn > 0).length,
   };
 }
 
@@ -285,6 +369,20 @@ function applyFault(w: World, f: Fault): void {
     case "crash-after-write": {
       const region = w.regionNames[f.region % w.regionNames.length] as string;
       w.crashAfterWrite.set(region, [...(w.crashAfterWrite.get(region) ?? []), { downMs: f.downMs, times: f.times, key: null }]);
+      return;
+    }
+    case "wipe":
+      w.wipe(w.node(f.node), f.downMs);
+      return;
+    case "crash-in-snapshot":
+      w.crashInSnapshot.push({ phase: f.phase, downMs: f.downMs });
+      return;
+    case "cut-snapshot":
+      w.cutSnapshot.push({ afterMs: f.afterMs, healAfterMs: f.healAfterMs });
+      return;
+    case "depose-leader-after-write": {
+      const region = w.regionNames[f.region % w.regionNames.length] as string;
+      w.isolateAfterWrite.set(region, [...(w.isolateAfterWrite.get(region) ?? []), f.ms]);
       return;
     }
   }

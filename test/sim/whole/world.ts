@@ -18,6 +18,7 @@ import { InvariantViolation } from "../invariants.js";
 import { Checks, type RequestOutcome } from "./checks.js";
 import { Agenda } from "./events.js";
 import { SimNode, type ClockModel, type Host, type PeerFrame, type SimDisk, type SimSettings, type WriteReply, type WriteRequest } from "./node.js";
+import type { SnapshotCrashPhase } from "./snapshots.js";
 
 /** Faults of one directed link while they last. */
 export interface LinkFault {
@@ -45,7 +46,8 @@ export interface ClientRequest {
   readonly update: Uint8Array | null;
 }
 
-const TRACE_LINES = 200;
+// SIM_TRACE_LINES=N keeps more of the trace a failure prints (debugging a long schedule).
+const TRACE_LINES = Number(process.env.SIM_TRACE_LINES ?? 200);
 /** A client gives up on one attempt after this long without an answer. */
 const CLIENT_ATTEMPT_TIMEOUT_EXTRA_MS = 1000;
 const CLIENT_ATTEMPTS_MAX = 20;
@@ -77,7 +79,13 @@ export class World implements Host {
   readonly crashAfterWrite = new Map<string, Array<{ readonly downMs: number; readonly times: number; readonly key: string | null }>>();
   /** Regions whose leader stalls for the given time right after its next write is committed (it wakes believing it leads). */
   readonly pauseAfterWrite = new Map<string, number[]>();
-  stats = { frames: 0, steps: 0, crashes: 0, pauses: 0 };
+  /** Regions whose leader is cut off from every node for the given time right after its next write is committed (a deposed leader). */
+  readonly isolateAfterWrite = new Map<string, number[]>();
+  /** The next node whose received snapshot reaches the phase crashes there, down for downMs. */
+  readonly crashInSnapshot: Array<{ readonly phase: SnapshotCrashPhase; readonly downMs: number }> = [];
+  /** The next snapshot stream that begins is cut (sender and receiver apart) after afterMs, for healAfterMs. */
+  readonly cutSnapshot: Array<{ readonly afterMs: number; readonly healAfterMs: number }> = [];
+  stats = { frames: 0, steps: 0, crashes: 0, pauses: 0, wipes: 0, snapshotCrashes: { staging: 0, installing: 0, installed: 0 }, snapshotCuts: 0, isolations: 0 };
 
   constructor(readonly cfg: WorldConfig) {
     this.rng = mulberry32(cfg.seed);
@@ -305,6 +313,11 @@ export class World implements Host {
     if (!n.paused) return;
     this.note(() => `wake ${n.id}`);
     n.paused = false;
+    // A held loop (block) finishes what held it before anything queued meanwhile runs.
+    const done = n.blockedDone;
+    n.blockedDone = null;
+    done?.();
+    if (!n.up || n.paused) return;
     const backlog = n.backlog.splice(0);
     // Node's event loop after SIGCONT: the timers phase first, then the sockets.
     for (const b of backlog) if (b.kind === "timer" && n.up && !n.paused) b.fn();
@@ -336,10 +349,74 @@ export class World implements Host {
     this.note(() => `link ${a.id} -> ${b.id}: ${fault === null ? "clean" : JSON.stringify(fault)}`);
   }
 
+  /** The process dies and its disk is lost: it restarts, after downMs, on an empty disk (a lost disk, or a new member). */
+  wipe(n: SimNode, downMs: number): void {
+    if (!n.up) return;
+    this.stats.wipes++;
+    this.note(() => `wipe ${n.id}: it crashes and its disk is lost`);
+    this.monitor.wiping(n);
+    this.crash(n);
+    this.disks[n.index] = null;
+    n.wiped = true;
+    this.agenda.add(this.now + downMs, () => this.restart(n));
+  }
+
+  linkUp(from: SimNode, to: NodeId): boolean {
+    const b = this.byId.get(to);
+    return b !== undefined && this.endpoint(from, b).up;
+  }
+
+  block(n: SimNode, ms: number, done: () => void): void {
+    if (n.paused) throw new InvariantViolation(`${n.id} held its loop while paused`);
+    n.paused = true;
+    n.blockedDone = done;
+    const gen = n.gen;
+    this.agenda.add(this.now + ms, () => {
+      if (n.gen !== gen || !n.up || n.blockedDone !== done) return;
+      this.wake(n);
+    });
+  }
+
+  snapshotStreaming(n: SimNode, peer: NodeId): void {
+    const t = this.cutSnapshot.shift();
+    if (t === undefined) return;
+    const b = this.byId.get(peer) as SimNode;
+    this.agenda.add(this.now + t.afterMs, () => {
+      this.stats.snapshotCuts++;
+      const heal = this.cut([[n, b], [b, n]], `${n.id} <-> ${b.id} while a snapshot streams`);
+      this.agenda.add(this.now + t.healAfterMs, heal);
+    });
+  }
+
+  maybeCrashInSnapshot(n: SimNode, phase: SnapshotCrashPhase): boolean {
+    const i = this.crashInSnapshot.findIndex((t) => t.phase === phase);
+    const t = this.crashInSnapshot[i];
+    if (t === undefined) return false;
+    this.crashInSnapshot.splice(i, 1);
+    this.stats.snapshotCrashes[phase]++;
+    const crashNow = (): void => {
+      if (!n.up) return;
+      this.note(() => `crash ${n.id} ${phase === "staging" ? "while it stages a snapshot" : phase === "installing" ? "inside a snapshot install, before it is durable" : "right after a snapshot install is durable"}`);
+      if (phase === "installing") n.crashedInInstall = true;
+      this.crash(n);
+      this.agenda.add(this.now + t.downMs, () => this.restart(n));
+    };
+    // Inside the install, the crash lands somewhere in the window its transaction holds the loop.
+    if (phase === "installing") {
+      this.agenda.add(this.now + this.rng() * 2, crashNow);
+      return false;
+    }
+    crashNow();
+    return true;
+  }
+
   /** Heals every cut and link fault, restarts every crashed node and wakes every paused one. */
   healAll(): void {
     this.crashAfterWrite.clear();
     this.pauseAfterWrite.clear();
+    this.isolateAfterWrite.clear();
+    this.crashInSnapshot.length = 0;
+    this.cutSnapshot.length = 0;
     this.cuts.clear();
     this.linkFaults.clear();
     for (const n of this.nodes) {
@@ -380,6 +457,14 @@ export class World implements Host {
   }
 
   maybePauseAfterWrite(n: SimNode): void {
+    const isolate = this.isolateAfterWrite.get(n.region)?.shift();
+    if (isolate !== undefined) {
+      this.stats.isolations++;
+      const pairs: Array<[SimNode, SimNode]> = [];
+      for (const b of this.nodes) if (b !== n) pairs.push([n, b], [b, n]);
+      const heal = this.cut(pairs, `${n.id} from every node, right after it committed a write`);
+      this.agenda.add(this.now + isolate, heal);
+    }
     const ms = this.pauseAfterWrite.get(n.region)?.shift();
     if (ms === undefined) return;
     this.note(() => `stall ${n.id} right after it committed a write`);
