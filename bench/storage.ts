@@ -20,17 +20,15 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fmt, type BenchSection } from "./report.js";
-import { buildGeokv, envNumber, HttpClient, jsonValue, loadAverage, metricValue, percentile, sleep, startGeokv, verdict, waitFor, withCleanup, type Build, type GeokvCluster } from "./support.js";
+import { compactNow, mib, ms, startOne, storageStatus, VALUE_BYTES, WRITE_CONCURRENCY, writeMany, type OneNode } from "./storage-support.js";
+import { buildGeokv, envNumber, HttpClient, loadAverage, metricValue, percentile, sleep, verdict, waitFor, withCleanup } from "./support.js";
 
 /** Distinct keys the overwrites go to (figure 1). */
 const OVERWRITE_KEYS = 10_000;
-const VALUE_BYTES = 100;
 /** Op-log rows a compacted node keeps (GEOKV_OP_LOG_RETAIN_OPS): small, so the figure is the compacted size. */
 const RETAIN_OPS = 1000;
 /** The baseline's retain bound: more ops than any run writes, so its log is never compacted. */
 const UNCOMPACTED_RETAIN_OPS = 1_000_000_000;
-/** Writes in flight per node, each on its own keep-alive connection. */
-const WRITE_CONCURRENCY = 64;
 /** How often a node's /metrics is scraped (each scrape resets its event-loop max). */
 const SCRAPE_EVERY_MS = 500;
 /** Pause between two /health probes while a backlog is compacted. */
@@ -43,8 +41,6 @@ const BACKLOG_DONE_SLACK_OPS_MAX = 10_000;
 const BACKLOG_TIMEOUT_MS = 180_000;
 /** Write load after the backlog is compacted and the explicit pass has answered, so the last scrape sees a steady loop. */
 const AFTER_BACKLOG_MS = 2000;
-/** One POST /admin/compact may run a whole pass over a large log. */
-const COMPACT_TIMEOUT_MS = 300_000;
 /** Idle time after the load before RSS is read a second time (garbage the load left may be collected by then). */
 const RSS_SETTLE_MS = 5000;
 /** Page size of GET /kv (the API's largest). */
@@ -55,75 +51,9 @@ const DISK_TARGET_RATIO = 3;
 const RSS_TARGET_BYTES = 250e6;
 const LOOP_DELAY_TARGET_MS = 50;
 
-/** /status.storage, as the compaction API specifies it. */
-interface StorageStatus {
-  readonly opLogOps: number;
-  readonly opLogBytes: number;
-  readonly dbBytes: number;
-  readonly compactedVv: Record<string, number>;
-  readonly stableVv: Record<string, number>;
-}
-
-/**
- * POST /admin/compact's answer: the spec's fields, and prunedIdempotency and
- * reclaimedPages besides. Builds before 9c62613 (BENCH_REF) answer no
- * droppedTombstones, so every count but compactedOps is optional here and
- * reported as found.
- */
-interface CompactAnswer {
-  readonly compactedOps: number;
-  readonly droppedTombstones?: number;
-  readonly prunedIdempotency?: number;
-  readonly reclaimedPages?: number;
-  readonly opLogOps: number;
-  readonly compactedVv: Record<string, number>;
-  readonly stableVv: Record<string, number>;
-}
-
-/** One geokv node of a single-node region, and the client the bench drives it with. */
-interface OneNode {
-  readonly cluster: GeokvCluster;
-  readonly node: string;
-  readonly url: string;
-  readonly client: HttpClient;
-}
-
-const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 2)} MiB`;
-const ms = (x: number) => `${fmt(x, 1)} ms`;
 /** "n what", or "what: not in the answer" for a count the answer lacks. */
 const counted = (n: number | undefined, what: string) => (n === undefined ? `${what}: not in the answer` : `${fmt(n)} ${what}`);
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${fmt(a / b, 2)}x` : "n/a");
-
-/** Starts a single-node region `region` with `env`; resolves when the node is ready (its own leader). */
-async function startOne(build: Build, region: string, env: Record<string, string>): Promise<OneNode> {
-  // An admin token inherited from the shell would lock the bench out of /admin/compact: empty means unset.
-  const cluster = await startGeokv(build, [{ region, nodes: 1 }], { GEOKV_ADMIN_TOKEN: "", ...env });
-  const node = `${region}-1`;
-  const url = cluster.urls.get(node) as string;
-  const client = new HttpClient(WRITE_CONCURRENCY + 4);
-  // /status, not /ready: a node logs every 503 it answers at warn.
-  await waitFor(`${node} leading its region`, async () => (await client.json<{ leader: string | null }>(`${url}/status`)).leader === node, 20_000);
-  return { cluster, node, url, client };
-}
-
-/** /status.storage of a node; throws when the build has none (compaction not in it). */
-async function storageStatus(n: OneNode): Promise<StorageStatus> {
-  const s = await n.client.json<{ storage?: StorageStatus }>(`${n.url}/status`);
-  const st = s.storage;
-  if (st === undefined || typeof st.opLogOps !== "number" || typeof st.dbBytes !== "number") {
-    throw new Error(`${n.node} /status has no storage.opLogOps / storage.dbBytes (is compaction in this build?): ${JSON.stringify(s).slice(0, 300)}`);
-  }
-  return st;
-}
-
-/** POST /admin/compact: one full pass now, with how long it took to answer. */
-async function compactNow(n: OneNode): Promise<{ answer: CompactAnswer; tookMs: number }> {
-  const t0 = performance.now();
-  const a = await n.client.send("POST", `${n.url}/admin/compact`, undefined, COMPACT_TIMEOUT_MS);
-  const tookMs = performance.now() - t0;
-  if (a.status !== 200) throw new Error(`${n.node} POST /admin/compact: ${a.status} ${a.body.slice(0, 300)}`);
-  return { answer: JSON.parse(a.body) as CompactAnswer, tookMs };
-}
 
 /** Bytes of the files in a node's data folder (database, WAL, shared memory) as the file system has them. */
 function filesBytes(n: OneNode): { total: number; byFile: Record<string, number> } {
@@ -181,50 +111,6 @@ async function liveData(n: OneNode, prefix: string): Promise<{ keys: number; byt
     after = page.next;
   }
   return { keys, bytes };
-}
-
-/** What a run of writes did. */
-interface Writes {
-  readonly ok: number;
-  readonly failed: number;
-  readonly seconds: number;
-  readonly firstError: string | undefined;
-}
-
-/**
- * PUTs `count` values (write i to pathOf(i), ack=local) over WRITE_CONCURRENCY
- * keep-alive connections, as fast as the node answers; with `until`, goes on
- * past `count` until it returns true. A failed write is counted, not retried.
- */
-async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, until?: () => boolean): Promise<Writes> {
-  let next = 0;
-  let ok = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  const t0 = performance.now();
-  const step = Math.max(1, Math.floor(count / 10));
-  const more = () => (until === undefined ? next < count : !until());
-  const worker = async () => {
-    while (more()) {
-      const i = next++;
-      try {
-        const a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
-        if (a.status === 200) ok++;
-        else {
-          failed++;
-          firstError ??= `${a.status} ${a.body.slice(0, 200)}`;
-        }
-      } catch (err) {
-        failed++;
-        firstError ??= (err as Error).message;
-      }
-      if (until === undefined && (i + 1) % step === 0) console.log(`  ${label}: ${fmt(i + 1)} / ${fmt(count)} writes, ${fmt((ok + failed) / ((performance.now() - t0) / 1000))} /s`);
-    }
-  };
-  await Promise.all(Array.from({ length: WRITE_CONCURRENCY }, worker));
-  const seconds = (performance.now() - t0) / 1000;
-  if (failed > 0) console.error(`  ${label}: ${fmt(failed)} writes failed; the first: ${firstError}`);
-  return { ok, failed, seconds, firstError };
 }
 
 /** The largest event-loop delay a node reported over a window, from its /metrics scraped every SCRAPE_EVERY_MS. */
