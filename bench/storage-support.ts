@@ -3,7 +3,7 @@
 // /status.storage, one explicit compaction pass, and the write loop.
 
 import { fmt } from "./report.js";
-import { HttpClient, jsonValue, startGeokv, waitFor, type Build, type GeokvCluster } from "./support.js";
+import { HttpClient, jsonValue, sleep, startGeokv, waitFor, type Build, type GeokvCluster } from "./support.js";
 
 /** Bytes of every value the bench writes (JSON). */
 export const VALUE_BYTES = 100;
@@ -86,17 +86,28 @@ export interface Writes {
   readonly failed: number;
   readonly seconds: number;
   readonly firstError: string | undefined;
+  /** Answers 503 that were retried (only with `retry503`). */
+  readonly retried: number;
 }
+
+/** With retry503, a write answered 503 (no leader: the region electing) is tried again up to this many times. */
+const RETRIES_MAX = 50;
+/** Pause before the n-th retry of a write: n times this, at most 1 s. */
+const RETRY_STEP_MS = 50;
 
 /**
  * PUTs `count` values (write i to pathOf(i), ack=local) over WRITE_CONCURRENCY
  * keep-alive connections, as fast as the node answers; with `until`, goes on
- * past `count` until it returns true. A failed write is counted, not retried.
+ * past `count` until it returns true. A failed write is counted, not retried;
+ * with `retry503`, one answered 503 (a region electing, where a write can wait
+ * for no leader) is tried again after a pause, up to RETRIES_MAX times, so a
+ * load of distinct keys ends with every key written.
  */
-export async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, until?: () => boolean): Promise<Writes> {
+export async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, until?: () => boolean, retry503 = false): Promise<Writes> {
   let next = 0;
   let ok = 0;
   let failed = 0;
+  let retried = 0;
   let firstError: string | undefined;
   const t0 = performance.now();
   const step = Math.max(1, Math.floor(count / 10));
@@ -105,7 +116,12 @@ export async function writeMany(n: OneNode, label: string, count: number, pathOf
     while (more()) {
       const i = next++;
       try {
-        const a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
+        let a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
+        for (let attempt = 1; retry503 && a.status === 503 && attempt <= RETRIES_MAX; attempt++) {
+          retried++;
+          await sleep(Math.min(1000, RETRY_STEP_MS * attempt));
+          a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
+        }
         if (a.status === 200) ok++;
         else {
           failed++;
@@ -121,5 +137,6 @@ export async function writeMany(n: OneNode, label: string, count: number, pathOf
   await Promise.all(Array.from({ length: WRITE_CONCURRENCY }, worker));
   const seconds = (performance.now() - t0) / 1000;
   if (failed > 0) console.error(`  ${label}: ${fmt(failed)} writes failed; the first: ${firstError}`);
-  return { ok, failed, seconds, firstError };
+  if (retried > 0) console.log(`  ${label}: ${fmt(retried)} answers 503 retried`);
+  return { ok, failed, seconds, firstError, retried };
 }
