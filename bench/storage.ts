@@ -9,8 +9,9 @@
 //     keys, compacted: <= 3x the bytes of the live data (keys + values, read
 //     back from the node);
 // (2) RSS of a node holding BENCH_STORAGE_SCALE keys: <= 250 MB;
-// (3) bootstrap of a new follower from a snapshot: not measured, snapshots
-//     are not implemented;
+// (3) bootstrap of a new follower from a snapshot of BENCH_STORAGE_SCALE
+//     keys: >= 50% of the rate at which the same node code loads those rows
+//     from a local SQLite file in the same run (bench/bootstrap-part.ts);
 // (4) the largest event-loop delay while compacting under write load
 //     (the node's own geokv_event_loop_delay_seconds): <= 50 ms; once for the
 //     background passes that keep up with the overwrites, once for the
@@ -19,18 +20,17 @@
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { bootstrapReport, measureBootstrap } from "./bootstrap-part.js";
 import { fmt, type BenchSection } from "./report.js";
-import { buildGeokv, envNumber, HttpClient, jsonValue, loadAverage, metricValue, percentile, sleep, startGeokv, verdict, waitFor, withCleanup, type Build, type GeokvCluster } from "./support.js";
+import { compactNow, mib, ms, startOne, storageStatus, VALUE_BYTES, WRITE_CONCURRENCY, writeMany, type OneNode } from "./storage-support.js";
+import { buildGeokv, envNumber, HttpClient, loadAverage, metricValue, percentile, sleep, verdict, waitFor, withCleanup } from "./support.js";
 
 /** Distinct keys the overwrites go to (figure 1). */
 const OVERWRITE_KEYS = 10_000;
-const VALUE_BYTES = 100;
 /** Op-log rows a compacted node keeps (GEOKV_OP_LOG_RETAIN_OPS): small, so the figure is the compacted size. */
 const RETAIN_OPS = 1000;
 /** The baseline's retain bound: more ops than any run writes, so its log is never compacted. */
 const UNCOMPACTED_RETAIN_OPS = 1_000_000_000;
-/** Writes in flight per node, each on its own keep-alive connection. */
-const WRITE_CONCURRENCY = 64;
 /** How often a node's /metrics is scraped (each scrape resets its event-loop max). */
 const SCRAPE_EVERY_MS = 500;
 /** Pause between two /health probes while a backlog is compacted. */
@@ -43,8 +43,6 @@ const BACKLOG_DONE_SLACK_OPS_MAX = 10_000;
 const BACKLOG_TIMEOUT_MS = 180_000;
 /** Write load after the backlog is compacted and the explicit pass has answered, so the last scrape sees a steady loop. */
 const AFTER_BACKLOG_MS = 2000;
-/** One POST /admin/compact may run a whole pass over a large log. */
-const COMPACT_TIMEOUT_MS = 300_000;
 /** Idle time after the load before RSS is read a second time (garbage the load left may be collected by then). */
 const RSS_SETTLE_MS = 5000;
 /** Page size of GET /kv (the API's largest). */
@@ -55,75 +53,9 @@ const DISK_TARGET_RATIO = 3;
 const RSS_TARGET_BYTES = 250e6;
 const LOOP_DELAY_TARGET_MS = 50;
 
-/** /status.storage, as the compaction API specifies it. */
-interface StorageStatus {
-  readonly opLogOps: number;
-  readonly opLogBytes: number;
-  readonly dbBytes: number;
-  readonly compactedVv: Record<string, number>;
-  readonly stableVv: Record<string, number>;
-}
-
-/**
- * POST /admin/compact's answer: the spec's fields, and prunedIdempotency and
- * reclaimedPages besides. Builds before 9c62613 (BENCH_REF) answer no
- * droppedTombstones, so every count but compactedOps is optional here and
- * reported as found.
- */
-interface CompactAnswer {
-  readonly compactedOps: number;
-  readonly droppedTombstones?: number;
-  readonly prunedIdempotency?: number;
-  readonly reclaimedPages?: number;
-  readonly opLogOps: number;
-  readonly compactedVv: Record<string, number>;
-  readonly stableVv: Record<string, number>;
-}
-
-/** One geokv node of a single-node region, and the client the bench drives it with. */
-interface OneNode {
-  readonly cluster: GeokvCluster;
-  readonly node: string;
-  readonly url: string;
-  readonly client: HttpClient;
-}
-
-const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 2)} MiB`;
-const ms = (x: number) => `${fmt(x, 1)} ms`;
 /** "n what", or "what: not in the answer" for a count the answer lacks. */
 const counted = (n: number | undefined, what: string) => (n === undefined ? `${what}: not in the answer` : `${fmt(n)} ${what}`);
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${fmt(a / b, 2)}x` : "n/a");
-
-/** Starts a single-node region `region` with `env`; resolves when the node is ready (its own leader). */
-async function startOne(build: Build, region: string, env: Record<string, string>): Promise<OneNode> {
-  // An admin token inherited from the shell would lock the bench out of /admin/compact: empty means unset.
-  const cluster = await startGeokv(build, [{ region, nodes: 1 }], { GEOKV_ADMIN_TOKEN: "", ...env });
-  const node = `${region}-1`;
-  const url = cluster.urls.get(node) as string;
-  const client = new HttpClient(WRITE_CONCURRENCY + 4);
-  // /status, not /ready: a node logs every 503 it answers at warn.
-  await waitFor(`${node} leading its region`, async () => (await client.json<{ leader: string | null }>(`${url}/status`)).leader === node, 20_000);
-  return { cluster, node, url, client };
-}
-
-/** /status.storage of a node; throws when the build has none (compaction not in it). */
-async function storageStatus(n: OneNode): Promise<StorageStatus> {
-  const s = await n.client.json<{ storage?: StorageStatus }>(`${n.url}/status`);
-  const st = s.storage;
-  if (st === undefined || typeof st.opLogOps !== "number" || typeof st.dbBytes !== "number") {
-    throw new Error(`${n.node} /status has no storage.opLogOps / storage.dbBytes (is compaction in this build?): ${JSON.stringify(s).slice(0, 300)}`);
-  }
-  return st;
-}
-
-/** POST /admin/compact: one full pass now, with how long it took to answer. */
-async function compactNow(n: OneNode): Promise<{ answer: CompactAnswer; tookMs: number }> {
-  const t0 = performance.now();
-  const a = await n.client.send("POST", `${n.url}/admin/compact`, undefined, COMPACT_TIMEOUT_MS);
-  const tookMs = performance.now() - t0;
-  if (a.status !== 200) throw new Error(`${n.node} POST /admin/compact: ${a.status} ${a.body.slice(0, 300)}`);
-  return { answer: JSON.parse(a.body) as CompactAnswer, tookMs };
-}
 
 /** Bytes of the files in a node's data folder (database, WAL, shared memory) as the file system has them. */
 function filesBytes(n: OneNode): { total: number; byFile: Record<string, number> } {
@@ -181,50 +113,6 @@ async function liveData(n: OneNode, prefix: string): Promise<{ keys: number; byt
     after = page.next;
   }
   return { keys, bytes };
-}
-
-/** What a run of writes did. */
-interface Writes {
-  readonly ok: number;
-  readonly failed: number;
-  readonly seconds: number;
-  readonly firstError: string | undefined;
-}
-
-/**
- * PUTs `count` values (write i to pathOf(i), ack=local) over WRITE_CONCURRENCY
- * keep-alive connections, as fast as the node answers; with `until`, goes on
- * past `count` until it returns true. A failed write is counted, not retried.
- */
-async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, until?: () => boolean): Promise<Writes> {
-  let next = 0;
-  let ok = 0;
-  let failed = 0;
-  let firstError: string | undefined;
-  const t0 = performance.now();
-  const step = Math.max(1, Math.floor(count / 10));
-  const more = () => (until === undefined ? next < count : !until());
-  const worker = async () => {
-    while (more()) {
-      const i = next++;
-      try {
-        const a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
-        if (a.status === 200) ok++;
-        else {
-          failed++;
-          firstError ??= `${a.status} ${a.body.slice(0, 200)}`;
-        }
-      } catch (err) {
-        failed++;
-        firstError ??= (err as Error).message;
-      }
-      if (until === undefined && (i + 1) % step === 0) console.log(`  ${label}: ${fmt(i + 1)} / ${fmt(count)} writes, ${fmt((ok + failed) / ((performance.now() - t0) / 1000))} /s`);
-    }
-  };
-  await Promise.all(Array.from({ length: WRITE_CONCURRENCY }, worker));
-  const seconds = (performance.now() - t0) / 1000;
-  if (failed > 0) console.error(`  ${label}: ${fmt(failed)} writes failed; the first: ${firstError}`);
-  return { ok, failed, seconds, firstError };
 }
 
 /** The largest event-loop delay a node reported over a window, from its /metrics scraped every SCRAPE_EVERY_MS. */
@@ -388,6 +276,10 @@ export async function run(): Promise<BenchSection> {
     console.log(`  ${fmt(bigWrites.ok / bigWrites.seconds)} writes/s; RSS idle ${mib(rssIdle)}, after the load ${mib(rssLoaded)}, peak ${mib(rssPeak)}; JS heap used ${mib(bigHeap.heapUsed)} of ${mib(bigHeap.heapTotal)}, external ${mib(bigHeap.external)}; ${RSS_SETTLE_MS / 1000} s later RSS ${mib(rssSettled)}, heap used ${mib(settledHeap.heapUsed)} of ${mib(settledHeap.heapTotal)}; ${JSON.stringify(bigStorage)}`);
     await big.cluster.close();
 
+    // ---- (3): a new follower bootstrapped from a snapshot of `scale` keys, next to a restore of the same rows from a file.
+    console.log(`(3) ${fmt(scale)} distinct keys into a 3-node region with one member absent, compacted past it; then the member starts empty`);
+    const boot = bootstrapReport(await measureBootstrap(build, scale));
+
     // ---- the table
     const diskRatio = cAfter.dbBytes / cLive.bytes;
     const filesRatio = cFiles.total / cLive.bytes;
@@ -422,7 +314,7 @@ export async function run(): Promise<BenchSection> {
       `<= 250 MB (${mib(RSS_TARGET_BYTES)}), every write 2xx`,
       verdict(rssLoaded <= RSS_TARGET_BYTES && bigWrites.failed === 0),
     ]);
-    rows.push(["(3) bootstrap of a new follower from a snapshot", "not measured: snapshots not implemented", "", "", "issue 13", "not measured"]);
+    rows.push(boot.row);
     rows.push([
       "(4a) largest event-loop delay during the overwrites (background passes every 1 s), geokv_event_loop_delay_seconds max",
       ms(cLoopA.maxMs),
@@ -465,21 +357,23 @@ export async function run(): Promise<BenchSection> {
     const misses: string[] = [];
     if (!(diskRatio <= DISK_TARGET_RATIO && filesRatio <= DISK_TARGET_RATIO && cleanA)) misses.push(`disk (${fmt(diskRatio, 2)}x live by dbBytes, ${fmt(filesRatio, 2)}x by the files)`);
     if (!(rssLoaded <= RSS_TARGET_BYTES && bigWrites.failed === 0)) misses.push(`RSS (${mib(rssLoaded)})`);
+    if (boot.missed !== null) misses.push(boot.missed);
     if (!(loopWorst <= LOOP_DELAY_TARGET_MS && drainedMs !== null)) misses.push(`event-loop delay (${ms(loopWorst)}${drainedMs === null ? ", backlog not compacted in time" : ""})`);
 
     return {
       name: "storage",
-      title: "Storage: disk and memory with op-log compaction, and what compacting costs the event loop",
+      title: "Storage: disk and memory with op-log compaction, what compacting costs the event loop, and a follower's bootstrap from a snapshot",
       table: rows,
       notes: [
         `Scale: BENCH_STORAGE_SCALE=${fmt(scale)} (the targets are stated for 1,000,000): that many overwrites of ${fmt(keys)} keys (bench-0 .. bench-${keys - 1}, write i to key i mod ${fmt(keys)}) for (1) and (4a), and that many distinct keys (rss-0 ..) for (2); every value is ${VALUE_BYTES} bytes of JSON. Writes are PUT /kv/:key?ack=local over ${WRITE_CONCURRENCY} keep-alive connections per node, as fast as the node answers (the HTTP API has no batch write).`,
-        `geokv (${build.label}): the built CLI (\`node dist/cli/main.js node\`) in child processes, one single-node region per node, GEOKV_LOG_LEVEL=warn, SQLite synchronous=FULL (the default). Compacted: GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}. Baseline: the same build and writes with GEOKV_OP_LOG_RETAIN_OPS=${fmt(UNCOMPACTED_RETAIN_OPS)}, so it never compacts; both nodes are written at once, so machine load weighs on both alike.`,
+        `geokv (${build.label}): the built CLI (\`node dist/cli/main.js node\`) in child processes, one single-node region per node for (1), (2) and (4), GEOKV_LOG_LEVEL=warn, SQLite synchronous=FULL (the default). Compacted: GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}. Baseline: the same build and writes with GEOKV_OP_LOG_RETAIN_OPS=${fmt(UNCOMPACTED_RETAIN_OPS)}, so it never compacts; both nodes are written at once, so machine load weighs on both alike.`,
         `(1) Live data: every key read back with GET /kv (pages of ${LIST_LIMIT}), key bytes + the value's JSON bytes. After the writes each node gets one POST /admin/compact (compacted node: ${ms(cCompact.tookMs)}, ${fmt(cCompact.answer.compactedOps)} ops removed, ${counted(cCompact.answer.reclaimedPages, "free pages returned")}, ${counted(cCompact.answer.droppedTombstones, "tombstones dropped")}; baseline: ${ms(uCompact.tookMs)}, ${fmt(uCompact.answer.compactedOps)} removed), then /status.storage is read. Before that pass the compacted node's log held ${fmt(cBefore.opLogOps)} ops (the background passes) and its dbBytes was ${mib(cBefore.dbBytes)}. Files: ${Object.entries(cFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (compacted); ${Object.entries(uFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (baseline).`,
         `(2) VmRSS from /proc/<pid>/status right after the last write was answered (and VmHWM, the peak over the node's life); the baseline is the same process idle before the load. ${fmt(bigWrites.ok)} writes 2xx at ${fmt(bigWrites.ok / bigWrites.seconds)}/s, ${fmt(bigWrites.failed)} failed; its /status.storage after: ${fmt(bigStorage.opLogOps)} op-log rows, dbBytes ${mib(bigStorage.dbBytes)}. Of the RSS after the load, the JS heap (prom-client's default metrics) had ${mib(bigHeap.heapUsed)} used of ${mib(bigHeap.heapTotal)}, and external memory was ${mib(bigHeap.external)}; the rest is SQLite's page cache, code and the allocator's free space. ${RSS_SETTLE_MS / 1000} s later, idle: RSS ${mib(rssSettled)}, heap ${mib(settledHeap.heapUsed)} used of ${mib(settledHeap.heapTotal)}. The verdict takes the reading right after the load. Default settings (the default retain bound, SQLite's 64 MiB page cache and the 50,000-key read cache are inside the figure).`,
-        "(3) Snapshots and the bootstrap of a follower from one are not implemented yet (docs: the compaction API): nothing to measure.",
+        ...boot.notes,
         `(4) The event-loop figure is the node's own geokv_event_loop_delay_seconds{stat="max"} (perf_hooks monitorEventLoopDelay sampled every 10 ms, reset by each scrape), scraped every ${SCRAPE_EVERY_MS} ms; the row is the largest scrape of the window. The monitor records the time between two samples, so an idle loop reads about 10 ms and a stall of d ms reads up to d + 10; and a scrape's reset drops the sample after it, so a stall that starts within 10 ms of a scrape is not seen (the /health probes are the cross-check). (4a): the whole overwrite run, where the compacted node's background passes keep its log near the bound; the baseline never compacts. (4b): the baseline node, stopped with SIGTERM and restarted on its data with GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}, so its background passes compact its whole log while ${WRITE_CONCURRENCY} connections keep overwriting (${fmt(bWrites.ok / bWrites.seconds)} writes/s, ${fmt(bWrites.failed)} failed); the window runs from the first scrape after it was ready until ${AFTER_BACKLOG_MS / 1000} s after the log was down to ${fmt(doneOps)} ops (the bound plus a tenth of the backlog, at most ${fmt(BACKLOG_DONE_SLACK_OPS_MAX)}) and one POST /admin/compact (${ms(bCompact.tookMs)}, ${fmt(bCompact.answer.compactedOps)} ops removed) answered. /health is probed one request at a time every ${HEALTH_EVERY_MS} ms over the same window from the bench process.`,
         `The machine has 2 cores shared by the bench client, the nodes and anything else running. 1-minute load average: ${loadAtStart} at the start, ${loadAverage()} at the end.`,
         ...learned,
+        ...boot.learned,
         ...(misses.length > 0 ? [`Missed at this scale: ${misses.join("; ")}.`] : []),
       ],
     };

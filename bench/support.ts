@@ -155,6 +155,15 @@ export interface GeokvCluster {
    * with; resolves when it answers /health. Its log goes on in the same file.
    */
   restart(node: string, env?: Record<string, string>): Promise<void>;
+  /**
+   * Starts a node listed in `deferred` (not started with the others) with
+   * `env` over the cluster's; resolves when it answers /health. Its spawn is
+   * the first thing this does, so a caller's clock read just before the call
+   * is the spawn time (within a few ms).
+   */
+  start(node: string, env?: Record<string, string>): Promise<void>;
+  /** Stops `node` with SIGTERM (by pid; a clean close of its database, SIGKILL past a grace); its data stays until close(). */
+  stopNode(node: string): Promise<void>;
   /** Kills every node (SIGKILL, by pid; SIGTERM under BENCH_PROFILE_DIR); their data stays until close(). */
   stop(): Promise<void>;
   /** Stops every node as stop() does and removes the temp folder. */
@@ -167,20 +176,23 @@ export interface GeokvCluster {
  * /health. Teardown is registered before the first spawn, so a node that
  * fails to start does not leave the others running. `nodeArgs` are node
  * flags for every process (before BENCH_NODE_ARGS's), e.g. "--inspect=127.0.0.1:0".
+ * Nodes in `deferred` are in the region files but not started: start() starts one.
  */
-export async function startGeokv(build: Build, specs: readonly TempRegionSpec[], env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<GeokvCluster> {
+export async function startGeokv(build: Build, specs: readonly TempRegionSpec[], env: Record<string, string> = {}, nodeArgs: readonly string[] = [], deferred: readonly string[] = []): Promise<GeokvCluster> {
   const profileDir = process.env.BENCH_PROFILE_DIR || undefined;
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const files = await makeTempCluster(specs);
   const children = new Map<string, ChildProcess>();
   const logs = join(files.root, "logs");
   mkdirSync(logs);
+  /** Children stopNode() stopped: not "died during the bench". */
+  const stoppedOnPurpose = new Set<ChildProcess>();
   let stopping: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
   const stop = () => (stopping ??= stopOnce());
   const close = () => (closing ??= closeOnce());
   const stopOnce = async () => {
-    const died = [...children].filter(([, c]) => c.exitCode !== null || c.signalCode !== null).map(([n, c]) => `${n} (exit ${c.exitCode ?? c.signalCode})`);
+    const died = [...children].filter(([, c]) => !stoppedOnPurpose.has(c) && (c.exitCode !== null || c.signalCode !== null)).map(([n, c]) => `${n} (exit ${c.exitCode ?? c.signalCode})`);
     await Promise.all([...children.values()].map((c) => (profileDir === undefined ? killChild(c) : terminateChild(c))));
     if (died.length > 0) console.error(`geokv nodes that died during the bench: ${died.join(", ")}`);
     if (failing || died.length > 0) {
@@ -221,8 +233,10 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
       if (child.exitCode !== null) throw new Error(`${node} exited with ${child.exitCode}; its log: ${readFileSync(join(logs, `${node}.log`), "utf8").slice(0, 2000)}`);
       return (await fetch(`${files.urls.get(node) as string}/health`, { signal: AbortSignal.timeout(1000) })).ok;
     }, 20_000);
-  for (const node of files.urls.keys()) spawnNode(node, env);
-  await Promise.all([...files.urls.keys()].map(healthy));
+  for (const node of deferred) if (!files.urls.has(node)) throw new Error(`deferred node ${node} is not in the cluster's regions`);
+  const first = [...files.urls.keys()].filter((n) => !deferred.includes(n));
+  for (const node of first) spawnNode(node, env);
+  await Promise.all(first.map(healthy));
   // A profile's file name carries its process's pid, not the node's name.
   if (profileDir !== undefined) console.log(`BENCH_PROFILE_DIR: pids ${[...children].map(([n, c]) => `${n}=${c.pid}`).join(", ")}`);
   const pid = (node: string) => {
@@ -245,7 +259,21 @@ export async function startGeokv(build: Build, specs: readonly TempRegionSpec[],
     spawnNode(node, { ...env, ...extra });
     await healthy(node);
   };
-  return { files, urls: files.urls, pid, log, restart, stop, close };
+  const start = async (node: string, extra: Record<string, string> = {}) => {
+    if (!files.urls.has(node)) throw new Error(`no node ${node} in the cluster's regions`);
+    const child = children.get(node);
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) throw new Error(`${node} is already running`);
+    if (stopping) throw new Error(`cannot start ${node}: the cluster is stopping`);
+    spawnNode(node, { ...env, ...extra });
+    await healthy(node);
+  };
+  const stopNode = async (node: string) => {
+    const child = children.get(node);
+    if (!child) throw new Error(`no process for ${node}`);
+    stoppedOnPurpose.add(child);
+    await terminateChild(child);
+  };
+  return { files, urls: files.urls, pid, log, restart, start, stopNode, stop, close };
 }
 
 /** A child process this bench started, and how to stop it. */
