@@ -125,24 +125,33 @@ export function installRules(self: NodeId, h: SnapshotHeader): InstallRules {
   };
 }
 
-/** A snapshot being received: from whom, which, and how much of it is staged. */
+/** A snapshot being received: from whom, which, how much of it is staged, and when its last frame came (monotonic ms). */
 export interface Receiving {
   readonly from: NodeId;
   readonly id: number;
   readonly header: SnapshotHeader;
   readonly rows: number;
+  readonly lastMs: number;
 }
 
 /**
- * Whether a node takes the start of a snapshot from `from`: it takes one at a
- * time; a newer one from the same sender replaces its own older one (the
- * sender restarted it), and one from another sender waits until the first
- * one's link is down (it will not finish).
+ * A snapshot stream that sent nothing for this long is given up by its
+ * receiver: its sender dropped it (the receiver caught up from another, or
+ * the sender's link to it flapped) without a word, and it must not keep out
+ * the snapshots of other senders.
  */
-export function takesSnapshot(active: Receiving | null, from: NodeId, linkUp: (peer: NodeId) => boolean): boolean {
+export const SNAPSHOT_IDLE_MS = 10_000;
+
+/**
+ * Whether a node takes the start of a snapshot from `from` at `nowMs`: it
+ * takes one at a time; a newer one from the same sender replaces its own
+ * older one (the sender restarted it), and one from another sender waits
+ * until the first one's link is down or it went idle (it will not finish).
+ */
+export function takesSnapshot(active: Receiving | null, from: NodeId, linkUp: (peer: NodeId) => boolean, nowMs: number): boolean {
   if (active === null) return true;
   if (active.from === from) return true;
-  return !linkUp(active.from);
+  return !linkUp(active.from) || nowMs - active.lastMs >= SNAPSHOT_IDLE_MS;
 }
 
 /** Whether a row frame belongs to the snapshot under way. */

@@ -186,8 +186,9 @@ export class Replicator {
 
   /** A snapshot was installed here: the vector and the floor rose to what the store now holds. */
   installed(): void {
-    this.input({ type: "committed", vv: this.o.storage.appliedVv() });
+    // The floor first: with the vector first, the step in between plans ops below the new floor, which the install removed from the log.
     this.input({ type: "compacted", floor: this.o.storage.opLogFloor() });
+    this.input({ type: "committed", vv: this.o.storage.appliedVv() });
   }
 
   /** How many ops this node lacks that `peer` reported having. */

@@ -110,7 +110,7 @@ export class Snapshots {
       case "snap-rows":
         if (!rowsBelong(this.receiving, peer, f.id)) return;
         this.o.storage.stageSnapshotRows(f.rows);
-        this.receiving = { ...(this.receiving as Receiving), rows: (this.receiving as Receiving).rows + f.rows.length };
+        this.receiving = { ...(this.receiving as Receiving), rows: (this.receiving as Receiving).rows + f.rows.length, lastMs: performance.now() };
         return;
       case "snap-end":
         return this.end(peer, f);
@@ -122,12 +122,12 @@ export class Snapshots {
   }
 
   private begin(peer: NodeId, f: SnapBeginFrame): void {
-    if (this.installing || !takesSnapshot(this.receiving, peer, (p) => this.o.hub.isUp(p))) {
+    if (this.installing || !takesSnapshot(this.receiving, peer, (p) => this.o.hub.isUp(p), performance.now())) {
       this.o.logger.info({ peer, id: f.id, receivingFrom: this.receiving?.from ?? null }, "a snapshot is already being received or installed here; ignoring another");
       return;
     }
     this.o.storage.clearSnapshotStage();
-    this.receiving = { from: peer, id: f.id, header: { vv: f.vv, sweptVv: f.sweptVv, hlc: f.hlc }, rows: 0 };
+    this.receiving = { from: peer, id: f.id, header: { vv: f.vv, sweptVv: f.sweptVv, hlc: f.hlc }, rows: 0, lastMs: performance.now() };
     this.o.logger.info(
       { peer, id: f.id, snapshotVv: f.vv, localVv: this.o.storage.appliedVv() },
       "receiving a snapshot: this node needs ops its peer compacted away, so it takes the peer's state instead",

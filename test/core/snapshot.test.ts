@@ -28,6 +28,7 @@ import {
   rowsBelong,
   snapshotComplete,
   takesSnapshot,
+  SNAPSHOT_IDLE_MS,
   type Receiving,
   type SnapshotHeader,
 } from "../../src/core/snapshot.js";
@@ -188,14 +189,17 @@ describe("installedMeta", () => {
 });
 
 describe("which snapshot frames a receiver takes", () => {
-  const rec = (from: NodeId, id: number, rows = 0): Receiving => ({ from, id, header: { vv: {}, sweptVv: {}, hlc: HLC_ZERO }, rows });
+  const rec = (from: NodeId, id: number, rows = 0, lastMs = 1_000): Receiving => ({ from, id, header: { vv: {}, sweptVv: {}, hlc: HLC_ZERO }, rows, lastMs });
   const up = (...peers: NodeId[]) => (p: NodeId): boolean => peers.includes(p);
 
-  it("takesSnapshot: one at a time; the same sender may restart it; another only once the first one's link is down", () => {
-    expect(takesSnapshot(null, A, up())).toBe(true);
-    expect(takesSnapshot(rec(A, 1), A, up(A))).toBe(true);
-    expect(takesSnapshot(rec(A, 1), B, up(A, B))).toBe(false);
-    expect(takesSnapshot(rec(A, 1), B, up(B))).toBe(true);
+  it("takesSnapshot: one at a time; the same sender may restart it; another only once the first one's link is down or it went idle", () => {
+    expect(takesSnapshot(null, A, up(), 1_000)).toBe(true);
+    expect(takesSnapshot(rec(A, 1), A, up(A), 1_000)).toBe(true);
+    expect(takesSnapshot(rec(A, 1), B, up(A, B), 1_000)).toBe(false);
+    expect(takesSnapshot(rec(A, 1), B, up(B), 1_000)).toBe(true);
+    // A stream its sender dropped without a word (seed 35 of the snapshot schedules) keeps others out only until it is idle.
+    expect(takesSnapshot(rec(A, 1), B, up(A, B), 1_000 + SNAPSHOT_IDLE_MS - 1)).toBe(false);
+    expect(takesSnapshot(rec(A, 1), B, up(A, B), 1_000 + SNAPSHOT_IDLE_MS)).toBe(true);
   });
 
   it("rowsBelong: the same sender and id only", () => {

@@ -2,7 +2,7 @@
 // checks what only SQLite has: pragmas, migrations, and rollback of a failure
 // raised inside the database engine itself.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
@@ -186,5 +186,39 @@ describe("sqlite storage", () => {
     expect(raw.prepare("SELECT typeof(payload) FROM ops WHERE seq = 2").pluck().get()).toBe("blob");
     expect(raw.prepare("SELECT typeof(key) FROM kv").pluck().get()).toBe("text");
     raw.close();
+  });
+});
+
+describe("SQLite: truncating the WAL", () => {
+  const walBytes = (path: string): number => {
+    try {
+      return statSync(`${path}-wal`).size;
+    } catch {
+      return 0;
+    }
+  };
+
+  it("gives the WAL's bytes back after a pass, and never waits for a reader that still holds it", () => {
+    const path = freshPath();
+    // A checkpoint that waited for the reader would wait this long: far past the test's own timeout.
+    const s = openSqliteStorage({ path, busyTimeoutMs: 600_000 });
+    try {
+      for (let i = 0; i < 200; i++) s.commit({ kv: [{ key: `w-${i}`, reg: reg(`"${"v".repeat(200)}"`, A, i + 1), deleted: false }] });
+      expect(walBytes(path)).toBeGreaterThan(0);
+      expect(s.truncateWal()).toBe(true);
+      expect(walBytes(path)).toBe(0);
+      // A snapshot reader keeps an old view: the checkpoint cannot finish, so it gives up at once.
+      const reader = s.openSnapshot();
+      s.commit({ kv: [{ key: "w-late", reg: reg('"late"', A, 500), deleted: false }] });
+      expect(s.truncateWal()).toBe(false);
+      expect(s.pragmas().busyTimeoutMs).toBe(600_000);
+      expect(reader.next(1000, 1 << 30).some((r) => r.key === "w-late")).toBe(false);
+      reader.close();
+      expect(s.truncateWal()).toBe(true);
+      expect(walBytes(path)).toBe(0);
+      expect(s.getKv("w-late")).toBeDefined();
+    } finally {
+      s.close();
+    }
   });
 });

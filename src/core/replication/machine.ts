@@ -65,7 +65,7 @@ export const SNAPSHOTS_AT_ONCE = 1;
  * another one is sent. A large install blocks the peer for a while, so this
  * is generous; a link that drops ends the wait at once.
  */
-export const SNAPSHOT_INSTALL_TIMEOUTS = 100;
+export const SNAPSHOT_INSTALL_TIMEOUTS = 40;
 
 /** The state of a node that starts at `nowMs` with `committedVv` durable, its op log compacted up to `floor`, and no link up. */
 export function initReplication(cfg: ReplConfig, committedVv: VersionVector, nowMs: number, wallMs: number, floor: VersionVector = {}): ReplState {

@@ -129,7 +129,7 @@ export class SimSnapshots {
         if (!rowsBelong(this.receiving, peer, f.id)) return;
         this.n.storage.stageSnapshotRows(f.rows);
         this.staged.push(...f.rows);
-        this.receiving = { ...(this.receiving as Receiving), rows: (this.receiving as Receiving).rows + f.rows.length };
+        this.receiving = { ...(this.receiving as Receiving), rows: (this.receiving as Receiving).rows + f.rows.length, lastMs: this.n.mono() };
         this.n.host.maybeCrashInSnapshot(this.n, "staging");
         return;
       case "snap-end":
@@ -139,10 +139,10 @@ export class SimSnapshots {
 
   private begin(peer: NodeId, f: SnapBeginFrame): void {
     const n = this.n;
-    if (this.installing || !takesSnapshot(this.receiving, peer, (p) => n.host.linkUp(n, p))) return;
+    if (this.installing || !takesSnapshot(this.receiving, peer, (p) => n.host.linkUp(n, p), n.mono())) return;
     n.storage.clearSnapshotStage();
     this.staged = [];
-    this.receiving = { from: peer, id: f.id, header: { vv: f.vv, sweptVv: f.sweptVv, hlc: f.hlc }, rows: 0 };
+    this.receiving = { from: peer, id: f.id, header: { vv: f.vv, sweptVv: f.sweptVv, hlc: f.hlc }, rows: 0, lastMs: n.mono() };
     const line = `${n.id} receives snapshot ${f.id} from ${peer} at ${JSON.stringify(f.vv)} (it holds ${JSON.stringify(n.vv)})`;
     n.host.note(() => line);
   }
