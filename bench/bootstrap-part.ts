@@ -119,9 +119,19 @@ function logLines(text: string): LogLine[] {
   return out;
 }
 
-/** /status.vv of a node, waiting as long as a blocked event loop needs. */
+/**
+ * /status.vv of a node, waiting as long as a blocked event loop needs. A
+ * socket error is retried once: when the install's transaction ends, the
+ * node's server closes the keep-alive connections that sat idle through it,
+ * and a poll that reused one at that moment is reset without being served
+ * (the 1,000,000-key run died of that ECONNRESET). A GET is safe to repeat.
+ */
 async function vvOf(client: HttpClient, url: string): Promise<Vv> {
-  const a = await client.send("GET", `${url}/status`, undefined, STATUS_TIMEOUT_MS);
+  const get = () => client.send("GET", `${url}/status`, undefined, STATUS_TIMEOUT_MS);
+  const a = await get().catch((err: unknown) => {
+    if ((err as { code?: unknown }).code !== "ECONNRESET" && (err as { code?: unknown }).code !== "EPIPE") throw err;
+    return get();
+  });
   if (a.status !== 200) throw new Error(`GET ${url}/status: ${a.status} ${a.body.slice(0, 200)}`);
   return (JSON.parse(a.body) as { vv: Vv }).vv;
 }
