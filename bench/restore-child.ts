@@ -38,8 +38,8 @@ export interface RestoreTimes {
 
 const [dist, source, target, self] = process.argv.slice(2);
 if (dist === undefined || source === undefined || target === undefined || self === undefined) {
-  process.stderr.write("usage: restore-child DIST SOURCE TARGET SELF\n");
-  process.exit(2);
+  // Thrown, not exited: the script stops with its message and a non-zero code either way.
+  throw new Error("usage: restore-child DIST SOURCE TARGET SELF");
 }
 const load = async <T>(path: string) => (await import(pathToFileURL(join(dist, path)).href)) as T;
 const { openSqliteStorage } = await load<typeof SqliteModule>("storage/sqlite.js");

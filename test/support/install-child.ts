@@ -11,8 +11,8 @@ import { openSqliteStorage } from "../../src/storage/sqlite.js";
 
 const [path, headerJson, self] = process.argv.slice(2);
 if (path === undefined || headerJson === undefined || self === undefined) {
-  process.stderr.write("usage: install-child DB HEADER_JSON SELF\n");
-  process.exit(2);
+  // Thrown, not exited: the script stops with its message and a non-zero code either way.
+  throw new Error("usage: install-child DB HEADER_JSON SELF");
 }
 const header = JSON.parse(headerJson) as SnapshotHeader;
 const storage = openSqliteStorage({ path });
