@@ -35,7 +35,7 @@ export function encodedOpBody(op: Op): Uint8Array {
 }
 
 /** Bumped on any incompatible change; peers with another version are refused. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** Nonces for the HMAC challenge-response. */
 export const NONCE_BYTES = 16;
 /** Ops per frame: bounds a frame's size and a receiver's single commit. */

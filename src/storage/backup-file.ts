@@ -3,13 +3,15 @@
 // written to one self-describing file, and read back with every byte checked
 // before anything is installed from it.
 //
-// Format, version 1: a SQLite database file (rollback journal, no WAL, so a
+// Format, version 2 (version 1 is read too: the same, but its kv rows only
+// ever hold the first register form of core/codec/kv-state.ts, which version
+// 2 may hold as well): a SQLite database file (rollback journal, no WAL, so a
 // read-only copy opens anywhere), readable with the sqlite3 shell:
 //
 //   PRAGMA application_id = 0x676b7662 ("gkvb")   says it is a geokv backup
-//   PRAGMA user_version   = 1                     the format version
+//   PRAGMA user_version   = 2                     the format version
 //   header (one row, id = 1):
-//     format      INTEGER  1 (again, for whoever reads only tables)
+//     format      INTEGER  2 (again, for whoever reads only tables)
 //     source_node TEXT     the node the snapshot was read from
 //     created_at  TEXT     ISO 8601 UTC, when the snapshot was read
 //     vv          TEXT     JSON version vector: every op it covers is in the rows, no other
@@ -39,8 +41,10 @@ import { isValidVv } from "../core/version-vector.js";
 import type { SnapshotReader } from "./port.js";
 import { decodeRow } from "./snapshot-install.js";
 
-/** The format this build writes and reads. */
-export const BACKUP_FORMAT_VERSION = 1;
+/** The format this build writes. */
+export const BACKUP_FORMAT_VERSION = 2;
+/** The formats this build reads. */
+const READABLE_FORMATS: readonly number[] = [1, 2];
 /** "gkvb" in ASCII: the application_id of every backup file. */
 const APPLICATION_ID = 0x676b7662;
 /** Rows per read from the snapshot reader and per insert transaction; bytes per read. */
@@ -234,9 +238,9 @@ function parseJson(text: unknown): unknown {
 }
 
 /** The header row checked field by field: the info (counts still zero), or what is wrong. */
-function parseHeader(row: HeaderRow | undefined): Omit<BackupInfo, "rowsByNs"> & { sha256: string } | string {
+function parseHeader(row: HeaderRow | undefined, version: number): Omit<BackupInfo, "rowsByNs"> & { sha256: string } | string {
   if (row === undefined) return "its header row is missing";
-  if (row.format !== BACKUP_FORMAT_VERSION) return `its header says format ${String(row.format)}, not ${BACKUP_FORMAT_VERSION}`;
+  if (row.format !== version) return `its header says format ${String(row.format)}, not ${version}`;
   if (typeof row.source_node !== "string" || !isValidId(row.source_node)) return "its header's source_node is not a node id";
   if (typeof row.created_at !== "string" || Number.isNaN(Date.parse(row.created_at))) return "its header's created_at is not a date";
   const vv = parseJson(row.vv);
@@ -317,10 +321,10 @@ export function openBackupFile(path: string): BackupFile | BackupFileError {
     const version = db.pragma("user_version", { simple: true }) as number;
     if (version === 0) throw new Error("it was never finished (no format version): a create that did not complete");
     if (version > BACKUP_FORMAT_VERSION) throw new Error(`its format ${version} is newer than this geokv reads (${BACKUP_FORMAT_VERSION}); restore it with a newer geokv`);
-    if (version !== BACKUP_FORMAT_VERSION) throw new Error(`its format ${version} is not one this geokv reads (${BACKUP_FORMAT_VERSION})`);
+    if (!READABLE_FORMATS.includes(version)) throw new Error(`its format ${version} is not one this geokv reads (${READABLE_FORMATS.join(", ")})`);
     const check = (db.pragma("quick_check") as { quick_check: string }[]).map((r) => r.quick_check).join("; ");
     if (check !== "ok") throw new Error(`SQLite finds it damaged: ${check}`);
-    const parsed = parseHeader(db.prepare<[], HeaderRow>("SELECT * FROM header WHERE id = 1").get());
+    const parsed = parseHeader(db.prepare<[], HeaderRow>("SELECT * FROM header WHERE id = 1").get(), version);
     if (typeof parsed === "string") throw new Error(parsed);
     const counts = emptyCounts();
     const digest = createHash("sha256");

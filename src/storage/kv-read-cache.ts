@@ -9,6 +9,7 @@
 // a caller that tried to change a register it read would change what every
 // later reader gets, so that throws instead.
 
+import { decodeKvState } from "../core/codec/kv-state.js";
 import type { KvRegister } from "../core/op.js";
 
 /** Bounds of a read cache. Sizes count the stored JSON text, in UTF-16 code units. */
@@ -68,10 +69,10 @@ export class KvReadCache {
 
   /**
    * Caches the register stored as `text` and returns it (frozen). `parsed`
-   * is JSON.parse(text) when the caller has it already. Too large: the key
+   * is decodeKvState(text) when the caller has it already. Too large: the key
    * is dropped from the cache and the parsed register returned unfrozen.
    */
-  put(key: string, text: string, parsed: KvRegister = JSON.parse(text) as KvRegister): KvRegister {
+  put(key: string, text: string, parsed: KvRegister = decodeKvState(text)): KvRegister {
     this.delete(key);
     if (this.o.entriesMax === 0 || text.length > this.o.entryTextCharsMax || text.length > this.o.textCharsMax) return parsed;
     const reg = deepFreeze(parsed);

@@ -4,6 +4,7 @@
 // against leaves the two equal again. That is what lets the crashable store (memory-crash.ts) journal the writes
 // of a live store and replay them onto the durable disk at a sync point.
 
+import { encodeKvState } from "../core/codec/kv-state.js";
 import { encodeHlc } from "../core/hlc.js";
 import type { VersionVector } from "../core/version-vector.js";
 import type { SnapshotRow } from "../core/snapshot.js";
@@ -110,7 +111,7 @@ export type DiskWrite =
   /** The records a prune deletes, named (not the cutoff), so replaying it costs what it deletes. */
   | { readonly type: "pruneIdempotency"; readonly keys: readonly string[] }
   /** kv tombstones to delete, each only while its stored text is still this one. */
-  | { readonly type: "dropTombstones"; readonly rows: readonly [string, string][] }
+  | { readonly type: "dropTombstones"; readonly rows: readonly [string, readonly [string, string]][] }
   /** Rows of a snapshot being received, staged (not installed). */
   | { readonly type: "stageSnapshot"; readonly rows: readonly SnapshotRow[] }
   | { readonly type: "clearSnapshotStage" }
@@ -145,7 +146,7 @@ export function commitWrite(batch: Batch): DiskWrite {
     type: "commit",
     batch: {
       ops: (batch.ops ?? []).map(opToRow),
-      kv: (batch.kv ?? []).map((r) => [r.key, { state: JSON.stringify(r.reg), deleted: r.deleted }]),
+      kv: (batch.kv ?? []).map((r) => [r.key, { state: encodeKvState(r.reg), deleted: r.deleted }]),
       counters: (batch.counters ?? []).map((r) => [r.key, JSON.stringify(r.state)]),
       sets: (batch.sets ?? []).map((r) => [r.key, JSON.stringify(r.state)]),
       docs: (batch.docs ?? []).map((r) => [r.key, new Uint8Array(r.state)]),
@@ -241,11 +242,11 @@ function insertOp(disk: MemoryDisk, row: OpRow): boolean {
   return true;
 }
 
-function dropTombstones(disk: MemoryDisk, rows: readonly [string, string][]): number {
+function dropTombstones(disk: MemoryDisk, rows: readonly [string, readonly [string, string]][]): number {
   let n = 0;
-  for (const [key, text] of rows) {
+  for (const [key, texts] of rows) {
     const stored = disk.kv.get(key);
-    if (stored === undefined || !stored.deleted || stored.state !== text) continue;
+    if (stored === undefined || !stored.deleted || !texts.includes(stored.state)) continue;
     disk.kv.delete(key);
     disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 1);
     n++;

@@ -8,6 +8,7 @@
 // (memory-disk.ts), so a crashable store can journal them (memory-crash.ts).
 // This file holds the reads; every write goes through one method, write().
 
+import { decodeKvState, encodeKvState, kvStateTexts } from "../core/codec/kv-state.js";
 import type { NodeId } from "../core/ids.js";
 import type { Conflict, CounterState, DocState, KvRegister, Op, OrSetState, Version } from "../core/op.js";
 import { decodeHlc } from "../core/hlc.js";
@@ -80,7 +81,7 @@ class MemoryStore implements MemoryStorage {
 
   getKv(key: string): KvRegister | undefined {
     const v = this.open().kv.get(key);
-    return v === undefined ? undefined : (JSON.parse(v.state) as KvRegister);
+    return v === undefined ? undefined : decodeKvState(v.state);
   }
 
   getCounter(key: string): CounterState | undefined {
@@ -112,7 +113,7 @@ class MemoryStore implements MemoryStorage {
       if (range.upper !== null && compareUtf8(key, range.upper) >= 0) break;
       const stored = disk.kv.get(key) as StoredKv;
       if (stored.deleted && opts.includeDeleted !== true) continue;
-      out.push({ key, reg: JSON.parse(stored.state) as KvRegister, deleted: stored.deleted });
+      out.push({ key, reg: decodeKvState(stored.state), deleted: stored.deleted });
     }
     return out;
   }
@@ -183,7 +184,7 @@ class MemoryStore implements MemoryStorage {
     for (; i < disk.kvKeys.length && out.length < limit; i++) {
       const key = disk.kvKeys[i] as string;
       const stored = disk.kv.get(key) as StoredKv;
-      if (stored.deleted) out.push({ key, reg: JSON.parse(stored.state) as KvRegister, deleted: true });
+      if (stored.deleted) out.push({ key, reg: decodeKvState(stored.state), deleted: true });
     }
     return out;
   }
@@ -191,7 +192,7 @@ class MemoryStore implements MemoryStorage {
   dropTombstones(rows: readonly KvRow[]): number {
     this.open();
     if (rows.length === 0) return 0;
-    return this.write({ type: "dropTombstones", rows: rows.map((r) => [r.key, JSON.stringify(r.reg)] as [string, string]) });
+    return this.write({ type: "dropTombstones", rows: rows.map((r) => [r.key, kvStateTexts(r.reg)] as [string, [string, string]]) });
   }
 
   appliedVv(): VersionVector {
@@ -275,7 +276,7 @@ class MemoryStore implements MemoryStorage {
         for (; i < disk.kvKeys.length && page.length < limit; i++) {
           const key = disk.kvKeys[i] as string;
           if (disk.snapshotStage.has(stageKeyOf("kv", key))) continue;
-          page.push({ key, reg: JSON.parse((disk.kv.get(key) as StoredKv).state) as KvRegister, deleted: false });
+          page.push({ key, reg: decodeKvState((disk.kv.get(key) as StoredKv).state), deleted: false });
         }
         return page;
       },
@@ -286,7 +287,7 @@ class MemoryStore implements MemoryStorage {
       putRow<N extends Namespace>(ns: N, row: RowOf<N>) {
         if (ns === "kv") {
           const r = row as RowOf<"kv">;
-          out.kv.push([r.key, { state: JSON.stringify(r.reg), deleted: r.deleted }]);
+          out.kv.push([r.key, { state: encodeKvState(r.reg), deleted: r.deleted }]);
         } else if (ns === "docs") {
           const r = row as RowOf<"docs">;
           out.docs.push([r.key, new Uint8Array(r.state)]);

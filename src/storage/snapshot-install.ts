@@ -3,9 +3,10 @@
 // writes (InstallIo), inside its own transaction or atomic write, and the
 // core supplies every decision (InstallRules).
 
+import { decodeKvState } from "../core/codec/kv-state.js";
 import type { AnyState, IdempotencyRecord, KvRow, RowOf, StateOf } from "../core/apply/types.js";
 import { validateDocUpdate } from "../core/crdt/ydoc.js";
-import type { CounterState, DocState, KvRegister, Namespace, OrSetState } from "../core/op.js";
+import type { CounterState, DocState, Namespace, OrSetState } from "../core/op.js";
 import type { InstalledMeta, SnapshotHeader, SnapshotNs, SnapshotRow } from "../core/snapshot.js";
 import type { InstallResult, InstallRules } from "./port.js";
 
@@ -30,14 +31,15 @@ export function decodeRow(row: SnapshotRow): { ns: Namespace; state: AnyState } 
       if (!validateDocUpdate(row.data)) throw new Error("not a Yjs update");
       return { ns: "docs", state: new Uint8Array(row.data) as DocState };
     }
-    const value = JSON.parse(fromUtf8.decode(row.data)) as unknown;
+    const text = fromUtf8.decode(row.data);
+    if (row.ns === "kv") return { ns: "kv", state: decodeKvState(text) };
+    const value = JSON.parse(text) as unknown;
     if (typeof value !== "object" || value === null) throw new Error("not a JSON object");
     if (row.ns === "idem") {
       const v = value as { h?: unknown; s?: unknown; b?: unknown; t?: unknown };
       if (typeof v.h !== "string" || !Number.isSafeInteger(v.s) || typeof v.b !== "string" || !Number.isSafeInteger(v.t)) throw new Error("not an idempotency record");
       return { ns: "idem", record: { key: row.key, requestHash: v.h, status: v.s as number, body: v.b, createdAtMs: v.t as number } };
     }
-    if (row.ns === "kv" && !Array.isArray((value as KvRegister).siblings)) throw new Error("not a kv register");
     if (row.ns === "counters" && (typeof (value as CounterState).p !== "object" || typeof (value as CounterState).n !== "object")) throw new Error("not a counter");
     if (row.ns === "sets" && (typeof (value as OrSetState).entries !== "object" || !Array.isArray((value as OrSetState).removed))) throw new Error("not a set");
     return { ns: row.ns, state: value as AnyState };

@@ -3,8 +3,9 @@
 // the staging table a received snapshot waits in, and the install as one
 // transaction on the node's connection (snapshot-install.ts does the work).
 
+import { decodeKvState } from "../core/codec/kv-state.js";
 import Database from "better-sqlite3";
-import type { KvRegister, Namespace } from "../core/op.js";
+import type { Namespace } from "../core/op.js";
 import { HLC_ZERO, type Hlc } from "../core/hlc.js";
 import type { RowOf, StateOf } from "../core/apply/types.js";
 import type { InstalledMeta, SnapshotHeader, SnapshotNs, SnapshotRow } from "../core/snapshot.js";
@@ -178,7 +179,7 @@ export class SqliteSnapshotStage {
         return rows.map((r) => ({ ns: r.ns, key: r.key, data: bytes(r.data) }));
       },
       unstagedKvPage(after, limit) {
-        return s.unstagedKv.all(after, limit).map((r) => ({ key: r.key, reg: JSON.parse(r.state) as KvRegister, deleted: false }));
+        return s.unstagedKv.all(after, limit).map((r) => ({ key: r.key, reg: decodeKvState(r.state), deleted: false }));
       },
       local: h.local,
       putRow: h.putRow,

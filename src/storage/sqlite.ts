@@ -6,6 +6,7 @@
 // instead of upgraded mid-transaction. kv point reads go through a bounded
 // cache of what was committed (kv-read-cache.ts).
 
+import { decodeKvState, encodeKvState, kvStateTexts } from "../core/codec/kv-state.js";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -117,7 +118,7 @@ function prepareStatements(db: Database.Database) {
       `SELECT COUNT(*) AS n, COALESCE(SUM(${OP_ROW_BYTES}), 0) AS b FROM ops WHERE origin = ? AND seq <= ?`,
     ),
     tombstones: db.prepare<[string, number], SqlKvRow>("SELECT key, state, deleted FROM kv WHERE deleted = 1 AND key > ? ORDER BY key LIMIT ?"),
-    dropTombstone: db.prepare<[string, string]>("DELETE FROM kv WHERE key = ? AND deleted = 1 AND state = ?"),
+    dropTombstone: db.prepare<[string, string, string]>("DELETE FROM kv WHERE key = ? AND deleted = 1 AND state IN (?, ?)"),
     raiseFloor: db.prepare<[string, number]>(
       "INSERT INTO op_floor (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = MAX(seq, excluded.seq)",
     ),
@@ -187,7 +188,7 @@ class SqliteStore implements SqliteStorage {
     this.compactTxn = db.transaction((stable: VersionVector) => this.deleteStableOps(stable));
     this.dropTxn = db.transaction((rows: readonly KvRow[]) => {
       let n = 0;
-      for (const r of rows) n += this.s.dropTombstone.run(r.key, JSON.stringify(r.reg)).changes;
+      for (const r of rows) n += this.s.dropTombstone.run(r.key, ...kvStateTexts(r.reg)).changes;
       return n;
     });
     const size = this.s.opLogSize.get() as { n: number; b: number };
@@ -198,7 +199,7 @@ class SqliteStore implements SqliteStorage {
       local: <N extends Namespace>(ns: N, key: string): StateOf<N> | undefined => {
         if (ns !== "kv") return this.stateOf(ns, key) as StateOf<N> | undefined;
         const v = this.s.getKv.get(key);
-        return (v === undefined ? undefined : JSON.parse(v)) as StateOf<N> | undefined;
+        return (v === undefined ? undefined : decodeKvState(v)) as StateOf<N> | undefined;
       },
       putRow: <N extends Namespace>(ns: N, row: RowOf<N>): void => {
         this.writeBatch({ [ns]: [row] }, []);
@@ -263,7 +264,7 @@ class SqliteStore implements SqliteStorage {
     if (range.upper !== null) params.push(range.upper);
     params.push(opts.limit);
     const rows = this.listStatement(range.lowerInclusive, range.upper !== null, live).all(...params) as SqlKvRow[];
-    return rows.map((r) => ({ key: r.key, reg: JSON.parse(r.state) as KvRegister, deleted: r.deleted === 1 }));
+    return rows.map((r) => ({ key: r.key, reg: decodeKvState(r.state), deleted: r.deleted === 1 }));
   }
 
   /** One statement per shape of range, so each uses the index for both bounds. */
@@ -304,7 +305,7 @@ class SqliteStore implements SqliteStorage {
       bytesInserted += opRowBytes(row);
     }
     for (const r of batch.kv ?? []) {
-      const text = JSON.stringify(r.reg);
+      const text = encodeKvState(r.reg);
       this.s.putKv.run(r.key, text, r.deleted ? 1 : 0);
       kvTexts.push(text);
     }
@@ -375,7 +376,7 @@ class SqliteStore implements SqliteStorage {
   listTombstones(after: string, limit: number): KvRow[] {
     assertLimit(limit);
     if (after !== "") assertWellFormedKey(after, "after");
-    return this.s.tombstones.all(after, limit).map((r) => ({ key: r.key, reg: JSON.parse(r.state) as KvRegister, deleted: true }));
+    return this.s.tombstones.all(after, limit).map((r) => ({ key: r.key, reg: decodeKvState(r.state), deleted: true }));
   }
 
   dropTombstones(rows: readonly KvRow[]): number {

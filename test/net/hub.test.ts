@@ -163,7 +163,7 @@ describe("hub: refusals of hand-made hellos", () => {
     { name: "an unknown node", node: "us-east-9", region: "kr", code: CloseCode.unknownNode, reason: /^unknown node us-east-9$/ },
     { name: "its own id", node: "m", region: "mid", code: CloseCode.unknownNode, reason: /^unknown node m: that is this node's own id$/ },
     { name: "another cluster", node: "k", region: "kr", clusterId: "other", code: CloseCode.clusterMismatch, reason: /^cluster id mismatch/ },
-    { name: "another protocol version", node: "k", region: "kr", hello: { proto: 2 }, code: CloseCode.protocolVersion, reason: /^protocol version 2 not supported \(this node speaks 3\)$/ },
+    { name: "another protocol version", node: "k", region: "kr", hello: { proto: 3 }, code: CloseCode.protocolVersion, reason: /^protocol version 3 not supported \(this node speaks 4\)$/ },
     { name: "a wrong region", node: "k", region: "eu-west", code: CloseCode.regionMismatch, reason: /^region mismatch for node k: configured kr, claims eu-west$/ },
     { name: "the wrong dial direction", node: "z", region: "zr", code: CloseCode.wrongDirection, reason: /^node z must not dial m: the node with the lower id dials$/ },
   ];

@@ -3,6 +3,7 @@
 // commit, a rolled-back commit, eviction, a close and a reopen — checked
 // against a second connection that reads the file directly.
 
+import { decodeKvState } from "../../src/core/codec/kv-state.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,7 +99,7 @@ describe("KvReadCache", () => {
 /** What the file holds for `key`, read by a connection of its own (no cache). */
 function tableKv(raw: Database.Database, key: string): KvRegister | undefined {
   const v = raw.prepare("SELECT state FROM kv WHERE key = ?").pluck().get(key) as string | undefined;
-  return v === undefined ? undefined : (JSON.parse(v) as KvRegister);
+  return v === undefined ? undefined : decodeKvState(v);
 }
 
 describe("sqlite store with its kv read cache", () => {

@@ -13,6 +13,7 @@ import { installRules, type SnapshotHeader, type SnapshotRow } from "../../src/c
 import type { VersionVector } from "../../src/core/version-vector.js";
 import type { IdempotencyRecord, Storage } from "../../src/storage/port.js";
 import { idemRowData, textRowData } from "../../src/storage/snapshot-install.js";
+import { encodeKvState } from "../../src/core/codec/kv-state.js";
 import type { StorageHarness } from "./contract.js";
 import { A, B, C, counterOp, hlc, kvOp } from "./fixtures.js";
 
@@ -108,7 +109,7 @@ export function runSnapshotContract(name: string, harness: StorageHarness): void
         const docs = Array.from({ length: 40 }, (_, i) => ({ key: `d${i}`, state: i % 10 === 0 ? new Uint8Array(5000).fill(i) : new Uint8Array([i, 0, 255]) }));
         const idempotency = Array.from({ length: 20 }, (_, i) => idemRec(`i${i}`, `h${i}`, 100 + i));
         s.commit({ kv, counters, sets, docs, idempotency, appliedVv: { [A]: 600, [B]: 3 }, meta: { sweptVv: { [B]: 2 }, lastHlc: hlc(1_700_000_000_999, 4) } });
-        for (const r of kv) expected.set(`kv ${r.key}`, { ns: "kv", key: r.key, data: textRowData(JSON.stringify(r.reg)) });
+        for (const r of kv) expected.set(`kv ${r.key}`, { ns: "kv", key: r.key, data: textRowData(encodeKvState(r.reg)) });
         for (const r of counters) expected.set(`counters ${r.key}`, { ns: "counters", key: r.key, data: textRowData(JSON.stringify(r.state)) });
         for (const r of sets) expected.set(`sets ${r.key}`, { ns: "sets", key: r.key, data: textRowData(JSON.stringify(r.state)) });
         for (const r of docs) expected.set(`docs ${r.key}`, { ns: "docs", key: r.key, data: r.state });
@@ -163,7 +164,7 @@ export function runSnapshotContract(name: string, harness: StorageHarness): void
           const byId = new Map(rows.map((r) => [rowId(r), r]));
           expect(rows.length).toBe(byId.size);
           expect(byId.size).toBe(600 + 300 + 1 + 40 + 20);
-          expect(utf8.decode(byId.get("kv k0599")?.data)).toBe(JSON.stringify(regOf(ver(A, 600, '"v599"'))));
+          expect(utf8.decode(byId.get("kv k0599")?.data)).toBe(encodeKvState(regOf(ver(A, 600, '"v599"'))));
           expect(byId.has("kv k0005")).toBe(true);
           expect(byId.has("kv zzz")).toBe(false);
           expect(utf8.decode(byId.get("counters c299")?.data)).toBe(JSON.stringify({ p: { [A]: 299 }, n: {} }));
