@@ -152,6 +152,7 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
         close: (code, reason) => ws.close(code, reasonOf(reason)),
       },
       access.access === "read",
+      access.access === "write" ? access.protocol : undefined,
     );
     ws.on("message", (data, isBinary) => {
       if (!isBinary) {
