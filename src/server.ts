@@ -11,6 +11,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { NodeId } from "./core/ids.js";
 import { createApp } from "./http/app.js";
+import { loadAccess } from "./http/load-access.js";
 import { createYjsEndpoint, YJS_PATH } from "./http/yjs-endpoint.js";
 import type { ClusterConfig } from "./node/config.js";
 import type { LocalStore } from "./node/local-store.js";
@@ -47,6 +48,9 @@ export interface RunningNode {
 
 /** Opens the node's store and starts serving; resolves once it listens. */
 export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
+  // Before anything opens: a bad tokens file stops the node with the file and the entry named.
+  const access = loadAccess(o.settings);
+  if ("problem" in access) throw new Error(access.problem);
   const node = openNodeRuntime({ cluster: o.cluster, nodeId: o.nodeId, dataDir: o.dataDir, settings: o.settings, ...(o.logger ? { logger: o.logger } : {}) });
   const { me, region, logger } = node;
   // Aborted at shutdown, so long-lived answers (the dashboard's event streams) end and do not hold the drain.
@@ -59,9 +63,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     logger,
     maxValueBytes: o.settings.maxValueBytes,
     tokenWaitMs: o.settings.writeWaitMs,
-    clientToken: o.settings.clientToken,
-    readToken: o.settings.readToken,
-    adminToken: o.settings.adminToken,
+    access,
     router: node.router,
     writeWaitMs: o.settings.writeWaitMs,
     faults: node.faults,
@@ -84,7 +86,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     await node.closeStore();
     throw err;
   }
-  const yjs = createYjsEndpoint({ rooms: node.rooms, clientToken: o.settings.clientToken, readToken: o.settings.readToken, maxValueBytes: o.settings.maxValueBytes, logger });
+  const yjs = createYjsEndpoint({ rooms: node.rooms, access, maxValueBytes: o.settings.maxValueBytes, logger });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? "").startsWith(YJS_PATH)) yjs.handleUpgrade(req, socket, head);
     else if (!node.handleUpgrade(req, socket, head)) socket.destroy();

@@ -5,17 +5,18 @@
 
 import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
-import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING } from "../node/settings.js";
+import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING, TOKENS_SETTING } from "../node/settings.js";
 import { checkKey, checkNodeUrl } from "./arg-checks.js";
 import { parseSnapshot, SNAPSHOT_OPTIONS, SNAPSHOT_OVERVIEW, snapshotHelp, type SnapshotCommand } from "./snapshot-args.js";
+import { parseToken, TOKEN_HELP, TOKEN_OPTIONS, TOKEN_OVERVIEW, type TokenCommand } from "./token-args.js";
 import { argsForParse, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** Subcommands that have their own help text. */
-export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del" | "snapshot" | RemoteTopic;
-const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del", ...REMOTE_TOPICS, "snapshot"];
+export type HelpTopic = "up" | "node" | "status" | "put" | "get" | "del" | "snapshot" | "token" | RemoteTopic;
+const TOPICS: readonly HelpTopic[] = ["up", "node", "status", "put", "get", "del", ...REMOTE_TOPICS, "snapshot", "token"];
 
 /** Where a node listens when it must not listen on its URL's address (containers). */
 export interface ListenAddress {
@@ -44,6 +45,7 @@ export type CliCommand =
   | { readonly cmd: "del"; readonly key: string; readonly node?: string; readonly json?: true }
   | RemoteCommand
   | SnapshotCommand
+  | TokenCommand
   | { readonly cmd: "help"; readonly topic?: HelpTopic }
   | { readonly cmd: "error"; readonly message: string };
 
@@ -66,6 +68,7 @@ const OPTIONS: Record<HelpTopic, Record<string, OptionSpec>> = {
   del: { ...help, node: str, json: { type: "boolean" } },
   ...REMOTE_OPTIONS,
   snapshot: SNAPSHOT_OPTIONS,
+  token: TOKEN_OPTIONS,
 };
 
 function isTopic(s: string | undefined): s is HelpTopic {
@@ -183,6 +186,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
     }
     case "snapshot":
       return parseSnapshot(values, positionals, DEFAULT_DATA_DIR);
+    case "token":
+      return parseToken(positionals);
     case "status":
       if (positionals.length > 0) return fail(`unexpected argument ${JSON.stringify(positionals[0])} for 'geokv status'`);
       return { cmd: "status", regions: text("regions") ?? DEFAULT_REGIONS_DIR };
@@ -217,13 +222,16 @@ function settingsHelp(): string {
     (s) => `  --${s.flag} N`.padEnd(32) + `${s.help} (${s.env}, default ${DEFAULT_SETTINGS[s.key]})`,
   );
   rows.push(`  --${SYNC_SETTING.flag} MODE`.padEnd(32) + `${SYNC_SETTING.help} (${SYNC_SETTING.env}, default ${DEFAULT_SETTINGS.synchronous})`);
+  rows.push(`  --${TOKENS_SETTING.flag} FILE`.padEnd(32) + `${TOKENS_SETTING.help} (${TOKENS_SETTING.env}; geokv token hash)`);
   return rows.join("\n");
 }
 
 const ENV_ONLY = `Environment only:
-  GEOKV_CLUSTER_SECRET          peers prove they know it (HMAC handshake); unset: no peer auth
-  GEOKV_CLIENT_TOKEN            data API needs "Authorization: Bearer <token>"
-  GEOKV_ADMIN_TOKEN             /admin/* and /leadership/stepdown need it
+  GEOKV_CLUSTER_SECRET          peers prove they know it (HMAC handshake); unset: no peer auth;
+                                a comma-separated list rotates it: the first proves this node, any is accepted
+  GEOKV_CLIENT_TOKEN            data API needs "Authorization: Bearer <token>" (read and write)
+  GEOKV_READ_TOKEN              a token that only reads the data API
+  GEOKV_ADMIN_TOKEN             /admin/* and /leadership/* need it
   GEOKV_LOG_LEVEL               fatal, error, warn, info, debug, trace, silent (default info)
 A flag wins over its environment variable; both win over the default.`;
 
@@ -243,6 +251,7 @@ Usage:
   geokv put|get|del KEY [VALUE] [--node URL]    data from the shell
 ${REMOTE_OVERVIEW}
 ${SNAPSHOT_OVERVIEW}
+${TOKEN_OVERVIEW}
   geokv help [COMMAND]                          this text, or a command's (also COMMAND --help)
 
 The commands that talk to a node take --json:
@@ -308,6 +317,8 @@ ${EXIT_CODES}
 `;
     case "snapshot":
       return snapshotHelp(DEFAULT_DATA_DIR);
+    case "token":
+      return TOKEN_HELP;
     default:
       return remoteHelp(topic);
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `geokv` command. Parses arguments (args.ts), then runs one command:
 // a node, a whole local cluster, a status table (once or live), a data call,
-// a leader stepdown, or a backup made or restored. Errors a user can fix are printed as one line and
+// a leader stepdown, a backup made or restored, or a token hashed for the tokens file. Errors a user can fix are printed as one line and
 // exit 2; nothing prints a stack.
 
 import { resolve } from "node:path";
@@ -94,6 +94,11 @@ async function main(argv: readonly string[]): Promise<void> {
     case "snapshot": {
       const { runSnapshot } = await import("./snapshot.js");
       process.exitCode = runSnapshot(cmd);
+      return;
+    }
+    case "token": {
+      const { runTokenHash } = await import("./token.js");
+      process.exitCode = await runTokenHash(cmd);
       return;
     }
     case "watch": {

@@ -14,12 +14,13 @@ import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody, requestHeader } from "./parse.js";
 import { forwardWrites } from "./forward.js";
 import { sendError } from "./errors.js";
-import { accessOf, tokenMatches, tokensRequired } from "./access.js";
+import { authorize, guards, type AccessTokens } from "./access.js";
+import { needOf } from "./route-needs.js";
 import type { NodeMetrics } from "../node/metrics.js";
 import { mountDataRoutes } from "./data-routes.js";
 import { OPENAPI } from "./openapi.js";
 import type { DashboardFeed } from "../node/dashboard-feed.js";
-import { DASHBOARD_ADMIN_PATHS, DASHBOARD_DATA_PATHS, mountDashboardRoutes } from "./dashboard-routes.js";
+import { mountDashboardRoutes } from "./dashboard-routes.js";
 
 export interface AppOptions {
   readonly nodeId: string;
@@ -29,12 +30,8 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly maxValueBytes: number;
   readonly tokenWaitMs: number;
-  /** When set, the data API requires `Authorization: Bearer <clientToken>`. */
-  readonly clientToken?: string | undefined;
-  /** When set (with clientToken), it grants reads of the data API: GET and HEAD, and /yjs without writing. */
-  readonly readToken?: string | undefined;
-  /** When set, /admin/* and /leadership/stepdown require `Authorization: Bearer <adminToken>`. */
-  readonly adminToken?: string | undefined;
+  /** The client tokens and their grants (access.ts); absent or empty: every route is open. */
+  readonly access?: AccessTokens | undefined;
   readonly now?: () => number;
   /** Routes client writes to the region leader; absent: this node takes every write. */
   readonly router?: WriteRouter;
@@ -47,10 +44,7 @@ export interface AppOptions {
   readonly shutdown?: AbortSignal;
 }
 
-const DATA_PREFIXES = ["/kv", "/counters", "/sets", "/docs", "/conflicts", ...DASHBOARD_DATA_PATHS];
-// promote is an operator action like stepdown, so the admin token guards it too;
-// so are the dashboard's controls, which call these routes on other nodes.
-const ADMIN_PREFIXES = ["/admin/", "/leadership/stepdown", "/leadership/promote", ...DASHBOARD_ADMIN_PATHS];
+const OPEN: AccessTokens = { entries: [] };
 
 function bearer(c: Context): string | undefined {
   const h = requestHeader(c, "authorization");
@@ -61,10 +55,6 @@ function bearer(c: Context): string | undefined {
 
 function logLine(reqId: string, method: string, path: string, status: number, ms: number) {
   return { reqId, method, path, status, ms: Math.round(ms * 100) / 100 };
-}
-
-function startsWithAny(path: string, prefixes: readonly string[]): boolean {
-  return prefixes.some((p) => path === p || path.startsWith(p.endsWith("/") ? p : `${p}/`) || path.startsWith(`${p}?`));
 }
 
 /** Builds the hono app of one node. */
@@ -119,20 +109,12 @@ export function createApp(o: AppOptions): Hono {
     else if (o.logger.isLevelEnabled("debug")) o.logger.debug(logLine(reqId, method, c.req.path, status, ms), "request");
   });
 
+  // One guard for every route family (route-needs.ts); it runs before a write is forwarded, so a refused one changes nothing anywhere.
+  const access = o.access ?? OPEN;
   app.use("*", async (c, next) => {
-    const path = c.req.path;
-    if (tokensRequired(o) && startsWithAny(path, DATA_PREFIXES)) {
-      const t = bearer(c);
-      if (t === undefined) return sendError(c, nodeError("unauthorized", "the data API needs Authorization: Bearer <token>"));
-      const access = accessOf(t, o);
-      if (access === null) return sendError(c, nodeError("forbidden", "wrong client token"));
-      if (access === "read" && c.req.method !== "GET" && c.req.method !== "HEAD") return sendError(c, nodeError("forbidden", "a read-only token cannot write"));
-    }
-    if (o.adminToken !== undefined && startsWithAny(path, ADMIN_PREFIXES)) {
-      const t = bearer(c);
-      if (t === undefined) return sendError(c, nodeError("unauthorized", "this endpoint needs Authorization: Bearer <admin token>"));
-      if (!tokenMatches(t, o.adminToken)) return sendError(c, nodeError("forbidden", "wrong admin token"));
-    }
+    const need = needOf(c.req.method, c.req.path);
+    const refused = need === null ? null : authorize(access, bearer(c), need);
+    if (refused !== null) return sendError(c, nodeError(refused.code, refused.message));
     return next();
   });
 
@@ -158,7 +140,7 @@ export function createApp(o: AppOptions): Hono {
   app.get("/yjs/*", (c) => sendError(c, nodeError("bad_request", "GET /yjs/<room> is a WebSocket endpoint (the y-websocket protocol); connect with Upgrade: websocket")));
 
   if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
-  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: o.adminToken !== undefined, clientTokenRequired: tokensRequired(o), shutdown: o.shutdown });
+  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: guards(access, "admin"), clientTokenRequired: guards(access, "read"), shutdown: o.shutdown });
 
   app.post("/admin/compact", async (c) => {
     if (!o.cluster.compact) return sendError(c, nodeError("not_found", "compaction is not available on this node"));

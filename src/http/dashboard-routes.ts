@@ -10,8 +10,8 @@
 //   GET  /dashboard/key/:key: the key as one node per region has it (its
 //        leader as this node knows it), to watch a write arrive everywhere.
 //
-// The app's one auth guard covers them (admin token for the first two, client
-// token for the read), as it covers the routes they call.
+// The app's one auth guard covers them (route-needs.ts: admin for the first
+// two, read on kv for the key view), as it covers the routes they call.
 
 import type { Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -24,10 +24,6 @@ import { callNode } from "./dashboard-proxy.js";
 import { renderVersion } from "./data-routes.js";
 import { sendError } from "./errors.js";
 import { isObject, keyFromPath, parseJson, rawPath, readBody } from "./parse.js";
-
-/** The routes the app's auth guard must cover: admin token, and client token. */
-export const DASHBOARD_ADMIN_PATHS = ["/dashboard/partition", "/dashboard/stepdown"];
-export const DASHBOARD_DATA_PATHS = ["/dashboard/key"];
 
 /** No CDN, no inline script, no framing: the page loads only what this node serves. */
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";

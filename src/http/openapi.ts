@@ -234,9 +234,10 @@ export const OPENAPI: OpenApiDocument = {
     "/metrics": {
       get: {
         operationId: "metrics",
-        summary: "Prometheus metrics",
+        summary: "Prometheus metrics: open when the node has no token at all, else any token with the read (or admin) scope",
         tags: ["cluster"],
-        responses: { "200": { description: "Prometheus text exposition format", content: { "text/plain": { schema: string } } } },
+        responses: { "200": { description: "Prometheus text exposition format", content: { "text/plain": { schema: string } } }, "401": ref("responses", "Unauthorized"), "403": ref("responses", "Forbidden") },
+        security: client,
       },
     },
     "/leadership/stepdown": {
@@ -364,7 +365,7 @@ export const OPENAPI: OpenApiDocument = {
     responses: {
       BadRequest: { description: "bad_request or invalid_key", content: json(ref("schemas", "Error")) },
       Unauthorized: { description: "unauthorized: no bearer token", content: json(ref("schemas", "Error")) },
-      Forbidden: { description: "forbidden: wrong token", content: json(ref("schemas", "Error")) },
+      Forbidden: { description: "forbidden: an unknown token, or one without the scope or namespace the route needs (a write with a read-only token)", content: json(ref("schemas", "Error")) },
       NotFound: { description: "not_found", content: json(ref("schemas", "Error")) },
       Conflict: { description: "idempotency_mismatch, or refused (a promote or stepdown that is not safe)", content: json(ref("schemas", "Error")) },
       TooLarge: { description: "value_too_large", content: json(ref("schemas", "Error")) },
@@ -375,8 +376,8 @@ export const OPENAPI: OpenApiDocument = {
       },
     },
     securitySchemes: {
-      clientToken: { type: "http", scheme: "bearer", description: "GEOKV_CLIENT_TOKEN, when the node has one" },
-      adminToken: { type: "http", scheme: "bearer", description: "GEOKV_ADMIN_TOKEN, when the node has one" },
+      clientToken: { type: "http", scheme: "bearer", description: "GEOKV_CLIENT_TOKEN (read and write), GEOKV_READ_TOKEN (read), or a tokens-file token with the read or write scope on the route's namespace, when the node has any" },
+      adminToken: { type: "http", scheme: "bearer", description: "GEOKV_ADMIN_TOKEN, or a tokens-file token with the admin scope, when the node has one" },
     },
   },
 };

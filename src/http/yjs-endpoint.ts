@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import { validateKey } from "../core/key.js";
 import { YjsClose, type YjsRooms } from "../node/yjs-rooms.js";
-import { accessOf, tokensRequired, type Access, type ClientTokens } from "./access.js";
+import { allows, grantFor, guards, type AccessTokens, type Need } from "./access.js";
 
 /** The path prefix of live documents. */
 export const YJS_PATH = "/yjs/";
@@ -23,7 +23,9 @@ const FRAMING_BYTES = 32;
 /** A connection that answers no ping within this long is dead (a half-open TCP connection) and is cut. */
 const PING_EVERY_MS = 30_000;
 
-export interface YjsEndpointOptions extends ClientTokens {
+export interface YjsEndpointOptions {
+  /** The client tokens and their grants; a connection needs read on docs, and writes only with write on docs. */
+  readonly access: AccessTokens;
   readonly rooms: YjsRooms;
   readonly maxValueBytes: number;
   readonly logger: Logger;
@@ -70,18 +72,29 @@ function presented(req: IncomingMessage, url: URL): string[] {
   return out;
 }
 
-/** The best access the presented tokens grant, or why none. */
-function accessFor(tokens: readonly string[], t: ClientTokens): { access: Access; protocol?: string } | { code: number; reason: string } {
-  if (!tokensRequired(t)) return { access: "write" };
+/** What a connection may do: read (sync and receive), or also write. */
+type Access = "write" | "read";
+
+const READ_DOCS: Need = { scope: "read", namespace: "docs" };
+const WRITE_DOCS: Need = { scope: "write", namespace: "docs" };
+
+/** The best access the presented tokens grant (write over read), or why none. */
+function accessFor(tokens: readonly string[], t: AccessTokens): { access: Access; protocol?: string } | { code: number; reason: string } {
+  if (!guards(t, "read")) return { access: "write" };
   if (tokens.length === 0) return { code: YjsClose.unauthorized, reason: "geokv: unauthorized: this node needs a client token (?token= or Sec-WebSocket-Protocol)" };
   let best: { access: Access; token: string } | undefined;
+  let known = false;
   for (const token of tokens) {
-    const a = accessOf(token, t);
-    if (a === "write") return { access: a, protocol: token };
-    if (a === "read") best ??= { access: a, token };
+    const g = grantFor(token, t);
+    if (g === null) continue;
+    known = true;
+    if (!allows(g, READ_DOCS)) continue;
+    if (allows(g, WRITE_DOCS)) return { access: "write", protocol: token };
+    best ??= { access: "read", token };
   }
   if (best !== undefined) return { access: best.access, protocol: best.token };
-  return { code: YjsClose.forbidden, reason: "geokv: forbidden: wrong client token" };
+  // A known token that lacks the scope says more than an unknown one.
+  return { code: YjsClose.forbidden, reason: `geokv: forbidden: ${known ? "this token lacks the read scope on namespace docs" : "wrong client token"}` };
 }
 
 /** Builds the endpoint over the node's rooms. */
@@ -93,7 +106,7 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     // A token offered as a subprotocol is named back, as browsers require of a protocol they offered.
     handleProtocols: (protocols, req) => {
       const url = new URL(req.url ?? "/", "http://x");
-      const a = accessFor(presented(req, url), o);
+      const a = accessFor(presented(req, url), o.access);
       if ("access" in a && a.protocol !== undefined && protocols.has(a.protocol)) return a.protocol;
       return false;
     },
@@ -125,7 +138,7 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     };
     const where = roomOf(url.pathname);
     if ("problem" in where) return refuse(YjsClose.badMessage, `geokv: ${where.problem}`);
-    const access = accessFor(presented(req, url), o);
+    const access = accessFor(presented(req, url), o.access);
     if ("code" in access) return refuse(access.code, access.reason);
 
     sockets.add(ws);
@@ -139,6 +152,7 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
         close: (code, reason) => ws.close(code, reasonOf(reason)),
       },
       access.access === "read",
+      access.access === "write" ? access.protocol : undefined,
     );
     ws.on("message", (data, isBinary) => {
       if (!isBinary) {

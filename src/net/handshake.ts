@@ -4,7 +4,7 @@
 // operators read in logs and /status in one place.
 
 import type { NodeId, RegionId } from "../core/ids.js";
-import { checkProof } from "./auth.js";
+import { checkProofAmong } from "./auth.js";
 import { PROTOCOL_VERSION, type Intro } from "./frames.js";
 
 /**
@@ -92,11 +92,12 @@ export function checkWelcome(ctx: HandshakeContext, welcome: Intro, expected: { 
 }
 
 /**
- * A peer's proof checked against the one we expect. The reasons say which
- * side lacks what, so an operator reading either node's log can fix it.
+ * A peer's proof checked against the ones we accept (one per listed cluster
+ * secret; none when this node has no secret). The reasons say which side
+ * lacks what, so an operator reading either node's log can fix it.
  */
-export function checkPeerProof(expected: Uint8Array, got: Uint8Array): Refusal | null {
-  const err = checkProof(expected, got);
+export function checkPeerProof(accepted: readonly Uint8Array[], got: Uint8Array): Refusal | null {
+  const err = checkProofAmong(accepted, got);
   switch (err) {
     case null:
       return null;

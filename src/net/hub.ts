@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { isValidId, type NodeId, type RegionId } from "../core/ids.js";
 import type { VersionVector } from "../core/version-vector.js";
-import { newNonce, proofFor } from "./auth.js";
+import { acceptedProofs, newNonce, proofFor } from "./auth.js";
 import { backoffDelayMs } from "./backoff.js";
 import { type FaultDirection, Faults } from "./faults.js";
 import {
@@ -47,8 +47,12 @@ export interface HubOptions {
   readonly self: { readonly node: NodeId; readonly region: RegionId; readonly clusterId: string };
   /** Every other node of the cluster. */
   readonly peers: readonly PeerInfo[];
-  /** GEOKV_CLUSTER_SECRET; when set (non-empty), HMAC challenge-response is required both ways. */
-  readonly secret?: string | undefined;
+  /**
+   * GEOKV_CLUSTER_SECRET's list; when set (non-empty), HMAC challenge-response
+   * is required both ways: this node proves with the first, and accepts a
+   * proof made with any of them (rotation by rolling restarts).
+   */
+  readonly secrets?: readonly string[] | undefined;
   /** What to put in hello/welcome right now. */
   readonly intro: () => { epoch: number; vv: VersionVector };
   /** After a successful handshake, with the peer's intro. */
@@ -191,7 +195,9 @@ export function createHub(o: HubOptions): Hub {
   const handshakeTimeoutMs = o.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
   const pingIntervalMs = o.pingIntervalMs ?? DEFAULTS.pingIntervalMs;
   const random = o.random ?? Math.random;
-  const secret = o.secret === "" ? undefined : o.secret;
+  const secrets = (o.secrets ?? []).filter((x) => x !== "");
+  /** The secret this node proves with; the others are only accepted. */
+  const secret = secrets[0];
   const { self } = o;
   const log = o.logger.child({ component: "peer-links" });
   const sent = { ops: 0, other: 0 };
@@ -352,7 +358,7 @@ export function createHub(o: HubOptions): Hub {
       const f = decodeFrame(toBytes(data));
       if (isCodecError(f)) return refuse(badFrame(`${f.reason} (at byte ${f.offset})`));
       if (f.t !== "welcome") return refuse(badFrame(`expected welcome, got ${f.t}`));
-      const wrong = checkWelcome(ctx, f, p.info) ?? checkPeerProof(proofFor(secret, self.clusterId, peer, self.node, nonce), f.proof);
+      const wrong = checkWelcome(ctx, f, p.info) ?? checkPeerProof(acceptedProofs(secrets, self.clusterId, peer, self.node, nonce), f.proof);
       if (wrong) return refuse(wrong);
       // A fault injected while we were handshaking.
       if (faults.blocksLink(peer)) return refuse({ code: CloseCode.blocked, reason: "blocked by fault injection" });
@@ -448,7 +454,7 @@ export function createHub(o: HubOptions): Hub {
       const f = decodeFrame(bytes);
       if (isCodecError(f)) return refuse(badFrame(`${f.reason} (at byte ${f.offset})`));
       if (f.t !== "auth") return refuse(badFrame(`expected auth, got ${f.t}`));
-      const wrong = checkPeerProof(proofFor(secret, self.clusterId, hello.node, self.node, nonce), f.proof);
+      const wrong = checkPeerProof(acceptedProofs(secrets, self.clusterId, hello.node, self.node, nonce), f.proof);
       if (wrong) return refuse(wrong);
       if (faults.blocksLink(p.info.node)) return refuse({ code: CloseCode.blocked, reason: "blocked by fault injection" });
       finish();

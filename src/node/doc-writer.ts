@@ -17,14 +17,19 @@ import type { DataService, WriteRouter } from "./service.js";
 export type DocWriteOutcome = "done" | "retry";
 
 export interface DocWriter {
-  write(key: string, update: Uint8Array): Promise<DocWriteOutcome>;
+  /** `clientToken`: the token of a client whose edit is in `update`, presented to the leader when this node has none of its own. */
+  write(key: string, update: Uint8Array, clientToken?: string): Promise<DocWriteOutcome>;
 }
 
 export interface DocWriterOptions {
   readonly nodeId: string;
   readonly service: Pick<DataService, "docUpdate">;
   readonly router: WriteRouter;
-  /** The token this node presents to its leader when client tokens are required. */
+  /**
+   * The token this node presents to its leader when client tokens are
+   * required (GEOKV_CLIENT_TOKEN); without one (tokens only in a tokens
+   * file), the token of the client whose edit it is.
+   */
   readonly clientToken: string | undefined;
   /** How long one forwarded write may take. */
   readonly timeoutMs: number;
@@ -59,7 +64,7 @@ export function createDocWriter(o: DocWriterOptions): DocWriter {
   // A bounded keep-alive pool: fetch()'s global one opened a connection per room with a write in flight.
   const agent = new Agent({ keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX });
   return {
-    async write(key, update) {
+    async write(key, update, clientToken) {
       const route = o.router.route();
       if (route.kind === "none") return "retry";
       if (route.kind === "local") {
@@ -69,10 +74,11 @@ export function createDocWriter(o: DocWriterOptions): DocWriter {
         o.logger.error({ key, code: r.code, bytes: update.length }, `live doc update refused: ${r.message}`);
         return "done";
       }
+      const token = o.clientToken ?? clientToken;
       const answer = await post(agent, `${route.url}/docs/${encodeURIComponent(key)}/updates`, update, {
         "content-type": "application/octet-stream",
         [FORWARDED_HEADER]: o.nodeId,
-        ...(o.clientToken !== undefined ? { authorization: `Bearer ${o.clientToken}` } : {}),
+        ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
       }, o.timeoutMs);
       if ("error" in answer) {
         o.logger.debug({ key, leader: route.node, err: answer.error }, "live doc update not forwarded; retrying");

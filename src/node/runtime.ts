@@ -114,7 +114,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   const hub: Hub = createHub({
     self: { node: o.nodeId, region: me.region, clusterId: clusterId(o.cluster) },
     peers: [...o.cluster.nodes.values()].filter((n) => n.id !== o.nodeId).map((n) => ({ node: n.id, region: n.region, url: n.url })),
-    secret: o.settings.clusterSecret,
+    secrets: o.settings.clusterSecret,
     intro: () => ({ epoch: storage.getMeta("epoch") ?? 0, vv: storage.appliedVv() }),
     onLinkUp: (peer, intro) => {
       refusedBy.delete(peer);

@@ -31,14 +31,20 @@ export interface Settings {
   /** A member silent this long stops holding compaction back (it bootstraps from a snapshot when it returns). */
   readonly memberForgetMs: number;
   readonly synchronous: SyncMode;
-  /** Peers must prove knowledge of it in the handshake; unset means no peer auth. */
-  readonly clusterSecret: string | undefined;
+  /**
+   * Peers must prove knowledge of one in the handshake; unset means no peer
+   * auth. GEOKV_CLUSTER_SECRET's comma-separated list: the first proves this
+   * node, any one is accepted from peers (rotation by rolling restarts).
+   */
+  readonly clusterSecret: readonly string[] | undefined;
   /** Bearer token for the data API; unset means open. */
   readonly clientToken: string | undefined;
   /** Bearer token that only reads (GEOKV_READ_TOKEN; needs clientToken). */
   readonly readToken: string | undefined;
   /** Bearer token for /admin/* and /leadership/stepdown; unset means open. */
   readonly adminToken: string | undefined;
+  /** The tokens file (--tokens / GEOKV_TOKENS_FILE): hashed client tokens with scopes; the node reads it at start. */
+  readonly tokensFile: string | undefined;
   readonly logLevel: LogLevel;
 }
 
@@ -82,6 +88,7 @@ export const DEFAULT_SETTINGS: Settings = {
   clientToken: undefined,
   readToken: undefined,
   adminToken: undefined,
+  tokensFile: undefined,
   logLevel: "info",
 };
 
@@ -107,8 +114,11 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
 /** The sync-mode setting, the one non-numeric setting with a flag. */
 export const SYNC_SETTING = { flag: "sync", env: "GEOKV_SYNC", help: "SQLite synchronous mode: FULL or NORMAL" } as const;
 
+/** The tokens-file setting: a path, read by the node at start. */
+export const TOKENS_SETTING = { flag: "tokens", env: "GEOKV_TOKENS_FILE", help: "JSON file of hashed client tokens with scopes" } as const;
+
 /** Every flag resolveSettings reads, without the leading "--" (the CLI declares these). */
-export const SETTINGS_FLAGS: readonly string[] = [...NUMERIC_SETTINGS.map((s) => s.flag), SYNC_SETTING.flag];
+export const SETTINGS_FLAGS: readonly string[] = [...NUMERIC_SETTINGS.map((s) => s.flag), SYNC_SETTING.flag, TOKENS_SETTING.flag];
 
 /** True when a resolver result is an error rather than settings. */
 export function isSettingsError(v: unknown): v is SettingsError {
@@ -163,6 +173,19 @@ function parseChoice<T extends string>(raw: Raw, choices: readonly T[], normaliz
     return settingsError(raw.source, `must be one of ${choices.join(", ")}, got ${JSON.stringify(raw.value)}`);
   }
   return found;
+}
+
+/**
+ * A comma-separated list of secrets, each taken verbatim. An empty item
+ * ("a,,b", a trailing comma) is refused: it is a typo, and a rotation step
+ * built on a typo would refuse links. The error names the item, never a secret.
+ */
+function secretList(source: string, raw: string | undefined): readonly string[] | undefined | SettingsError {
+  if (raw === undefined) return undefined;
+  const items = raw.split(",");
+  const empty = items.findIndex((x) => x === "");
+  if (empty >= 0) return settingsError(source, `item ${empty + 1} of ${items.length} is empty (a comma-separated list of secrets: the first proves this node, any listed one is accepted from peers)`);
+  return items;
 }
 
 /** Resolves every setting: flag (key without "--") wins over env, env over default. */
@@ -237,13 +260,20 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
   if (readToken !== undefined && clientToken === undefined) return settingsError("GEOKV_READ_TOKEN", "needs GEOKV_CLIENT_TOKEN too (the read token only reads; something must be able to write)");
   if (readToken !== undefined && readToken === clientToken) return settingsError("GEOKV_READ_TOKEN", "must differ from GEOKV_CLIENT_TOKEN");
 
+  const clusterSecret = secretList("GEOKV_CLUSTER_SECRET", secret("GEOKV_CLUSTER_SECRET"));
+  if (isSettingsError(clusterSecret)) return clusterSecret;
+
+  const tokensRaw = pick(flags, env, TOKENS_SETTING.flag, TOKENS_SETTING.env);
+  if (isSettingsError(tokensRaw)) return tokensRaw;
+
   return {
     ...numbers,
     synchronous,
-    clusterSecret: secret("GEOKV_CLUSTER_SECRET"),
+    clusterSecret,
     clientToken,
     readToken,
     adminToken: secret("GEOKV_ADMIN_TOKEN"),
+    tokensFile: tokensRaw?.value,
     logLevel,
   };
 }

@@ -174,6 +174,8 @@ class Session implements YjsSession {
     readonly client: YjsClient,
     readonly room: Room,
     readonly readOnly: boolean,
+    /** The token the client was let in with, presented when its edits are passed to the leader (undefined: none needed). */
+    readonly writeToken: string | undefined,
   ) {}
 
   receive(message: Uint8Array): void {
@@ -230,6 +232,8 @@ class Room {
   private writing = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private echoes: Uint8Array[] = [];
+  /** The token of the latest client whose edit was queued: a follower passes the batch to its leader with it. */
+  private writeToken: string | undefined;
   /**
    * Batches other nodes relayed before writing them: sent to this room's
    * clients, and kept apart from the room's state until their op commits
@@ -372,6 +376,7 @@ class Room {
       return;
     }
     const taken = offer(this.queue, { client: session.id, bytes: update }, o.now(), o.queue);
+    if (taken.accepted) this.writeToken = session.writeToken ?? this.writeToken;
     if (!taken.accepted) {
       // The mirror took an update the room does not hold: rebuilt from the room's state on the next check.
       this.dropMirror();
@@ -439,7 +444,7 @@ class Room {
     if (this.echoes.length > ECHOES_MAX) this.echoes.shift();
     if (update.length <= LIVE_UPDATE_BYTES_MAX) o.peers.relay(this.key, update);
     this.writing = true;
-    void o.writer.write(this.key, update).then(
+    void o.writer.write(this.key, update, this.writeToken).then(
       (outcome) => this.wrote(outcome === "done", update),
       (err: unknown) => {
         o.logger.error({ err, room: this.key }, "live doc write failed");
@@ -558,8 +563,8 @@ export class YjsRooms {
 
   constructor(readonly o: YjsRoomsOptions) {}
 
-  /** A new connection to the doc `key` (a valid key); `readOnly` drops its updates. */
-  open(key: string, client: YjsClient, readOnly: boolean): YjsSession {
+  /** A new connection to the doc `key` (a valid key); `readOnly` drops its updates; `writeToken` is the token it was let in with. */
+  open(key: string, client: YjsClient, readOnly: boolean, writeToken?: string): YjsSession {
     if (this.closed) {
       client.close(YjsClose.goingAway, "geokv: node shutting down");
       return { receive: () => undefined, closed: () => undefined };
@@ -575,7 +580,7 @@ export class YjsRooms {
       room = new Room(this, key, state);
       this.rooms.set(key, room);
     }
-    const session = new Session(this.nextSession++, client, room, readOnly);
+    const session = new Session(this.nextSession++, client, room, readOnly, writeToken);
     room.join(session);
     // The other nodes' clients of this room: they told us nothing while we had none.
     if (first) this.o.peers.broadcast(key, new Uint8Array(0));

@@ -108,7 +108,7 @@ describe("parseCli help", () => {
   });
 
   it("refuses an unknown topic or more than one", () => {
-    expect(errorOf(parseCli(["help", "frobnicate"]))).toBe('no help topic "frobnicate"; topics: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot');
+    expect(errorOf(parseCli(["help", "frobnicate"]))).toBe('no help topic "frobnicate"; topics: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot, token');
     expect(errorOf(parseCli(["help", "put", "get"]))).toBe("help takes one topic, got 2");
   });
 
@@ -138,7 +138,7 @@ describe("parseCli help", () => {
 
 describe("parseCli refuses", () => {
   it("unknown commands, and flags before the command", () => {
-    expect(errorOf(parseCli(["start"]))).toBe('unknown command "start"; commands: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot, help');
+    expect(errorOf(parseCli(["start"]))).toBe('unknown command "start"; commands: up, node, status, put, get, del, incr, sadd, srem, smembers, doc, conflicts, stepdown, watch, snapshot, token, help');
     expect(errorOf(parseCli(["--regions", "x", "up"]))).toBe("unknown flag --regions; the command comes first (geokv COMMAND [flags])");
   });
 

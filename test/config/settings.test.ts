@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_SETTINGS,
   NUMERIC_SETTINGS,
+  SETTINGS_FLAGS,
   formatSettingsError,
   isSettingsError,
   resolveSettings,
@@ -42,6 +43,7 @@ describe("resolveSettings defaults", () => {
       clientToken: undefined,
       readToken: undefined,
       adminToken: undefined,
+      tokensFile: undefined,
       logLevel: "info",
     });
     expect(ok(resolveSettings({}, {}))).toEqual(DEFAULT_SETTINGS);
@@ -86,7 +88,19 @@ describe("resolveSettings precedence", () => {
 
   it("secrets and tokens come from the environment, verbatim", () => {
     const s = ok(resolveSettings({}, { GEOKV_CLUSTER_SECRET: " s3cret ", GEOKV_CLIENT_TOKEN: "ct", GEOKV_ADMIN_TOKEN: "at" }));
-    expect(s).toMatchObject({ clusterSecret: " s3cret ", clientToken: "ct", adminToken: "at" });
+    expect(s).toMatchObject({ clusterSecret: [" s3cret "], clientToken: "ct", adminToken: "at" });
+  });
+
+  it("the cluster secret is a comma-separated list, in order (the first proves this node)", () => {
+    expect(ok(resolveSettings({}, { GEOKV_CLUSTER_SECRET: "new,old" })).clusterSecret).toEqual(["new", "old"]);
+    expect(ok(resolveSettings({}, { GEOKV_CLUSTER_SECRET: "only" })).clusterSecret).toEqual(["only"]);
+  });
+
+  it("the tokens file: flag > env > unset", () => {
+    expect(ok(resolveSettings({ tokens: "/a.json" }, { GEOKV_TOKENS_FILE: "/b.json" })).tokensFile).toBe("/a.json");
+    expect(ok(resolveSettings({}, { GEOKV_TOKENS_FILE: "/b.json" })).tokensFile).toBe("/b.json");
+    expect(ok(resolveSettings({}, {})).tokensFile).toBeUndefined();
+    expect(SETTINGS_FLAGS).toContain("tokens");
   });
 
   it("log level from the environment, any case", () => {
@@ -187,6 +201,15 @@ describe("resolveSettings refuses", () => {
     expect(err(resolveSettings({}, { GEOKV_READ_TOKEN: "r" }))).toEqual({ type: "SettingsError", source: "GEOKV_READ_TOKEN", problem: "needs GEOKV_CLIENT_TOKEN too (the read token only reads; something must be able to write)" });
     expect(err(resolveSettings({}, { GEOKV_READ_TOKEN: "same", GEOKV_CLIENT_TOKEN: "same" })).problem).toBe("must differ from GEOKV_CLIENT_TOKEN");
     expect(ok(resolveSettings({}, { GEOKV_READ_TOKEN: "r", GEOKV_CLIENT_TOKEN: "w" })).readToken).toBe("r");
+  });
+
+  it("an empty item in the cluster secret list, naming the item and never a secret", () => {
+    for (const [raw, item, of] of [["new,,old", 2, 3], ["new,", 2, 2], [",old", 1, 2]] as const) {
+      const e = err(resolveSettings({}, { GEOKV_CLUSTER_SECRET: raw }));
+      expect(e.source).toBe("GEOKV_CLUSTER_SECRET");
+      expect(e.problem).toBe(`item ${item} of ${of} is empty (a comma-separated list of secrets: the first proves this node, any listed one is accepted from peers)`);
+      expect(e.problem).not.toMatch(/new|old/);
+    }
   });
 
   it("and formats an error as one line naming the source", () => {

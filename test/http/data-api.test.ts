@@ -800,9 +800,16 @@ describe("auth", () => {
     expect((await send("GET", "/conflicts", undefined, `Bearer ${CLIENT}`)).status).toBe(200);
   });
 
-  it("leaves /health, /ready, /status and /metrics open", async () => {
-    for (const path of ["/health", "/ready", "/status", "/metrics"]) {
+  it("leaves /health, /ready and /status open; /metrics needs a token that reads (or the admin token)", async () => {
+    for (const path of ["/health", "/ready", "/status"]) {
       expect((await call(secured.url, "GET", path)).status, path).toBe(200);
+    }
+    expect((await call(secured.url, "GET", "/metrics")).status).toBe(401);
+    expect((await call(secured.url, "GET", "/metrics", { headers: { authorization: "Bearer wrong" } })).status).toBe(403);
+    for (const t of [CLIENT, ADMIN]) {
+      const m = await call(secured.url, "GET", "/metrics", { headers: { authorization: `Bearer ${t}` } });
+      expect(m.status).toBe(200);
+      expect(m.text).toContain("geokv_http_requests_total");
     }
   });
 

@@ -63,7 +63,8 @@ export class Recorder {
 export interface NodeSpec {
   readonly id: string;
   readonly region: string;
-  readonly secret?: string;
+  /** One cluster secret, or a rotation's list (the first proves this node). */
+  readonly secret?: string | readonly string[];
   readonly clusterId?: string;
   readonly epoch?: number;
   readonly vv?: VersionVector;
@@ -113,7 +114,7 @@ function makeHub(n: TestNode, peers: readonly PeerInfo[], extra: Partial<HubOpti
   return createHub({
     self: { node: n.id, region: n.region, clusterId: n.spec.clusterId ?? CLUSTER },
     peers: peers.filter((p) => p.node !== n.id),
-    secret: n.spec.secret,
+    secrets: typeof n.spec.secret === "string" ? [n.spec.secret] : n.spec.secret,
     intro: () => ({ epoch: n.spec.epoch ?? 1, vv: n.spec.vv ?? {} }),
     onLinkUp: (peer, intro) => rec.ups.push({ peer, intro }),
     onLinkDown: (peer, reason) => rec.downs.push({ peer, reason }),

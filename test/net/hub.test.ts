@@ -116,6 +116,31 @@ describe("hub: authentication", () => {
     await waitFor("a retries", () => b.rec.refusedBy("a").length >= 3);
   });
 
+  it("links nodes mid-rotation: each proves with its first secret and accepts any it lists", async () => {
+    // a dials b. a still proves with old, b already proves with new; each lists both.
+    cluster = await TestCluster.start([
+      { id: "a", region: "east", secret: ["old", "new"] },
+      { id: "b", region: "west", secret: ["new", "old"] },
+    ]);
+    const c = cluster;
+    await waitFor("a and b linked", () => meshUp(c, ["a", "b"]));
+    await roundTrip(c, "a", "b", "rotating");
+    for (const n of c.nodes.values()) expect(n.rec.refused).toEqual([]);
+  });
+
+  it("refuses a proof made with a secret the verifier does not list (rotation steps out of order)", async () => {
+    // b proves with new, but a lists only old: a refuses b (and says so), the link stays down.
+    cluster = await TestCluster.start([
+      { id: "a", region: "east", secret: ["old"] },
+      { id: "b", region: "west", secret: ["new", "old"] },
+    ]);
+    const a = cluster.node("a");
+    const b = cluster.node("b");
+    await waitFor("a refuses b's proof", () => a.logs.find(40, /wrong cluster secret/).length > 0);
+    await waitFor("a learns b refused it", () => a.rec.refusedBy("b", /^wrong cluster secret$/).length > 0);
+    expect(a.rec.ups.length + b.rec.ups.length).toBe(0);
+  });
+
   it("refuses a secret on the acceptor only", async () => {
     cluster = await TestCluster.start([
       { id: "a", region: "east" },

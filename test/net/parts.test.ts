@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { asNodeId, asRegionId, type NodeId, type RegionId } from "../../src/core/ids.js";
-import { checkProof, newNonce, proofFor } from "../../src/net/auth.js";
+import { acceptedProofs, checkProof, checkProofAmong, newNonce, proofFor } from "../../src/net/auth.js";
 import { backoffDelayMs } from "../../src/net/backoff.js";
 import { Faults } from "../../src/net/faults.js";
 import { NONCE_BYTES, PROTOCOL_VERSION, type Intro } from "../../src/net/frames.js";
@@ -68,10 +68,25 @@ describe("proofs", () => {
 
   it("maps each proof failure to an auth close code and a reason", () => {
     const p = proofFor("s", "c", "a", "b", n1);
-    expect(checkPeerProof(p, p)).toBeNull();
-    expect(checkPeerProof(p, new Uint8Array(0))).toEqual({ code: CloseCode.authFailed, reason: "peer did not authenticate: this node requires a cluster secret" });
-    expect(checkPeerProof(new Uint8Array(0), p)).toEqual({ code: CloseCode.authFailed, reason: "peer sent an unexpected proof: this node has no cluster secret" });
-    expect(checkPeerProof(p, new Uint8Array(32))).toEqual({ code: CloseCode.authFailed, reason: "wrong cluster secret" });
+    expect(checkPeerProof([p], p)).toBeNull();
+    expect(checkPeerProof([p], new Uint8Array(0))).toEqual({ code: CloseCode.authFailed, reason: "peer did not authenticate: this node requires a cluster secret" });
+    expect(checkPeerProof([], p)).toEqual({ code: CloseCode.authFailed, reason: "peer sent an unexpected proof: this node has no cluster secret" });
+    expect(checkPeerProof([p], new Uint8Array(32))).toEqual({ code: CloseCode.authFailed, reason: "wrong cluster secret" });
+  });
+
+  it("accepts a proof made with any listed secret, and only those (rotation)", () => {
+    const accepted = acceptedProofs(["new", "old"], "c", "a", "b", n1);
+    expect(accepted).toHaveLength(2);
+    expect(checkProofAmong(accepted, proofFor("new", "c", "a", "b", n1))).toBeNull();
+    expect(checkProofAmong(accepted, proofFor("old", "c", "a", "b", n1))).toBeNull();
+    expect(checkProofAmong(accepted, proofFor("other", "c", "a", "b", n1))).toBe("wrong cluster secret");
+    // Every listed secret still binds the roles and the nonce.
+    expect(checkProofAmong(accepted, proofFor("old", "c", "b", "a", n1))).toBe("wrong cluster secret");
+    expect(checkProofAmong(accepted, proofFor("old", "c", "a", "b", newNonce()))).toBe("wrong cluster secret");
+    expect(checkProofAmong(accepted, new Uint8Array(0))).toBe("peer did not authenticate");
+    expect(acceptedProofs(undefined, "c", "a", "b", n1)).toEqual([]);
+    expect(checkPeerProof(accepted, proofFor("old", "c", "a", "b", n1))).toBeNull();
+    expect(checkPeerProof(accepted, proofFor("gone", "c", "a", "b", n1))).toEqual({ code: CloseCode.authFailed, reason: "wrong cluster secret" });
   });
 });
 

@@ -15,8 +15,8 @@ export interface ProcCluster {
   readonly files: TempCluster;
   readonly urls: Map<string, string>;
   readonly regions: Map<string, string[]>;
-  /** Starts (or restarts) a node; resolves when /health answers. */
-  start(node: string): Promise<void>;
+  /** Starts (or restarts) a node, with `env` on top of the cluster's for this start only; resolves when /health answers. */
+  start(node: string, env?: Record<string, string>): Promise<void>;
   /** SIGKILL (default) or SIGTERM a node this harness started; resolves when it exited. */
   stop(node: string, signal?: NodeJS.Signals): Promise<void>;
   running(node: string): boolean;
@@ -42,11 +42,11 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
   const logsDir = join(files.root, "logs");
   mkdirSync(logsDir, { recursive: true });
 
-  const start = async (node: string) => {
+  const start = async (node: string, env: Record<string, string> = {}) => {
     if (procs.has(node)) throw new Error(`${node} is already running`);
     const log = createWriteStream(join(logsDir, `${node}.log`), { flags: "a" });
     const child = spawn(process.execPath, [MAIN, "node", "--node", node, "--regions", files.regionsDir, "--data", files.dataDir, ...(o.args ?? [])], {
-      env: { ...process.env, GEOKV_LOG_LEVEL: "info", ...o.env, ...(o.nodeEnv?.[node] ?? {}) },
+      env: { ...process.env, GEOKV_LOG_LEVEL: "info", ...o.env, ...(o.nodeEnv?.[node] ?? {}), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout?.pipe(log);
