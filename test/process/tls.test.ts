@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createClient } from "../../src/client/index.js";
 import { createHttpsFetch } from "../../src/client/https-fetch.js";
+import { makeTempCluster } from "../support/cluster-files.js";
 import { call, regionLeader, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
 import { issueNodeCert, makeCa, tlsEnv, type CertFiles } from "../support/tls-certs.js";
 import { editor, synced } from "../yjs/support.js";
@@ -194,5 +195,26 @@ describe("a region over TLS with --peer-mtls", () => {
       }
       return true;
     }, 15_000);
+  });
+});
+
+describe("bad TLS configuration stops geokv node with a message naming the flag or file", () => {
+  it("refuses an https URL without a certificate, a certificate without its key, and a missing file", async () => {
+    const files = await makeTempCluster([{ region: "b", nodes: 1, scheme: "https" }]);
+    try {
+      const node = ["node", "--node", "b-1", "--regions", files.regionsDir, "--data", files.dataDir];
+      const noCert = await runGeokv(node);
+      expect(noCert.code).toBe(2);
+      expect(noCert.stderr).toMatch(/^geokv: bad setting: --tls-cert: node b-1's URL in .*b\.json is https:\/\/127\.0\.0\.1:\d+: serving https needs --tls-cert, --tls-key and --tls-ca/);
+      const noKey = await runGeokv([...node, "--tls-cert", certs.get("r-1")?.cert as string, "--tls-ca", ca.cert]);
+      expect(noKey.code).toBe(2);
+      expect(noKey.stderr).toBe("geokv: bad setting: --tls-key: is missing: --tls-cert needs --tls-cert, --tls-key and --tls-ca together (or GEOKV_TLS_KEY)\n");
+      const gone = join(pki, "gone.key");
+      const unreadable = await runGeokv(node, { GEOKV_TLS_CERT: certs.get("r-1")?.cert as string, GEOKV_TLS_KEY: gone, GEOKV_TLS_CA: ca.cert });
+      expect(unreadable.code).toBe(2);
+      expect(unreadable.stderr).toBe(`geokv: bad setting: GEOKV_TLS_KEY: cannot read ${gone}: no such file\n`);
+    } finally {
+      files.cleanup();
+    }
   });
 });

@@ -15,7 +15,7 @@ export interface ProcCluster {
   readonly files: TempCluster;
   readonly urls: Map<string, string>;
   readonly regions: Map<string, string[]>;
-  /** Starts (or restarts) a node, with `env` on top of its configured environment; resolves when /health answers. */
+  /** Starts (or restarts) a node, with `env` on top of the cluster's for this start only; resolves when /health answers. */
   start(node: string, env?: Record<string, string>): Promise<void>;
   /** SIGKILL (default) or SIGTERM a node this harness started; resolves when it exited. */
   stop(node: string, signal?: NodeJS.Signals): Promise<void>;
