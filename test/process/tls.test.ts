@@ -85,6 +85,28 @@ describe("a region over TLS with --peer-mtls", () => {
     expect(s.refusedBy).toBeUndefined();
   });
 
+  it("fails over over TLS: the leader killed, another is elected and takes writes; the old one rejoins", async () => {
+    const { leader, followers } = await regionLeader(c, "r");
+    const before = (await status(leader)).epoch as number;
+    await c.stop(leader);
+    const next = await waitFor("a new leader among the survivors", async () => {
+      for (const n of followers) {
+        const s = await status(n).catch(() => null);
+        if (s?.role === "leader" && s.epoch > before) return n;
+      }
+      return null;
+    }, 15_000);
+    const client = createClient({ nodes: followers.map((n) => c.urls.get(n) as string), ca: caPem });
+    try {
+      await client.put("after-failover", next);
+    } finally {
+      client.close();
+    }
+    await c.start(leader);
+    await waitFor(`${leader} to catch up`, async () => (await call(`${c.urls.get(leader)}/kv/after-failover`, "GET", undefined, {}, via)).body?.value === next, 15_000);
+    await regionLeader(c, "r");
+  });
+
   it("answers plain HTTP on the HTTPS port with a clear 400", async () => {
     const https = c.urls.get("r-1") as string;
     const res = await fetch(`${https.replace(/^https:/, "http:")}/status`, { signal: AbortSignal.timeout(5000) });
