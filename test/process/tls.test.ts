@@ -5,7 +5,8 @@
 // work against https:// with the test CA, that plain HTTP to the port gets a
 // clear answer, and that peers with a certificate from another CA, or one
 // naming another node id, are refused with the reason in /status and the log;
-// the refused node rejoins once it has the right certificate.
+// the refused node rejoins once it has the right certificate. A second region
+// runs TLS without --peer-mtls, and bad TLS settings stop `geokv node`.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -217,6 +218,31 @@ describe("a region over TLS with --peer-mtls", () => {
       }
       return true;
     }, 15_000);
+  });
+});
+
+describe("a region over TLS without --peer-mtls", () => {
+  it("verifies peers against the CA only: a node whose certificate names another id still joins", async () => {
+    const env = (file: string, names: string) => tlsEnv(issueNodeCert(pki, ca, file, names), ca.cert, false);
+    const p = await startProcCluster([{ region: "p", nodes: 3, scheme: "https" }], {
+      nodeEnv: { "p-1": env("p-1", "p-1"), "p-2": env("p-2-as-x", "x-9"), "p-3": env("p-3", "p-3") },
+      fetch: via,
+    });
+    try {
+      const { leader } = await regionLeader(p, "p");
+      const client = createClient({ nodes: [p.urls.get("p-3") as string], ca: caPem });
+      try {
+        await client.put("plain-tls", leader);
+      } finally {
+        client.close();
+      }
+      for (const n of ["p-1", "p-2", "p-3"]) {
+        await waitFor(`${n} to hold the write`, async () => (await call(`${p.urls.get(n)}/kv/plain-tls`, "GET", undefined, {}, via)).body?.value === leader, 15_000);
+        expect((await call(`${p.urls.get(n)}/status`, "GET", undefined, {}, via)).body.refusedBy).toBeUndefined();
+      }
+    } finally {
+      await p.close();
+    }
   });
 });
 
