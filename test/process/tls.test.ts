@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import * as Y from "yjs";
 import { createClient } from "../../src/client/index.js";
 import { createHttpsFetch } from "../../src/client/https-fetch.js";
 import { makeTempCluster } from "../support/cluster-files.js";
@@ -152,15 +153,29 @@ describe("a region over TLS with --peer-mtls", () => {
       }
     }
     const webSocket = TlsWebSocket as unknown as typeof WebSocket;
-    const a = editor(c.urls.get("r-1") as string, "tls-room", { webSocket });
-    const b = editor(c.urls.get("r-3") as string, "tls-room", { webSocket });
+    const { leader, followers } = await regionLeader(c, "r");
+    /** The text "t" of the room as a node stores it (GET /docs over https). */
+    const storedText = async (node: string): Promise<string> => {
+      const r = await via(`${c.urls.get(node)}/docs/tls-room`);
+      const doc = new Y.Doc();
+      Y.applyUpdate(doc, new Uint8Array(await r.arrayBuffer()));
+      return doc.getText("t").toString();
+    };
+    // An editor on a follower only: no room is open on the leader, so the edit
+    // reaches it through the follower's doc writer, over https with the CA.
+    const a = editor(c.urls.get(followers[0] as string) as string, "tls-room", { webSocket });
     try {
       await synced(a);
-      await synced(b);
       a.text.insert(0, "over tls");
-      await waitFor("the edit to reach the editor on r-3", () => b.text.toString() === "over tls", 15_000);
+      await waitFor("the leader to store the follower's edit", async () => (await storedText(leader)) === "over tls", 15_000);
     } finally {
       a.destroy();
+    }
+    const b = editor(c.urls.get(followers[1] as string) as string, "tls-room", { webSocket });
+    try {
+      await synced(b);
+      await waitFor("an editor on the other follower to get the text", () => b.text.toString() === "over tls", 15_000);
+    } finally {
       b.destroy();
     }
     const page = await via(`${c.urls.get("r-2")}/`);
