@@ -6,6 +6,7 @@
 // It lives above src/node so that the node layer never imports src/http.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
@@ -13,6 +14,8 @@ import type { NodeId } from "./core/ids.js";
 import { createApp } from "./http/app.js";
 import { loadAccess } from "./http/load-access.js";
 import { createYjsEndpoint, YJS_PATH } from "./http/yjs-endpoint.js";
+import type { PeerTls } from "./net/peer-cert.js";
+import { refusePlainHttp } from "./net/plain-http-refusal.js";
 import type { ClusterConfig } from "./node/config.js";
 import type { LocalStore } from "./node/local-store.js";
 import type { NodeMetrics } from "./node/metrics.js";
@@ -32,6 +35,15 @@ export interface StartNodeOptions {
   /** Where to listen, when not the host and port of the node's URL (containers). */
   readonly listen?: { readonly host: string; readonly port: number } | undefined;
   readonly logger?: Logger;
+  /** Serve HTTPS and dial wss:// peers with these (the node's URL is https://); unset: plain HTTP. */
+  readonly tls?: PeerTls | undefined;
+  /**
+   * With tls: a fetch that trusts its CA, for this node's calls to the others
+   * (forwarded writes, stepdown relays, dashboard controls). The caller
+   * supplies it (the CLI passes the SDK's), since server code must not
+   * import the SDK and Node 20's fetch takes no CA.
+   */
+  readonly peerFetch?: typeof fetch;
 }
 
 /** A running node. */
@@ -51,7 +63,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   // Before anything opens: a bad tokens file stops the node with the file and the entry named.
   const access = loadAccess(o.settings);
   if ("problem" in access) throw new Error(access.problem);
-  const node = openNodeRuntime({ cluster: o.cluster, nodeId: o.nodeId, dataDir: o.dataDir, settings: o.settings, ...(o.logger ? { logger: o.logger } : {}) });
+  if (o.tls && o.peerFetch === undefined) throw new Error("startNode: tls needs peerFetch, a fetch that trusts the cluster's CA");
+  const node = openNodeRuntime({ cluster: o.cluster, nodeId: o.nodeId, dataDir: o.dataDir, settings: o.settings, tls: o.tls, ...(o.logger ? { logger: o.logger } : {}) });
   const { me, region, logger } = node;
   // Aborted at shutdown, so long-lived answers (the dashboard's event streams) end and do not hold the drain.
   const shutdown = new AbortController();
@@ -70,6 +83,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     leadership: node.leadership,
     dashboard: node.dashboard,
     shutdown: shutdown.signal,
+    ...(o.peerFetch ? { peerFetch: o.peerFetch } : {}),
   });
 
   const host = o.listen?.host ?? me.host;
@@ -77,7 +91,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   let server: ServerType;
   try {
     server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+      // Under --peer-mtls peers present certificates; the hub judges them (API clients need none, hence no rejection here).
+      const https = o.tls ? { createServer: createHttpsServer, serverOptions: { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: o.tls.peerMtls, rejectUnauthorized: false } } : {};
+      const s = serve({ fetch: app.fetch, hostname: host, port, ...https }, () => resolve(s));
       s.once("error", reject);
     });
   } catch (err) {
@@ -91,10 +107,11 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     if ((req.url ?? "").startsWith(YJS_PATH)) yjs.handleUpgrade(req, socket, head);
     else if (!node.handleUpgrade(req, socket, head)) socket.destroy();
   });
+  if (o.tls) refusePlainHttp(server as unknown as HttpsServer, me.url);
   node.start();
   logger.info({ url: me.url, listen: `${host}:${port}`, region: me.region, failover: region.failover }, "node serving");
 
-  // serve() builds an HTTP/1 server (no createServer option is passed).
+  // serve() builds an HTTP/1 server (http or https: both have the connection-closing methods used below).
   const http1 = server as HttpServer;
   // Answers under way, so a shutdown can ask their keep-alive connections to
   // close after the answer: a busy client would otherwise keep reusing its

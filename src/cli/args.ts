@@ -6,10 +6,11 @@
 import { parseArgs } from "node:util";
 import { isValidId, type NodeId } from "../core/ids.js";
 import { DEFAULT_SETTINGS, NUMERIC_SETTINGS, SETTINGS_FLAGS, SYNC_SETTING, TOKENS_SETTING } from "../node/settings.js";
+import { PEER_MTLS_SETTING, TLS_FILE_FLAGS, tlsHelp } from "../node/tls-settings.js";
 import { checkKey, checkNodeUrl } from "./arg-checks.js";
 import { parseSnapshot, SNAPSHOT_OPTIONS, SNAPSHOT_OVERVIEW, snapshotHelp, type SnapshotCommand } from "./snapshot-args.js";
 import { parseToken, TOKEN_HELP, TOKEN_OPTIONS, TOKEN_OVERVIEW, type TokenCommand } from "./token-args.js";
-import { argsForParse, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
+import { argsForParse, CA_FLAG, EXIT_CODES, isRemoteTopic, parseRemote, REMOTE_OPTIONS, REMOTE_OVERVIEW, REMOTE_TOPICS, remoteHelp, type RemoteCommand, type RemoteTopic } from "./remote-args.js";
 
 /** Any value JSON can carry; what `geokv put` stores. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -39,10 +40,10 @@ export type CliCommand =
       readonly listen?: ListenAddress;
       readonly flags: SettingFlags;
     }
-  | { readonly cmd: "status"; readonly regions: string }
-  | { readonly cmd: "put"; readonly key: string; readonly value: JsonValue; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "get"; readonly key: string; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "del"; readonly key: string; readonly node?: string; readonly json?: true }
+  | { readonly cmd: "status"; readonly regions: string; readonly ca?: string }
+  | { readonly cmd: "put"; readonly key: string; readonly value: JsonValue; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "get"; readonly key: string; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "del"; readonly key: string; readonly node?: string; readonly ca?: string; readonly json?: true }
   | RemoteCommand
   | SnapshotCommand
   | TokenCommand
@@ -57,15 +58,16 @@ type OptionSpec = { type: "string" } | { type: "boolean"; short?: string };
 const help: Record<string, OptionSpec> = { help: { type: "boolean", short: "h" } };
 const str: OptionSpec = { type: "string" };
 const settingOptions: Record<string, OptionSpec> = Object.fromEntries(SETTINGS_FLAGS.map((f) => [f, str]));
+const tlsOptions: Record<string, OptionSpec> = { ...Object.fromEntries(TLS_FILE_FLAGS.map((f) => [f, str])), [PEER_MTLS_SETTING.flag]: { type: "boolean" } };
 
 const OPTIONS: Record<HelpTopic, Record<string, OptionSpec>> = {
   up: { ...help, regions: str, data: str, verbose: { type: "boolean" }, ...settingOptions },
-  node: { ...help, node: str, regions: str, data: str, listen: str, ...settingOptions },
-  status: { ...help, regions: str },
+  node: { ...help, node: str, regions: str, data: str, listen: str, ...settingOptions, ...tlsOptions },
+  status: { ...help, regions: str, ca: str },
   // These always print JSON; --json also makes their errors JSON, as on the other data commands.
-  put: { ...help, node: str, json: { type: "boolean" } },
-  get: { ...help, node: str, json: { type: "boolean" } },
-  del: { ...help, node: str, json: { type: "boolean" } },
+  put: { ...help, node: str, ca: str, json: { type: "boolean" } },
+  get: { ...help, node: str, ca: str, json: { type: "boolean" } },
+  del: { ...help, node: str, ca: str, json: { type: "boolean" } },
   ...REMOTE_OPTIONS,
   snapshot: SNAPSHOT_OPTIONS,
   token: TOKEN_OPTIONS,
@@ -175,6 +177,12 @@ export function parseCli(argv: readonly string[]): CliCommand {
         if (v !== undefined) flags[f] = v;
       }
       if (first === "up") return { cmd: "up", regions, data, flags, ...(values.verbose === true ? { verbose: true as const } : {}) };
+      // TLS is per node (each has its own certificate), so only `geokv node` takes it.
+      for (const f of TLS_FILE_FLAGS) {
+        const v = text(f);
+        if (v !== undefined) flags[f] = v;
+      }
+      if (values[PEER_MTLS_SETTING.flag] === true) flags[PEER_MTLS_SETTING.flag] = "true";
       const node = text("node");
       if (node === undefined) return fail("geokv node needs --node ID");
       if (!isValidId(node)) return fail(`--node ${JSON.stringify(node)} is not a valid node id`);
@@ -190,7 +198,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
       return parseToken(positionals);
     case "status":
       if (positionals.length > 0) return fail(`unexpected argument ${JSON.stringify(positionals[0])} for 'geokv status'`);
-      return { cmd: "status", regions: text("regions") ?? DEFAULT_REGIONS_DIR };
+      return { cmd: "status", regions: text("regions") ?? DEFAULT_REGIONS_DIR, ...(text("ca") === undefined ? {} : { ca: text("ca") as string }) };
     case "put":
     case "get":
     case "del": {
@@ -206,7 +214,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
         const urlProblem = checkNodeUrl(node);
         if (urlProblem !== undefined) return fail(urlProblem);
       }
-      const target = { ...(node === undefined ? {} : { node }), ...(values.json === true ? { json: true as const } : {}) };
+      const ca = text("ca");
+      const target = { ...(node === undefined ? {} : { node }), ...(ca === undefined ? {} : { ca }), ...(values.json === true ? { json: true as const } : {}) };
       if (first === "put") return { cmd: "put", key, value: parsePutValue(positionals[1] ?? ""), ...target };
       return { cmd: first, key, ...target };
     }
@@ -281,14 +290,17 @@ ${COMMON_DIRS}
   --listen HOST:PORT            listen address (0.0.0.0:7101 in a container; [::]:7101 for IPv6)
 Timings and limits:
 ${settingsHelp()}
+TLS (an https:// URL in the region file needs all three files):
+${tlsHelp()}
 ${ENV_ONLY}
 `;
     case "status":
-      return `Usage: geokv status [--regions DIR]
+      return `Usage: geokv status [--regions DIR] [--ca FILE]
 
 Asks every node and prints one table: regions, leaders, epochs, lag, links.
 
   --regions DIR                 folder of region files (default ${DEFAULT_REGIONS_DIR})
+${CA_FLAG}
 `;
     case "put":
       return `Usage: geokv put KEY VALUE [--node URL] [--json]
@@ -297,6 +309,7 @@ Stores VALUE under KEY. VALUE is JSON when it parses as JSON (42, true, {"a":1},
 '"quoted"'), else it is stored as a string. Put -- before a VALUE that starts with -.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${CA_FLAG}
 ${EXIT_CODES}
 `;
     case "get":
@@ -305,6 +318,7 @@ ${EXIT_CODES}
 Prints the value stored under KEY.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${CA_FLAG}
 ${EXIT_CODES}
 `;
     case "del":
@@ -313,6 +327,7 @@ ${EXIT_CODES}
 Deletes KEY.
 
   --node URL                    the node to ask (http://127.0.0.1:7101)
+${CA_FLAG}
 ${EXIT_CODES}
 `;
     case "snapshot":

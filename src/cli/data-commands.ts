@@ -9,6 +9,7 @@ import { createClient, isGeokvError, type ConflictEntry, type GeokvClient, type 
 import { isConfigError, type ClusterConfig, type ConfigError } from "../node/config.js";
 import type { CliCommand } from "./args.js";
 import { docContent } from "./doc-json.js";
+import type { Trust } from "./ca.js";
 import { formatTable } from "./status.js";
 
 /** The commands that are one SDK call. */
@@ -110,14 +111,14 @@ export function printFailure(json: boolean, e: { readonly code: string; readonly
 }
 
 /** Runs one data command through the SDK; returns the process exit code. */
-export async function runDataCommand(cmd: DataCommand, loadCluster: () => ClusterConfig | ConfigError): Promise<number> {
+export async function runDataCommand(cmd: DataCommand, loadCluster: () => ClusterConfig | ConfigError, trust?: Trust): Promise<number> {
   const nodes = pickNodes(cmd, loadCluster);
   if (nodes.length === 0) {
     process.stderr.write("geokv: no node to talk to: pass --node URL or set GEOKV_NODE\n");
     return 2;
   }
   const token = process.env.GEOKV_CLIENT_TOKEN;
-  const client = createClient({ nodes, timeoutMs: CLI_TIMEOUT_MS, ...(token ? { token } : {}) });
+  const client = createClient({ nodes, timeoutMs: CLI_TIMEOUT_MS, ...(token ? { token } : {}), ...(trust?.ca ? { ca: trust.ca } : {}) });
   const json = cmd.json === true;
   try {
     const out = await call(client, cmd);

@@ -7,9 +7,12 @@
 import { resolve } from "node:path";
 import { isConfigError, formatConfigError, loadCluster, type ClusterConfig } from "../node/config.js";
 import { formatSettingsError, isSettingsError, resolveSettings } from "../node/settings.js";
+import { checkTlsForCluster, resolveTls } from "../node/tls-settings.js";
+import { createHttpsFetch } from "../client/https-fetch.js";
 import { helpText, parseCli, type CliCommand } from "./args.js";
 import { runDataCommand } from "./data-commands.js";
 import { watchParentDeath } from "./parent-death.js";
+import { loadTrust, type Trust } from "./ca.js";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`geokv: ${message}\n`);
@@ -22,6 +25,13 @@ function loadClusterOrExit(dir: string): ClusterConfig {
   return cluster;
 }
 
+/** The CA a command trusts (--ca FILE or GEOKV_CA); a file that cannot be read is a usage error. */
+function trustOrExit(cmd: { readonly ca?: string }): Trust {
+  const trust = loadTrust(cmd.ca, process.env);
+  if (typeof trust === "string") fail(trust);
+  return trust;
+}
+
 async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void> {
   // Before the first await: `geokv up` may die while this node starts.
   const onParentDeath = watchParentDeath();
@@ -29,10 +39,15 @@ async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void>
   if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
   const settings = resolveSettings(cmd.flags, process.env);
   if (isSettingsError(settings)) fail(`bad setting: ${formatSettingsError(settings)}`);
+  const tls = resolveTls(cmd.flags, process.env);
+  if (isSettingsError(tls)) fail(`bad setting: ${formatSettingsError(tls)}`);
+  const tlsMismatch = checkTlsForCluster(cluster, cmd.node, tls);
+  if (isSettingsError(tlsMismatch)) fail(`bad setting: ${formatSettingsError(tlsMismatch)}`);
+  if (isConfigError(tlsMismatch)) fail(`bad configuration: ${formatConfigError(tlsMismatch)}`);
   const { startNode } = await import("../server.js");
   let node;
   try {
-    node = await startNode({ cluster, nodeId: cmd.node, dataDir: resolve(cmd.data), settings, listen: cmd.listen });
+    node = await startNode({ cluster, nodeId: cmd.node, dataDir: resolve(cmd.data), settings, listen: cmd.listen, tls, ...(tls ? { peerFetch: createHttpsFetch(tls) } : {}) });
   } catch (err) {
     fail(`node ${cmd.node} could not start: ${(err as Error).message}`, 1);
   }
@@ -73,7 +88,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case "status": {
       const { runStatus } = await import("./status.js");
-      return runStatus(loadClusterOrExit(cmd.regions));
+      return runStatus(loadClusterOrExit(cmd.regions), trustOrExit(cmd).fetch);
     }
     case "put":
     case "get":
@@ -84,11 +99,11 @@ async function main(argv: readonly string[]): Promise<void> {
     case "smembers":
     case "doc":
     case "conflicts":
-      process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")));
+      process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")), trustOrExit(cmd));
       return;
     case "stepdown": {
       const { runStepdown } = await import("./stepdown.js");
-      process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)));
+      process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)), trustOrExit(cmd).fetch);
       return;
     }
     case "snapshot": {
@@ -103,7 +118,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case "watch": {
       const { runWatch } = await import("./watch.js");
-      return runWatch(cmd, loadClusterOrExit(cmd.regions));
+      return runWatch(cmd, loadClusterOrExit(cmd.regions), trustOrExit(cmd).fetch);
     }
     default: {
       const never: never = cmd;

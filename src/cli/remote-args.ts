@@ -7,20 +7,21 @@ import { checkKey, checkNodeUrl } from "./arg-checks.js";
 
 /** What these commands ask for. `json` is present only when --json was given. */
 export type RemoteCommand =
-  | { readonly cmd: "incr"; readonly key: string; readonly delta: number; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "sadd" | "srem"; readonly key: string; readonly members: readonly string[]; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "smembers"; readonly key: string; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "doc"; readonly action: "get"; readonly key: string; readonly node?: string; readonly json?: true }
-  | { readonly cmd: "conflicts"; readonly limit?: number; readonly node?: string; readonly json?: true }
+  | { readonly cmd: "incr"; readonly key: string; readonly delta: number; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "sadd" | "srem"; readonly key: string; readonly members: readonly string[]; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "smembers"; readonly key: string; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "doc"; readonly action: "get"; readonly key: string; readonly node?: string; readonly ca?: string; readonly json?: true }
+  | { readonly cmd: "conflicts"; readonly limit?: number; readonly node?: string; readonly ca?: string; readonly json?: true }
   | {
       readonly cmd: "stepdown";
       readonly region: string;
       readonly regions: string;
       readonly node?: string;
       readonly adminToken?: string;
+      readonly ca?: string;
       readonly json?: true;
     }
-  | { readonly cmd: "watch"; readonly regions: string; readonly intervalMs: number };
+  | { readonly cmd: "watch"; readonly regions: string; readonly intervalMs: number; readonly ca?: string };
 
 export type RemoteTopic = "incr" | "sadd" | "srem" | "smembers" | "doc" | "conflicts" | "stepdown" | "watch";
 export const REMOTE_TOPICS: readonly RemoteTopic[] = ["incr", "sadd", "srem", "smembers", "doc", "conflicts", "stepdown", "watch"];
@@ -33,7 +34,7 @@ export function isRemoteTopic(s: string): s is RemoteTopic {
 type OptionSpec = { type: "string" } | { type: "boolean"; short?: string };
 const str: OptionSpec = { type: "string" };
 const bool: OptionSpec = { type: "boolean" };
-const data: Record<string, OptionSpec> = { help: { type: "boolean", short: "h" }, node: str, json: bool };
+const data: Record<string, OptionSpec> = { help: { type: "boolean", short: "h" }, node: str, json: bool, ca: str };
 
 /** node:util parseArgs options per command. */
 export const REMOTE_OPTIONS: Record<RemoteTopic, Record<string, OptionSpec>> = {
@@ -44,7 +45,7 @@ export const REMOTE_OPTIONS: Record<RemoteTopic, Record<string, OptionSpec>> = {
   doc: data,
   conflicts: { ...data, limit: str },
   stepdown: { ...data, region: str, regions: str, "admin-token": str },
-  watch: { help: data.help as OptionSpec, regions: str, "interval-ms": str },
+  watch: { help: data.help as OptionSpec, regions: str, "interval-ms": str, ca: str },
 };
 
 /** The server's page bound for GET /conflicts (src/http/data-routes.ts). */
@@ -89,7 +90,8 @@ export function parseRemote(topic: RemoteTopic, values: Record<string, string | 
     const problem = checkNodeUrl(node);
     if (problem !== undefined) return fail(problem);
   }
-  const common = { ...(node === undefined ? {} : { node }), ...(values.json === true ? { json: true as const } : {}) };
+  const ca = text("ca");
+  const common = { ...(node === undefined ? {} : { node }), ...(ca === undefined ? {} : { ca }), ...(values.json === true ? { json: true as const } : {}) };
   const keyAt = (at: number, usage: string): string | Failure => {
     const key = positionals[at];
     if (key === undefined) return fail(`geokv ${usage}`);
@@ -152,7 +154,7 @@ export function parseRemote(topic: RemoteTopic, values: Record<string, string | 
       const raw = text("interval-ms");
       const intervalMs = raw === undefined ? WATCH_INTERVAL_MS_DEFAULT : parseIntArg(raw, "--interval-ms", WATCH_INTERVAL_MS_MIN, WATCH_INTERVAL_MS_MAX);
       if (typeof intervalMs === "string") return fail(intervalMs);
-      return { cmd: "watch", regions: text("regions") ?? "regions", intervalMs };
+      return { cmd: "watch", regions: text("regions") ?? "regions", intervalMs, ...(ca === undefined ? {} : { ca }) };
     }
     default: {
       const unreachable: never = topic;
@@ -170,11 +172,15 @@ export const REMOTE_OVERVIEW = `  geokv incr KEY [DELTA] [--node URL]          a
   geokv stepdown --region R [--admin-token T]   the region's leader hands over to another node
   geokv watch [--regions DIR]                   the status table, live (Ctrl-C to stop)`;
 
+/** The --ca line of every help text of a command that talks to a node. */
+export const CA_FLAG = `  --ca FILE                     trust this CA (PEM) for https:// nodes (default GEOKV_CA)`;
+
 /** Exit codes and --json, shown in every help text of a command that talks to a node. */
 export const EXIT_CODES = `  --json                        machine output for scripts (errors as {"error": {...}} on stderr)
 Exit codes: 0 ok, 1 error from the node (its code and message are printed), 2 usage error.`;
 
-const NODE_FLAG = `  --node URL                    the node to ask (default GEOKV_NODE, else the first region in ./regions)`;
+const NODE_FLAG = `  --node URL                    the node to ask (default GEOKV_NODE, else the first region in ./regions)
+${CA_FLAG}`;
 
 /** Usage text of one of these commands. */
 export function remoteHelp(topic: RemoteTopic): string {
@@ -237,6 +243,7 @@ leader is found through /status of R's nodes in the region files (or of
   --regions DIR                 folder of region files (default regions)
   --node URL                    a node of region R to ask
   --admin-token T               the admin token (default GEOKV_ADMIN_TOKEN)
+${CA_FLAG}
 ${EXIT_CODES}
 `;
     case "watch":
@@ -248,6 +255,7 @@ plain table per refresh instead, with no escape codes.
 
   --regions DIR                 folder of region files (default regions)
   --interval-ms N               time between refreshes (${WATCH_INTERVAL_MS_MIN} to ${WATCH_INTERVAL_MS_MAX}, default ${WATCH_INTERVAL_MS_DEFAULT})
+${CA_FLAG}
 `;
     default: {
       const unreachable: never = topic;

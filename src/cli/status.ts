@@ -13,7 +13,7 @@ export function formatTable(head: readonly string[], rows: readonly (readonly st
 }
 
 /** The status table of every node in `cluster`, as it answers now (unreachable ones say so). */
-export async function statusTable(cluster: ClusterConfig): Promise<string> {
+export async function statusTable(cluster: ClusterConfig, fetch: typeof globalThis.fetch = globalThis.fetch): Promise<string> {
   const nodes = [...cluster.nodes.values()];
   const answers = await Promise.all(
     nodes.map(async (n) => {
@@ -38,6 +38,6 @@ export async function statusTable(cluster: ClusterConfig): Promise<string> {
 }
 
 /** Prints the cluster table. */
-export async function runStatus(cluster: ClusterConfig): Promise<void> {
-  process.stdout.write(`${await statusTable(cluster)}\n`);
+export async function runStatus(cluster: ClusterConfig, fetch: typeof globalThis.fetch = globalThis.fetch): Promise<void> {
+  process.stdout.write(`${await statusTable(cluster, fetch)}\n`);
 }

@@ -14,7 +14,7 @@ type StepdownCommand = Extract<CliCommand, { cmd: "stepdown" }>;
 /** Per request: /status answers at once; a stepdown forwarded to the leader has its own 5 s bound on the node. */
 const REQUEST_TIMEOUT_MS = 7_000;
 
-async function statusOf(url: string): Promise<StatusView | null> {
+async function statusOf(fetch: typeof globalThis.fetch, url: string): Promise<StatusView | null> {
   try {
     const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     if (res.status !== 200) return null;
@@ -27,12 +27,12 @@ async function statusOf(url: string): Promise<StatusView | null> {
 /** Where to send the stepdown, or a usage problem (exit 2) or a node problem (exit 1). */
 type Target = { readonly url: string } | { readonly usage: string } | { readonly unreachable: string };
 
-async function findTarget(cmd: StepdownCommand, cluster: ClusterConfig | ConfigError): Promise<Target> {
+async function findTarget(cmd: StepdownCommand, cluster: ClusterConfig | ConfigError, fetch: typeof globalThis.fetch): Promise<Target> {
   const config = isConfigError(cluster) ? null : cluster;
   const region = config?.regions.find((r) => r.region === cmd.region);
   const urlOf = (id: string | null): string | undefined => (id === null ? undefined : config?.nodes.get(id as never)?.url);
   if (cmd.node !== undefined) {
-    const s = await statusOf(cmd.node);
+    const s = await statusOf(fetch, cmd.node);
     if (s === null) return { unreachable: `cannot reach ${cmd.node}` };
     // Its leader's URL when the files name it; else the node itself, which forwards.
     if (s.region === cmd.region) return { url: urlOf(s.leader) ?? cmd.node };
@@ -41,7 +41,7 @@ async function findTarget(cmd: StepdownCommand, cluster: ClusterConfig | ConfigE
   if (config === null) return { usage: `no region files to find ${cmd.region}'s nodes in ${cmd.regions}; pass --node URL of a node in ${cmd.region}` };
   if (region === undefined) return { usage: `no region ${JSON.stringify(cmd.region)} in ${cmd.regions}; regions: ${config.regions.map((r) => r.region).join(", ")}` };
   const urls = region.nodes.map((n) => n.url);
-  const answers = await Promise.all(urls.map(statusOf));
+  const answers = await Promise.all(urls.map((u) => statusOf(fetch, u)));
   const leaders = answers.filter((s): s is StatusView => s !== null && s.role === "leader").sort((a, b) => b.epoch - a.epoch);
   const leader = leaders[0];
   if (leader !== undefined) return { url: urlOf(leader.node) ?? (urls[answers.indexOf(leader)] as string) };
@@ -54,9 +54,9 @@ async function findTarget(cmd: StepdownCommand, cluster: ClusterConfig | ConfigE
 }
 
 /** Runs `geokv stepdown`; returns the exit code. */
-export async function runStepdown(cmd: StepdownCommand, loadCluster: (dir: string) => ClusterConfig | ConfigError): Promise<number> {
+export async function runStepdown(cmd: StepdownCommand, loadCluster: (dir: string) => ClusterConfig | ConfigError, fetch: typeof globalThis.fetch = globalThis.fetch): Promise<number> {
   const json = cmd.json === true;
-  const target = await findTarget(cmd, loadCluster(cmd.regions));
+  const target = await findTarget(cmd, loadCluster(cmd.regions), fetch);
   if ("usage" in target) {
     process.stderr.write(`geokv: ${target.usage}\n`);
     return 2;

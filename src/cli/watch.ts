@@ -12,14 +12,14 @@ type WatchCommand = Extract<CliCommand, { cmd: "watch" }>;
 const CLEAR = "\x1b[H\x1b[2J";
 
 /** Redraws until SIGINT or SIGTERM, then exits 0. */
-export async function runWatch(cmd: WatchCommand, cluster: ClusterConfig): Promise<void> {
+export async function runWatch(cmd: WatchCommand, cluster: ClusterConfig, fetch: typeof globalThis.fetch = globalThis.fetch): Promise<void> {
   const tty = process.stdout.isTTY === true;
   const stop = () => process.exit(0);
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   for (;;) {
     const started = Date.now();
-    const table = await statusTable(cluster);
+    const table = await statusTable(cluster, fetch);
     const head = `geokv watch  ${new Date().toISOString()}  every ${cmd.intervalMs} ms, Ctrl-C to stop`;
     process.stdout.write(tty ? `${CLEAR}${head}\n\n${table}\n` : `${head}\n${table}\n\n`);
     // A slow round (a node timing out) delays the next one instead of overlapping it.

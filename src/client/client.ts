@@ -7,6 +7,7 @@
 import type { StatusView, AckLevel } from "../api/types.js";
 import { DEFAULT_BACKOFF } from "./backoff.js";
 import { contractError, errorFromAnswer, GeokvError } from "./errors.js";
+import { createHttpsFetch } from "./https-fetch.js";
 import { Transport, type Answer, type RequestSpec } from "./transport.js";
 
 /** Any value JSON can carry: what a kv key holds. */
@@ -65,6 +66,8 @@ export interface ClientOptions {
   readonly random?: () => number;
   /** The fetch to use (default the global one, which keeps connections alive). */
   readonly fetch?: typeof fetch;
+  /** PEM of the CA that https:// nodes' certificates chain to, when it is not in the system store (ignored with `fetch`). */
+  readonly ca?: string | Uint8Array;
 }
 
 /** A client for one region of a geokv cluster. */
@@ -200,7 +203,7 @@ export function createClient(o: ClientOptions): GeokvClient {
     authToken: o.token,
     causalToken: o.causalToken,
     random: o.random ?? Math.random,
-    fetch: o.fetch ?? globalThis.fetch,
+    fetch: o.fetch ?? (o.ca === undefined ? globalThis.fetch : createHttpsFetch({ ca: Buffer.from(o.ca) })),
     backoff: DEFAULT_BACKOFF,
   });
 

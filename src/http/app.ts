@@ -42,6 +42,8 @@ export interface AppOptions {
   readonly dashboard?: DashboardFeed;
   /** Aborted when the node shuts down (ends long-lived answers such as the dashboard's event streams). */
   readonly shutdown?: AbortSignal;
+  /** How this node calls other nodes (forwarded writes, stepdown relays, dashboard controls); default the global fetch. */
+  readonly peerFetch?: typeof fetch;
 }
 
 const OPEN: AccessTokens = { entries: [] };
@@ -118,9 +120,10 @@ export function createApp(o: AppOptions): Hono {
     return next();
   });
 
+  const peerFetch = o.peerFetch ?? fetch;
   if (o.router) {
     const knows = o.service.knowsIdempotencyKey?.bind(o.service);
-    app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
+    app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now, fetch: peerFetch, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
   }
 
   mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
@@ -139,8 +142,8 @@ export function createApp(o: AppOptions): Hono {
   // The live documents' endpoint only speaks WebSocket (the upgrade never reaches hono).
   app.get("/yjs/*", (c) => sendError(c, nodeError("bad_request", "GET /yjs/<room> is a WebSocket endpoint (the y-websocket protocol); connect with Upgrade: websocket")));
 
-  if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership);
-  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: guards(access, "admin"), clientTokenRequired: guards(access, "read"), shutdown: o.shutdown });
+  if (o.leadership) mountClusterRoutes(app, o.nodeId, o.leadership, peerFetch);
+  if (o.dashboard) mountDashboardRoutes(app, { feed: o.dashboard, adminTokenRequired: guards(access, "admin"), clientTokenRequired: guards(access, "read"), shutdown: o.shutdown, fetch: peerFetch });
 
   app.post("/admin/compact", async (c) => {
     if (!o.cluster.compact) return sendError(c, nodeError("not_found", "compaction is not available on this node"));

@@ -13,11 +13,11 @@ import { FORWARDED_HEADER } from "./forward.js";
 import { isObject, parseJson, readBody } from "./parse.js";
 
 /** Mounts /leadership/stepdown, /leadership/promote and /fence-token/validate. */
-export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipService): void {
+export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipService, fetch: typeof globalThis.fetch): void {
   app.post("/leadership/stepdown", async (c) => {
     const r = await l.stepdown();
     if (r.ok) return c.json({ steppedDown: nodeId, leader: r.leader }, 202);
-    if (r.forwardTo !== undefined && c.req.header(FORWARDED_HEADER) === undefined) return forward(c, r.forwardTo, nodeId);
+    if (r.forwardTo !== undefined && c.req.header(FORWARDED_HEADER) === undefined) return forward(c, fetch, r.forwardTo, nodeId);
     return sendError(c, r.error);
   });
 
@@ -44,7 +44,7 @@ export function mountClusterRoutes(app: Hono, nodeId: string, l: LeadershipServi
   });
 }
 
-async function forward(c: Context, leaderUrl: string, nodeId: string): Promise<Response> {
+async function forward(c: Context, fetch: typeof globalThis.fetch, leaderUrl: string, nodeId: string): Promise<Response> {
   const headers: Record<string, string> = { [FORWARDED_HEADER]: nodeId };
   const auth = c.req.header("authorization");
   if (auth !== undefined) headers.authorization = auth;

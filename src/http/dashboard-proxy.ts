@@ -13,7 +13,12 @@ export type NodeAnswer =
   | { readonly ok: false; readonly status: 0; readonly error: string };
 
 /** Calls `path` on the node at `baseUrl`. */
-export async function callNode(baseUrl: string, path: string, o: { readonly method: "GET" | "POST"; readonly body?: unknown; readonly authorization?: string | undefined }): Promise<NodeAnswer> {
+export async function callNode(
+  fetch: typeof globalThis.fetch,
+  baseUrl: string,
+  path: string,
+  o: { readonly method: "GET" | "POST"; readonly body?: unknown; readonly authorization?: string | undefined },
+): Promise<NodeAnswer> {
   const headers: Record<string, string> = {};
   if (o.authorization !== undefined) headers.authorization = o.authorization;
   if (o.body !== undefined) headers["content-type"] = "application/json";

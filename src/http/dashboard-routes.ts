@@ -36,6 +36,8 @@ export interface DashboardRoutesOptions {
   readonly clientTokenRequired: boolean;
   /** Aborted when the node shuts down: event streams end. */
   readonly shutdown?: AbortSignal | undefined;
+  /** How the controls call other nodes. */
+  readonly fetch: typeof fetch;
 }
 
 /** The snapshot as the page reads it: versions in the API's {"hlc", "node"} form, and which tokens the controls need. */
@@ -86,7 +88,7 @@ export function mountDashboardRoutes(app: Hono, o: DashboardRoutesOptions): void
     const fault = body.action === "cut" ? { block: others } : { clear: true };
     const nodes = await Promise.all(
       region.nodes.map(async (n) => {
-        const r = await callNode(n.url, "/admin/faults", { method: "POST", body: fault, authorization: c.req.header("authorization") });
+        const r = await callNode(o.fetch, n.url, "/admin/faults", { method: "POST", body: fault, authorization: c.req.header("authorization") });
         return { node: n.id, ...r };
       }),
     );
@@ -100,7 +102,7 @@ export function mountDashboardRoutes(app: Hono, o: DashboardRoutesOptions): void
     if (region instanceof Response) return region;
     const leader = region.nodes.find((n) => n.id === region.leader);
     if (leader === undefined) return sendError(c, nodeError("no_leader", `${region.region} has no leader that ${o.feed.view().node} knows of`, 1));
-    const r = await callNode(leader.url, "/leadership/stepdown", { method: "POST", authorization: c.req.header("authorization") });
+    const r = await callNode(o.fetch, leader.url, "/leadership/stepdown", { method: "POST", authorization: c.req.header("authorization") });
     if ("error" in r) return sendError(c, nodeError("no_leader", r.error, 1));
     // The leader's own answer: 202 with who stepped down, or its refusal.
     return c.json(r.body, r.status as ContentfulStatusCode);
@@ -115,7 +117,7 @@ export function mountDashboardRoutes(app: Hono, o: DashboardRoutesOptions): void
         // Its leader is where a write lands first; without one, any node says what the region holds.
         const n = r.nodes.find((x) => x.id === r.leader) ?? r.nodes.find((x) => x.link !== "down") ?? r.nodes[0];
         if (n === undefined) return { region: r.region, node: null, ok: false, status: 0, error: "the region has no nodes" };
-        return { region: r.region, node: n.id, ...(await callNode(n.url, path, { method: "GET", authorization: c.req.header("authorization") })) };
+        return { region: r.region, node: n.id, ...(await callNode(o.fetch, n.url, path, { method: "GET", authorization: c.req.header("authorization") })) };
       }),
     );
     return c.json({ key, regions });

@@ -23,6 +23,8 @@ export interface ForwardOptions {
   readonly router: WriteRouter;
   readonly writeWaitMs: number;
   readonly now: () => number;
+  /** How the leader is called (a CA-trusting fetch in a TLS cluster). */
+  readonly fetch: typeof fetch;
   /**
    * True when this node already holds the answer for an Idempotency-Key. Such
    * a retry is answered here, not forwarded: the leader may not have the
@@ -46,7 +48,7 @@ export function forwardWrites(o: ForwardOptions) {
         // Read a clone: if this node becomes the leader while it waits, the
         // route handler below still needs the original body stream.
         body ??= c.req.method === "DELETE" ? new Uint8Array(0) : new Uint8Array(await c.req.raw.clone().arrayBuffer());
-        const r = await relay(c, route.url, o.nodeId, body, deadline - o.now());
+        const r = await relay(c, o.fetch, route.url, o.nodeId, body, deadline - o.now());
         if (r.kind === "answer") return r.response;
         // The leader we knew is unreachable. When the request surely did not
         // reach it (connection refused) or it carries an Idempotency-Key, it
@@ -71,7 +73,7 @@ export function forwardWrites(o: ForwardOptions) {
 
 type RelayResult = { kind: "answer"; response: Response } | { kind: "failed"; error: string; neverSent: boolean };
 
-async function relay(c: Context, leaderUrl: string, nodeId: string, body: Uint8Array, budgetMs: number): Promise<RelayResult> {
+async function relay(c: Context, fetch: typeof globalThis.fetch, leaderUrl: string, nodeId: string, body: Uint8Array, budgetMs: number): Promise<RelayResult> {
   const url = new URL(c.req.url);
   const target = `${leaderUrl}${url.pathname}${url.search}`;
   const headers: Record<string, string> = { [FORWARDED_HEADER]: nodeId };

@@ -11,6 +11,7 @@
 
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { isValidId, type NodeId, type RegionId } from "../core/ids.js";
@@ -32,6 +33,7 @@ import {
 } from "./frames.js";
 import { CLOSE_GOING_AWAY, CloseCode, checkHello, checkPeerProof, checkWelcome, isPeerCloseCode, type HandshakeContext, type Refusal } from "./handshake.js";
 import { CLOSE_GRACE_MS, Link, closeSocket, peerCloseReason, toBytes } from "./link.js";
+import { checkPeerCert, peerCertFacts, type PeerCertFacts, type PeerTls } from "./peer-cert.js";
 
 export type { FaultDirection } from "./faults.js";
 
@@ -53,6 +55,8 @@ export interface HubOptions {
    * proof made with any of them (rotation by rolling restarts).
    */
   readonly secrets?: readonly string[] | undefined;
+  /** TLS on the links (wss://, verified against the CA; --peer-mtls: certificates must name their node). */
+  readonly tls?: PeerTls | undefined;
   /** What to put in hello/welcome right now. */
   readonly intro: () => { epoch: number; vv: VersionVector };
   /** After a successful handshake, with the peer's intro. */
@@ -181,6 +185,13 @@ function badFrame(detail: string): Refusal {
   return { code: CloseCode.badFrame, reason: `bad frame: ${detail}` };
 }
 
+/** The certificate facts of a dialed link's TLS socket (a socket without TLS presents none). */
+function socketCertFacts(ws: WebSocket): PeerCertFacts {
+  const socket = (ws as unknown as { _socket?: TLSSocket })._socket;
+  if (socket === undefined || typeof socket.getPeerCertificate !== "function") return { authorized: false, authorizationError: "no TLS socket", presented: false, subjectAltName: undefined };
+  return peerCertFacts(socket);
+}
+
 function rejectUpgrade(socket: Duplex, status: string): void {
   socket.on("error", () => {});
   socket.once("finish", () => socket.destroy());
@@ -227,6 +238,8 @@ export function createHub(o: HubOptions): Hub {
   }
   const regionOf = (node: string): RegionId | undefined => peers.get(node)?.info.region;
   const ctx: HandshakeContext = { self, regionOf };
+  // The chain is checked by checkPeerCert on open, not by the TLS layer, so a refusal carries a reason.
+  const dialTls = o.tls === undefined ? {} : { ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, rejectUnauthorized: false };
   const faults = new Faults(regionOf);
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES, perMessageDeflate: false, clientTracking: false });
   /** Every socket not yet closed, so close() can wait for all of them. */
@@ -320,7 +333,7 @@ export function createHub(o: HubOptions): Hub {
       p.redialTimer = undefined;
     }
     const peer = p.info.node;
-    const ws = new WebSocket(p.wsUrl, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES, followRedirects: false, generateMask: zeroMask });
+    const ws = new WebSocket(p.wsUrl, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES, followRedirects: false, generateMask: zeroMask, ...dialTls });
     track(ws);
     p.dialing = ws;
     const nonce = newNonce();
@@ -347,6 +360,10 @@ export function createHub(o: HubOptions): Hub {
 
     const onOpen = (): void => {
       if (done) return;
+      // Before anything of ours is sent: the peer's certificate, checked here
+      // rather than by the TLS layer so the refusal has a reason both ends read.
+      const tlsWrong = o.tls === undefined ? null : checkPeerCert(socketCertFacts(ws), peer, o.tls.peerMtls, "server");
+      if (tlsWrong) return refuse(tlsWrong);
       const mine = introOrClose(ws, finish);
       if (mine === null) return;
       ws.send(encodeFrame({ t: "hello", proto: PROTOCOL_VERSION, clusterId: self.clusterId, node: self.node, region: self.region, epoch: mine.epoch, vv: mine.vv, nonce }));
@@ -389,7 +406,7 @@ export function createHub(o: HubOptions): Hub {
     ws.on("close", onClose);
   }
 
-  function accept(ws: WebSocket, remote: string): void {
+  function accept(ws: WebSocket, remote: string, cert: PeerCertFacts | undefined): void {
     track(ws);
     pendingInbound++;
     let phase: "hello" | "auth" | "done" = "hello";
@@ -439,6 +456,11 @@ export function createHub(o: HubOptions): Hub {
         if (f.t !== "hello") return refuse(badFrame(`expected hello, got ${f.t}`));
         const wrong = checkHello(ctx, f, (n) => faults.blocksLink(n));
         if (wrong) return refuse(wrong);
+        const tlsWrong = o.tls === undefined || cert === undefined ? null : checkPeerCert(cert, f.node, o.tls.peerMtls, "client");
+        if (tlsWrong) {
+          peerState = peers.get(f.node);
+          return refuse(tlsWrong);
+        }
         const mine = introOrClose(ws, finish);
         if (mine === null) return;
         peerState = peers.get(f.node);
@@ -472,6 +494,9 @@ export function createHub(o: HubOptions): Hub {
         const text = reason.toString("utf8");
         logRefusal(known.info.node, text, { peer: known.info.node, code }, "refused by peer");
         emit("onRefused", () => o.onRefused?.(known.info.node, text));
+      } else if (isPeerCloseCode(code)) {
+        // Refused before its hello (the dialer did not take our certificate): only the address is known.
+        logRefusal(remote, reason.toString("utf8"), { remote, code }, "refused by peer");
       } else {
         log.debug({ remote, peer: claimed, reason: peerCloseReason(code, reason) }, "inbound peer socket closed during the handshake");
       }
@@ -503,9 +528,10 @@ export function createHub(o: HubOptions): Hub {
         return rejectUpgrade(socket, "503 Service Unavailable");
       }
       const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
+      const cert = o.tls === undefined ? undefined : peerCertFacts(req.socket as TLSSocket);
       wss.handleUpgrade(req, socket, head, (ws) => {
         if (closed) return ws.terminate();
-        accept(ws, remote);
+        accept(ws, remote, cert);
       });
     },
 

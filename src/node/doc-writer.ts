@@ -8,8 +8,10 @@
 // the first time is harmless: merging a Yjs update twice changes nothing.
 
 import { Agent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Logger } from "pino";
 import { FORWARDED_HEADER } from "../api/types.js";
+import type { PeerTls } from "../net/peer-cert.js";
 import { isNodeError } from "./errors.js";
 import type { DataService, WriteRouter } from "./service.js";
 
@@ -34,6 +36,8 @@ export interface DocWriterOptions {
   /** How long one forwarded write may take. */
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /** In a TLS cluster: the CA the leader's certificate chains to (and this node's own, to present). */
+  readonly tls?: PeerTls | undefined;
 }
 
 /** Connections a node keeps to its leader for live-doc writes (however many rooms write at once). */
@@ -44,7 +48,8 @@ const ANSWER_BYTES_MAX = 4096;
 /** POSTs `body`; the status and (the start of) the answer, or the error. */
 function post(agent: Agent, url: string, body: Uint8Array, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; text: string } | { error: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) }, timeout: timeoutMs }, (res) => {
+    const send = url.startsWith("https:") ? httpsRequest : httpRequest;
+    const req = send(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) }, timeout: timeoutMs }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
@@ -62,7 +67,8 @@ function post(agent: Agent, url: string, body: Uint8Array, headers: Record<strin
 /** A writer that routes through the region's leader. */
 export function createDocWriter(o: DocWriterOptions): DocWriter {
   // A bounded keep-alive pool: fetch()'s global one opened a connection per room with a write in flight.
-  const agent = new Agent({ keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX });
+  const pool = { keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX };
+  const agent = o.tls === undefined ? new Agent(pool) : new HttpsAgent({ ...pool, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key });
   return {
     async write(key, update, clientToken) {
       const route = o.router.route();

@@ -16,6 +16,7 @@ import { createGroupCommitter, type GroupCommitter } from "../storage/group-comm
 import { openSqliteStorage, type SqliteStorage } from "../storage/sqlite.js";
 import type { MemberConfig } from "../core/cluster-view.js";
 import { createHub, PEER_PATH, type Hub } from "../net/hub.js";
+import type { PeerTls } from "../net/peer-cert.js";
 import { clusterId, type ClusterConfig, type ClusterNode, type RegionConfig } from "./config.js";
 import { nodeError } from "./errors.js";
 import { LocalStore } from "./local-store.js";
@@ -46,6 +47,8 @@ export interface OpenNodeOptions {
   readonly dataDir: string;
   readonly settings: Settings;
   readonly logger?: Logger;
+  /** TLS for the peer links and this node's calls to other nodes; unset: plain ws:// and http://. */
+  readonly tls?: PeerTls | undefined;
 }
 
 /** A node's runtime, built but not yet started: what the HTTP layer serves, and the handles to run and stop it. */
@@ -115,6 +118,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     self: { node: o.nodeId, region: me.region, clusterId: clusterId(o.cluster) },
     peers: [...o.cluster.nodes.values()].filter((n) => n.id !== o.nodeId).map((n) => ({ node: n.id, region: n.region, url: n.url })),
     secrets: o.settings.clusterSecret,
+    tls: o.tls,
     intro: () => ({ epoch: storage.getMeta("epoch") ?? 0, vv: storage.appliedVv() }),
     onLinkUp: (peer, intro) => {
       refusedBy.delete(peer);
@@ -276,7 +280,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       const state = store.docGet(key, undefined);
       return isNodeError(state) ? emptyDoc() : state;
     },
-    writer: createDocWriter({ nodeId: o.nodeId, service: store, router, clientToken: o.settings.clientToken, timeoutMs: o.settings.writeWaitMs, logger }),
+    writer: createDocWriter({ nodeId: o.nodeId, service: store, router, clientToken: o.settings.clientToken, timeoutMs: o.settings.writeWaitMs, logger, tls: o.tls }),
     leaderKnown: () => router.route().kind !== "none",
     leaderChanged: (ms) => router.changed(ms),
     peers: {

@@ -50,6 +50,27 @@ describe("parseCli commands", () => {
     expect(parseCli(argv)).toEqual({ cmd: "node", node: "eu-west-2", regions: "r", data: "d", listen: { host: "0.0.0.0", port: 7202 }, flags });
   });
 
+  it("node with TLS flags; only geokv node takes them", () => {
+    expect(parseCli(["node", "--node", "n", "--tls-cert", "n.pem", "--tls-key", "n.key", "--tls-ca", "ca.pem", "--peer-mtls"])).toEqual({
+      cmd: "node",
+      node: "n",
+      regions: "regions",
+      data: ".geokv",
+      flags: { "tls-cert": "n.pem", "tls-key": "n.key", "tls-ca": "ca.pem", "peer-mtls": "true" },
+    });
+    expect(errorOf(parseCli(["node", "--node", "n", "--peer-mtls=yes"]))).toBe("--peer-mtls takes no value");
+    expect(errorOf(parseCli(["up", "--tls-cert", "n.pem"]))).toMatch(/^unknown flag --tls-cert for 'geokv up'/);
+  });
+
+  it("--ca FILE on the commands that talk to nodes", () => {
+    expect(parseCli(["get", "k", "--ca", "ca.pem"])).toEqual({ cmd: "get", key: "k", ca: "ca.pem" });
+    expect(parseCli(["status", "--ca", "ca.pem"])).toEqual({ cmd: "status", regions: "regions", ca: "ca.pem" });
+    expect(parseCli(["incr", "c", "--ca", "ca.pem"])).toMatchObject({ cmd: "incr", ca: "ca.pem" });
+    expect(parseCli(["watch", "--ca", "ca.pem"])).toMatchObject({ cmd: "watch", ca: "ca.pem" });
+    expect(parseCli(["stepdown", "--region", "r", "--ca", "ca.pem"])).toMatchObject({ cmd: "stepdown", ca: "ca.pem" });
+    expect(errorOf(parseCli(["get", "k", "--ca"]))).toBe("--ca needs a value");
+  });
+
   it("node --listen on IPv6", () => {
     expect(parseCli(["node", "--node", "n", "--listen", "[::]:7101"])).toMatchObject({ listen: { host: "::", port: 7101 } });
   });

@@ -25,6 +25,8 @@ export interface TempRegionSpec {
   readonly nodes: number;
   readonly failover?: "auto" | "manual";
   readonly preempt?: boolean;
+  /** "https" for a TLS cluster (default "http"). */
+  readonly scheme?: "http" | "https";
 }
 
 /** A temp folder with regions/ (one file per region, free ports) and data/. */
@@ -52,7 +54,7 @@ export async function makeTempCluster(specs: readonly TempRegionSpec[]): Promise
     const nodes = [];
     for (let i = 1; i <= spec.nodes; i++) {
       const id = `${spec.region}-${i}`;
-      const url = `http://127.0.0.1:${await freePort()}`;
+      const url = `${spec.scheme ?? "http"}://127.0.0.1:${await freePort()}`;
       urls.set(id, url);
       nodes.push({ id, url, priority: spec.nodes - i + 1 });
     }

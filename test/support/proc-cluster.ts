@@ -24,6 +24,8 @@ export interface ProcCluster {
   close(): Promise<void>;
   /** The log file of a node (stdout and stderr). */
   logFile(node: string): string;
+  /** The fetch that reaches these nodes (one that trusts the test CA for https). */
+  readonly fetch: typeof fetch;
 }
 
 export interface ProcClusterOptions {
@@ -33,6 +35,8 @@ export interface ProcClusterOptions {
   readonly args?: readonly string[];
   /** Nodes not started with the others (start them later with start()). */
   readonly deferred?: readonly string[];
+  /** How to reach the nodes (default the global fetch; a CA-trusting one for https). */
+  readonly fetch?: typeof fetch;
 }
 
 /** Creates region files for `specs` and starts every node. */
@@ -42,6 +46,7 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
   const logsDir = join(files.root, "logs");
   mkdirSync(logsDir, { recursive: true });
 
+  const via = o.fetch ?? fetch;
   const start = async (node: string, env: Record<string, string> = {}) => {
     if (procs.has(node)) throw new Error(`${node} is already running`);
     const log = createWriteStream(join(logsDir, `${node}.log`), { flags: "a" });
@@ -58,7 +63,7 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
     const url = files.urls.get(node) as string;
     await waitFor(`${node} /health`, async () => {
       if (child.exitCode !== null) throw new Error(`${node} exited with ${child.exitCode}`);
-      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      const r = await via(`${url}/health`, { signal: AbortSignal.timeout(1000) });
       return r.ok;
     }, 20_000);
   };
@@ -94,18 +99,19 @@ export async function startProcCluster(specs: readonly TempRegionSpec[], o: Proc
     running: (n) => procs.has(n),
     logFile: (n) => join(logsDir, `${n}.log`),
     close: stopAll,
+    fetch: via,
   };
 }
 
 /** fetch + JSON with a timeout; returns status and body (any: tests read fields of many shapes). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function call(url: string, method = "GET", body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function call(url: string, method = "GET", body?: unknown, headers: Record<string, string> = {}, via: typeof fetch = fetch): Promise<{ status: number; body: any; headers: Headers }> {
   const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(15_000) };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["content-type"] = "application/json";
   }
-  const res = await fetch(url, init);
+  const res = await via(url, init);
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -126,7 +132,7 @@ export async function regionLeader(c: ProcCluster, region: string, timeoutMs = 2
   const nodes = c.regions.get(region) ?? [];
   const leader = await waitFor(`a leader of ${region} with every follower up`, async () => {
     for (const n of nodes) {
-      const s = await call(`${c.urls.get(n)}/status`).catch(() => null);
+      const s = await call(`${c.urls.get(n)}/status`, "GET", undefined, {}, c.fetch).catch(() => null);
       if (s?.body?.role === "leader" && s.body.peers.filter((p: { region: string }) => p.region === region).every((p: { state: string }) => p.state === "up")) return n;
     }
     return null;
@@ -146,7 +152,7 @@ export interface NodeStatus {
 
 /** GET /status of each of `nodes`. */
 export async function statuses(c: ProcCluster, nodes: readonly string[]): Promise<NodeStatus[]> {
-  return Promise.all(nodes.map(async (n) => (await call(`${c.urls.get(n)}/status`)).body as NodeStatus));
+  return Promise.all(nodes.map(async (n) => (await call(`${c.urls.get(n)}/status`, "GET", undefined, {}, c.fetch)).body as NodeStatus));
 }
 
 /** The one leader all `nodes` agree on (same leader, same epoch), or null. */

@@ -16,12 +16,12 @@ export interface Editor {
   destroy(): void;
 }
 
-/** A provider on `ws://<node>/yjs` for `room`, editing the Y.Text "t". */
-export function editor(nodeUrl: string, room: string, opts: { params?: Record<string, string>; protocols?: string[]; maxBackoffTime?: number } = {}): Editor {
+/** A provider on `ws://<node>/yjs` (wss:// for https) for `room`, editing the Y.Text "t"; `webSocket` replaces ws (to pass a CA). */
+export function editor(nodeUrl: string, room: string, opts: { params?: Record<string, string>; protocols?: string[]; maxBackoffTime?: number; webSocket?: typeof WebSocket } = {}): Editor {
   const doc = new Y.Doc();
   const provider = new WebsocketProvider(`${nodeUrl.replace(/^http/, "ws")}/yjs`, room, doc, {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ws is the Node WebSocket the provider accepts as a polyfill
-    WebSocketPolyfill: WebSocket as any,
+    WebSocketPolyfill: (opts.webSocket ?? WebSocket) as any,
     disableBc: true,
     maxBackoffTime: opts.maxBackoffTime ?? 500,
     ...(opts.params ? { params: opts.params } : {}),
