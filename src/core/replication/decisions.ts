@@ -201,10 +201,17 @@ export function medianOffsetMs(offsetsMs: readonly number[]): number | null {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** True when this node must refuse client writes because its clock is too far from its peers'. */
+/**
+ * True when this node's clock is too far from its peers' to take writes or
+ * lead: more than `maxSkewMs` from a strict majority of the peers it measured.
+ * A majority, not the median: in a region of three where one peer's clock is
+ * off, the good node is far from one of its two peers and must not think
+ * itself the skewed one, while the bad node is far from both. With a single
+ * peer measured the two clocks cannot tell which is wrong, and both refuse.
+ */
 export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number): boolean {
-  const m = medianOffsetMs(offsetsMs);
-  return m !== null && Math.abs(m) > maxSkewMs;
+  const far = offsetsMs.filter((o) => Math.abs(o) > maxSkewMs).length;
+  return far > offsetsMs.length / 2;
 }
 
 export { compareRank };
