@@ -153,6 +153,8 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     now: Date.now,
   });
 
+  const clockSkewError = () =>
+    nodeError("clock_skew", `${o.nodeId}'s clock is more than ${o.settings.maxClockSkewMs} ms from most of its peers'; refusing writes so a wrong clock cannot win conflicts`, 1);
   let localVvQueued = false;
   const store = new LocalStore({
     nodeId: o.nodeId,
@@ -180,8 +182,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     writeGate: () => {
       const r = replicator as Replicator;
       if (!r.isLeader()) return nodeError("no_leader", `${o.nodeId} is not the leader of ${me.region}`, 1);
-      if (r.clockSkewed()) return nodeError("clock_skew", `${o.nodeId}'s clock is more than ${o.settings.maxClockSkewMs} ms from its peers'; refusing writes so a wrong clock cannot win conflicts`, 1);
-      return null;
+      return r.clockSkewed() ? clockSkewError() : null;
     },
   });
   const election: ElectionDriver = new ElectionDriver({
@@ -244,6 +245,8 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
         lastLeader = leader;
         for (const w of [...leaderWaiters]) w();
       }
+      // A skewed node refuses client writes itself, leader or not: it says why at once.
+      if (repl.clockSkewed()) return { kind: "refused", error: clockSkewError() };
       if (leader === o.nodeId && repl.isLeader()) return { kind: "local" };
       if (leader === null || leader === o.nodeId) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach (this node: ${election.phase()})` };
       return { kind: "forward", node: leader, url: (o.cluster.nodes.get(leader) as ClusterNode).url };
@@ -277,7 +280,10 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       return isNodeError(state) ? emptyDoc() : state;
     },
     writer: createDocWriter({ nodeId: o.nodeId, service: store, router, clientToken: o.settings.clientToken, timeoutMs: o.settings.writeWaitMs, logger }),
-    leaderKnown: () => router.route().kind !== "none",
+    leaderKnown: () => {
+      const kind = router.route().kind;
+      return kind === "local" || kind === "forward";
+    },
     leaderChanged: (ms) => router.changed(ms),
     peers: {
       broadcast: (room, update) => {
@@ -319,6 +325,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
         phase: election.phase(),
         vv: storage.appliedVv(),
         peers: repl.peerStatus(),
+        clock: { skewed: repl.clockSkewed(), offsetMs: repl.clockOffsetMs() },
         storage: {
           opLogOps: storage.opLogStats().ops,
           opLogBytes: storage.opLogStats().bytes,

@@ -22,6 +22,7 @@ import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
   clockSkewed,
+  medianOffsetMs,
   highestRankedLeader,
   markSent,
   mayPush,
@@ -244,11 +245,22 @@ export function ownFence(s: ReplState): string {
   return s.leadership?.active ? fenceText(s.cfg.self.region, s.leadership.epoch) : "";
 }
 
-/** True when this node's clock is too far from its peers' to take writes. */
+/** True when this node's clock is too far from its peers' to take writes or lead (see clockSkewed). */
 export function isClockSkewed(s: ReplState): boolean {
+  return clockSkewed(ownOffsetsMs(s), s.cfg.maxClockSkewMs);
+}
+
+/** This node's clock minus its peers', the median over the peers measured (null: none yet), for /status. */
+export function clockOffsetMs(s: ReplState): number | null {
+  const m = medianOffsetMs(ownOffsetsMs(s));
+  return m === null ? null : Math.round(m);
+}
+
+/** (this node's clock - the peer's) for every up peer with a clock sample. */
+function ownOffsetsMs(s: ReplState): number[] {
   const offsets: number[] = [];
   for (const p of s.peers.values()) if (p.view.up && p.offsetMs !== null) offsets.push(-p.offsetMs);
-  return clockSkewed(offsets, s.cfg.maxClockSkewMs);
+  return offsets;
 }
 
 /** True when `origin:seq` is durable at `level` as far as this node knows. */
