@@ -11,7 +11,7 @@ import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
 import type { Dot, Op } from "../core/op.js";
 import { highestSeqs } from "../core/replication/decisions.js";
-import { clockOffsetMs, initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, snapshotWanted, step, viewOf } from "../core/replication/machine.js";
+import { clockOffsetMs, initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, refusesWritesForClock, snapshotWanted, step, viewOf } from "../core/replication/machine.js";
 import { stableVvOf, tombstoneHorizonOf } from "../core/replication/stability.js";
 import type { TombstoneHorizon } from "../core/compaction.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
@@ -158,9 +158,9 @@ export class Replicator {
     return knownEpochOf(this.state, region);
   }
 
-  /** True when this node's clock is too far from its peers' to take writes. */
+  /** True when this node's clock is too far from its peers' to take writes, or was stepped since they last measured it. */
   clockSkewed(): boolean {
-    return isClockSkewed(this.state);
+    return refusesWritesForClock(this.state, performance.now(), this.o.now());
   }
 
   /** This node's clock minus its peers' (the median of those measured), null before any sample. */

@@ -133,6 +133,12 @@ describe("clock skew", () => {
     // The median of a's two offsets is 10 s: the rule it replaces flagged a good clock.
     expect(Math.abs(medianOffsetMs(a) as number)).toBeGreaterThan(500);
   });
+  it("a clock found skewed is good again only well inside the bound, so one hovering at it does not flap", () => {
+    expect(clockSkewed([510, 505], 500)).toBe(true);
+    expect(clockSkewed([495, 490], 500)).toBe(false);
+    expect(clockSkewed([495, 490], 500, true)).toBe(true);
+    expect(clockSkewed([399, 390], 500, true)).toBe(false);
+  });
   it("skewed means far from a strict majority of the peers measured", () => {
     expect(clockSkewed([600, 700, 10, 20], 500)).toBe(false); // 2 of 4: a tie is not a majority
     expect(clockSkewed([600, 700, 900, 20], 500)).toBe(true);

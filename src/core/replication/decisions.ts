@@ -190,7 +190,28 @@ export function highestSeqs(ops: readonly { readonly origin: string; readonly se
  * the skew bound could make a good clock look skewed.
  */
 export function usableClockSample(rttMs: number, maxClockSkewMs: number): boolean {
-  return rttMs <= maxClockSkewMs / 2;
+  // Negative: this node's wall clock went back between ping and pong, so the
+  // echo is from the clock before the step and the sample says nothing.
+  return rttMs >= 0 && rttMs <= maxClockSkewMs / 2;
+}
+
+/**
+ * True when the wall clock moved against the monotonic one by more than half
+ * the skew bound since `wallMinusMonoMs` was taken (an NTP step, an operator,
+ * a VM resumed): this node knows at once, before any peer measures it, that
+ * its clock samples are void and its clock may now be wrong.
+ */
+export function wallClockStepped(wallMinusMonoMs: number, wallMs: number, monoMs: number, maxClockSkewMs: number): boolean {
+  return Math.abs(wallMs - monoMs - wallMinusMonoMs) > maxClockSkewMs / 2;
+}
+
+/**
+ * True while a step of the wall clock waits to be measured again by a
+ * majority of the `upPeers` that offsets `measured` come from (with no peer up
+ * there is nobody to ask, as at start, and the clock is trusted).
+ */
+export function clockStepUnmeasured(stepped: boolean, measured: number, upPeers: number): boolean {
+  return stepped && upPeers > 0 && measured * 2 <= upPeers;
 }
 
 /** How far this node's wall clock is from its peers': the median offset of those measured. */
@@ -209,9 +230,15 @@ export function medianOffsetMs(offsetsMs: readonly number[]): number | null {
  * itself the skewed one, while the bad node is far from both. With a single
  * peer measured the two clocks cannot tell which is wrong, and both refuse.
  */
-export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number): boolean {
-  const far = offsetsMs.filter((o) => Math.abs(o) > maxSkewMs).length;
+export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number, wasSkewed = false): boolean {
+  // Hysteresis: a clock found skewed must come back well inside the bound, so
+  // one hovering at it (samples vary by up to rtt/2) does not flap leadership.
+  const boundMs = wasSkewed ? maxSkewMs * CLOCK_RECOVER_FRACTION : maxSkewMs;
+  const far = offsetsMs.filter((o) => Math.abs(o) > boundMs).length;
   return far > offsetsMs.length / 2;
 }
+
+/** A skewed clock counts as good again only within this fraction of maxClockSkewMs. */
+export const CLOCK_RECOVER_FRACTION = 0.8;
 
 export { compareRank };
