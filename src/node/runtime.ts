@@ -161,6 +161,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     storage,
     committer,
     now: Date.now,
+    maxClockSkewMs: o.settings.maxClockSkewMs,
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
     onWriteAcked: (ns) => metrics.writes.inc({ ns }),
     onRead: (ns) => metrics.reads.inc({ ns }),
