@@ -35,7 +35,6 @@ export interface AppOptions {
   readonly readToken?: string | undefined;
   /** When set, /admin/* and /leadership/stepdown require `Authorization: Bearer <adminToken>`. */
   readonly adminToken?: string | undefined;
-  /** Monotonic milliseconds for the write-forwarding wait (performance.now by default): a wall-clock step must not end or stretch it. */
   readonly now?: () => number;
   /** Routes client writes to the region leader; absent: this node takes every write. */
   readonly router?: WriteRouter;
@@ -71,7 +70,7 @@ function startsWithAny(path: string, prefixes: readonly string[]): boolean {
 /** Builds the hono app of one node. */
 export function createApp(o: AppOptions): Hono {
   const app = new Hono();
-  const now = o.now ?? (() => performance.now());
+  const now = o.now ?? Date.now;
 
   // Metric children bound once per (route, method, status), so a request
   // builds no label objects. (prom-client 15 still hashes the labels inside
@@ -142,7 +141,7 @@ export function createApp(o: AppOptions): Hono {
     app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
   }
 
-  mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs });
+  mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
 
   app.get("/status", (c) => c.json(o.cluster.status()));
   app.get("/health", (c) => c.json({ ok: true, node: o.nodeId }));
