@@ -11,7 +11,7 @@ export default defineConfig({
     reporters: ["default"],
     setupFiles: ["test/support/fast-check-setup.ts"],
     // The process tests run dist/cli/main.js; compile src/ once before any suite.
-    // The partition suite needs iproute2 and iptables: installed (as root) or a failure.
-    globalSetup: ["test/support/build-once.ts", "test/support/netns-tools.ts"],
+    // The partition suite needs iproute2 and iptables, the clock suite libfaketime: installed (as root) or a failure.
+    globalSetup: ["test/support/build-once.ts", "test/support/netns-tools.ts", "test/support/faketime.ts"],
   },
 });

@@ -66,6 +66,14 @@ export interface StatusView {
   readonly refusedBy?: readonly { node: string; reason: string }[];
   /** The op log and the database file: what compaction keeps bounded. */
   readonly storage?: StorageStatus;
+  /** This node's wall clock against its peers' (see maxClockSkewMs). */
+  readonly clock?: ClockStatus;
+}
+
+/** /status's clock: skewed refuses client writes and leadership; offsetMs is this clock minus the peers' (median), null before any sample. */
+export interface ClockStatus {
+  readonly skewed: boolean;
+  readonly offsetMs: number | null;
 }
 
 /** /status's storage figures. */

@@ -44,6 +44,7 @@ export function forwardWrites(o: ForwardOptions) {
     for (;;) {
       const route = o.router.route();
       if (route.kind === "local") return next();
+      if (route.kind === "refused") return sendError(c, route.error);
       if (route.kind === "forward" && c.req.header(FORWARDED_HEADER) === undefined) {
         // Read a clone: if this node becomes the leader while it waits, the
         // route handler below still needs the original body stream.

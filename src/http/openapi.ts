@@ -352,6 +352,10 @@ export const OPENAPI: OpenApiDocument = {
             compactedVv: { type: "object", additionalProperties: integer, description: "per origin, the seq up to which ops were compacted out of the log" },
             stableVv: { type: "object", additionalProperties: integer, description: "the stability frontier: every member holds every op at or below it" },
           }),
+          clock: object({
+            skewed: { type: "boolean", description: "more than maxClockSkewMs from most peers: client writes refused with clock_skew, no leadership" },
+            offsetMs: { type: ["integer", "null"], description: "this clock minus the peers' (median of those measured); null before any sample" },
+          }),
         },
         ["node", "region", "role", "leader", "epoch", "vv", "peers"],
       ),

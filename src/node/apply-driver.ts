@@ -25,6 +25,8 @@ export interface ApplyDriverOptions {
   readonly idempotencyKeyHeld: (key: string) => boolean;
   /** Called after ops are committed (local or remote). */
   readonly onCommitted: (ops: readonly Op[], conflicts: readonly Conflict[]) => void;
+  /** The wall clock plus maxClockSkewMs, past which a peer's HLC is not adopted (see ApplyView); none when absent. */
+  readonly hlcCeilingWallMs?: () => number;
 }
 
 /** An apply under way: what it changed, and when that is durable. */
@@ -131,6 +133,7 @@ export class ApplyDriver {
       state: (ns, key) => this.state(ns, key),
       idempotencyRecord: (key) => this.idempotencyRecord(key),
       idempotencyKeyHeld: this.o.idempotencyKeyHeld,
+      ...(this.o.hlcCeilingWallMs === undefined ? {} : { hlcCeilingWallMs: this.o.hlcCeilingWallMs() }),
     };
   }
 

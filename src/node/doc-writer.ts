@@ -72,7 +72,7 @@ export function createDocWriter(o: DocWriterOptions): DocWriter {
   return {
     async write(key, update, clientToken) {
       const route = o.router.route();
-      if (route.kind === "none") return "retry";
+      if (route.kind === "none" || route.kind === "refused") return "retry";
       if (route.kind === "local") {
         const r = await o.service.docUpdate(key, update, { ack: "local", requestHash: "" });
         if (!isNodeError(r)) return "done";

@@ -115,6 +115,11 @@ export class ElectionDriver {
     this.input({ type: "local_vv", vv });
   }
 
+  /** The replicator measured this node's clock as (no longer) skewed: the machine steps down or stands again. */
+  onClockSkew(skewed: boolean): void {
+    this.input({ type: "clock", skewed });
+  }
+
   /** Operator stepdown; returns the refusal reason, or null when it stepped down. */
   stepdown(): string | null {
     return this.input({ type: "stepdown" }) ?? null;

@@ -49,6 +49,8 @@ export interface LocalStoreOptions {
   readonly onRead?: (ns: Namespace) => void;
   /** Covers every kv tombstone this node dropped (compaction); none when absent. */
   readonly sweptVv?: () => VersionVector;
+  /** A peer's op stamped more than this ahead of `now` does not move this node's HLC; no bound when absent. */
+  readonly maxClockSkewMs?: number;
 }
 
 /** The node's replica: implements the data service over storage and the core. */
@@ -71,6 +73,7 @@ export class LocalStore implements DataService {
       storage: o.storage,
       committer: o.committer,
       idempotencyKeyHeld: (key) => this.idempotent.held(key),
+      ...(o.maxClockSkewMs === undefined ? {} : { hlcCeilingWallMs: () => o.now() + (o.maxClockSkewMs as number) }),
       onCommitted: (ops, conflicts) => {
         if (conflicts.length > 0) onConflicts(conflicts);
         this.reads.committed(ops);

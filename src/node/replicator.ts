@@ -11,7 +11,7 @@ import type { MemberConfig, PeerView } from "../core/cluster-view.js";
 import type { NodeId } from "../core/ids.js";
 import type { Dot, Op } from "../core/op.js";
 import { highestSeqs } from "../core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, snapshotWanted, step, viewOf } from "../core/replication/machine.js";
+import { clockOffsetMs, initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf, refusesWritesForClock, snapshotWanted, step, viewOf } from "../core/replication/machine.js";
 import { stableVvOf, tombstoneHorizonOf } from "../core/replication/stability.js";
 import type { TombstoneHorizon } from "../core/compaction.js";
 import type { InFrame, Leadership, OutFrame, ReplInput, ReplOutput, ReplState } from "../core/replication/types.js";
@@ -56,6 +56,8 @@ export interface RegionLeadership {
   role(): "leader" | "follower" | "candidate";
   epoch(): number;
   onControl(peer: NodeId, json: string): void;
+  /** This node's clock became (or stopped being) skewed from its peers'. */
+  onClockSkew?(skewed: boolean): void;
 }
 
 export interface ReplicatorOptions {
@@ -92,6 +94,8 @@ export class Replicator {
   private stopped = false;
   private readonly applyQueue: ApplyJob[] = [];
   private applyScheduled = false;
+  /** isClockSkewed after the last step: the election hears each change once. */
+  private skewed = false;
 
   constructor(o: ReplicatorOptions) {
     this.o = o;
@@ -154,9 +158,14 @@ export class Replicator {
     return knownEpochOf(this.state, region);
   }
 
-  /** True when this node's clock is too far from its peers' to take writes. */
+  /** True when this node's clock is too far from its peers' to take writes, or was stepped since they last measured it. */
   clockSkewed(): boolean {
-    return isClockSkewed(this.state);
+    return refusesWritesForClock(this.state, performance.now(), this.o.now());
+  }
+
+  /** This node's clock minus its peers' (the median of those measured), null before any sample. */
+  clockOffsetMs(): number | null {
+    return clockOffsetMs(this.state);
   }
 
   /** The stability frontier as this node knows it, never below `persisted` (compaction.ts). */
@@ -331,7 +340,19 @@ export class Replicator {
     if (out.more) this.queueFlush();
     // After everything of this step was carried out: the machine learns which ops never left.
     for (const peer of unsent) this.input({ type: "unsent", peer });
+    this.reportSkew();
     return out;
+  }
+
+  /** Tells the election (and the log) when the clock's verdict changed in a step. */
+  private reportSkew(): void {
+    const skewed = isClockSkewed(this.state);
+    if (skewed === this.skewed) return;
+    this.skewed = skewed;
+    const fields = { offsetMs: clockOffsetMs(this.state), maxClockSkewMs: this.o.maxClockSkewMs };
+    if (skewed) this.o.logger.warn(fields, `clock skewed: more than ${this.o.maxClockSkewMs} ms from most peers; refusing client writes, not leading`);
+    else this.o.logger.info(fields, "clock no longer skewed: taking writes and standing for election again");
+    this.o.leadership?.onClockSkew?.(skewed);
   }
 
   private scheduleApply(): void {

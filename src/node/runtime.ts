@@ -157,12 +157,15 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     now: Date.now,
   });
 
+  const clockSkewError = () =>
+    nodeError("clock_skew", `${o.nodeId}'s clock is more than ${o.settings.maxClockSkewMs} ms from most of its peers'; refusing writes so a wrong clock cannot win conflicts`, 1);
   let localVvQueued = false;
   const store = new LocalStore({
     nodeId: o.nodeId,
     storage,
     committer,
     now: Date.now,
+    maxClockSkewMs: o.settings.maxClockSkewMs,
     onConflicts: (cs) => metrics.conflicts.inc(cs.length),
     onWriteAcked: (ns) => metrics.writes.inc({ ns }),
     onRead: (ns) => metrics.reads.inc({ ns }),
@@ -184,8 +187,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     writeGate: () => {
       const r = replicator as Replicator;
       if (!r.isLeader()) return nodeError("no_leader", `${o.nodeId} is not the leader of ${me.region}`, 1);
-      if (r.clockSkewed()) return nodeError("clock_skew", `${o.nodeId}'s clock is more than ${o.settings.maxClockSkewMs} ms from its peers'; refusing writes so a wrong clock cannot win conflicts`, 1);
-      return null;
+      return r.clockSkewed() ? clockSkewError() : null;
     },
   });
   const election: ElectionDriver = new ElectionDriver({
@@ -248,6 +250,8 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
         lastLeader = leader;
         for (const w of [...leaderWaiters]) w();
       }
+      // A skewed node refuses client writes itself, leader or not: it says why at once.
+      if (repl.clockSkewed()) return { kind: "refused", error: clockSkewError() };
       if (leader === o.nodeId && repl.isLeader()) return { kind: "local" };
       if (leader === null || leader === o.nodeId) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach (this node: ${election.phase()})` };
       return { kind: "forward", node: leader, url: (o.cluster.nodes.get(leader) as ClusterNode).url };
@@ -281,7 +285,10 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       return isNodeError(state) ? emptyDoc() : state;
     },
     writer: createDocWriter({ nodeId: o.nodeId, service: store, router, clientToken: o.settings.clientToken, timeoutMs: o.settings.writeWaitMs, logger, tls: o.tls }),
-    leaderKnown: () => router.route().kind !== "none",
+    leaderKnown: () => {
+      const kind = router.route().kind;
+      return kind === "local" || kind === "forward";
+    },
     leaderChanged: (ms) => router.changed(ms),
     peers: {
       broadcast: (room, update) => {
@@ -323,6 +330,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
         phase: election.phase(),
         vv: storage.appliedVv(),
         peers: repl.peerStatus(),
+        clock: { skewed: repl.clockSkewed(), offsetMs: repl.clockOffsetMs() },
         storage: {
           opLogOps: storage.opLogStats().ops,
           opLogBytes: storage.opLogStats().bytes,

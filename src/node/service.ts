@@ -74,7 +74,9 @@ export interface ClusterService {
 export type WriteRoute =
   | { readonly kind: "local" }
   | { readonly kind: "forward"; readonly node: string; readonly url: string }
-  | { readonly kind: "none"; readonly reason: string };
+  | { readonly kind: "none"; readonly reason: string }
+  /** This node refuses client writes itself (its clock is skewed). */
+  | { readonly kind: "refused"; readonly error: NodeError };
 
 /** Decides the route of client writes on this node (the region's leadership). */
 export interface WriteRouter {

@@ -39,6 +39,23 @@ function syncAll(run: RunResult): void {
 }
 
 describe("apply: examples", () => {
+  it("a peer's op stamped past the HLC ceiling is stored but does not pull the node's HLC along; its own ops always do", () => {
+    const r = emptyReplica();
+    const now = 1_000_000;
+    const ceiling = { ...viewOf(r), hlcCeilingWallMs: now + 500 };
+    const ahead = makeKvOp(undefined, "k", '"ahead"', B, 1, { wallMs: now + 20_000, logical: 0 });
+    const out = applyOps(ceiling, [ahead]);
+    expect(out.ops).toEqual([ahead]);
+    expect(out.hlc).toEqual(r.hlc);
+    // Within the ceiling it is adopted, as without one.
+    const near = makeKvOp(undefined, "j", '"near"', B, 2, { wallMs: now + 400, logical: 3 });
+    expect(applyOps(ceiling, [ahead, near]).hlc).toEqual(near.hlc);
+    expect(applyOps(viewOf(r), [ahead]).hlc).toEqual(ahead.hlc);
+    // Its own op (replayed from its log, say) keeps the node's HLC ordering its ops.
+    const own = makeKvOp(undefined, "k", '"own"', r.self, 1, { wallMs: now + 20_000, logical: 0 });
+    expect(applyOps(ceiling, [own]).hlc).toEqual(own.hlc);
+  });
+
   it("applies ops of every namespace and reports kv conflicts", () => {
     const r = emptyReplica();
     const wa = makeKvOp(undefined, "k", '"a"', A, 1, { wallMs: 5, logical: 0 });

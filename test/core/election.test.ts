@@ -467,6 +467,42 @@ describe("election: one machine, rule by rule", () => {
     expect(leaderOf(manual.s)).toBeNull();
   });
 
+  it("a skewed clock: the leader steps down and tells the region; a skewed node neither stands, nor answers, nor can be promoted; it still votes", () => {
+    const n1 = activeLeader();
+    const out = n1.feed(600, { type: "clock", skewed: true });
+    expect(sent(out)).toEqual([`stepdown@1->${N2}`, `stepdown@1->${N3}`]);
+    expect(out.persist).toBeNull();
+    expect(out.events[0]).toMatchObject({ role: "follower", leader: null, reason: "stepped down from epoch 1: this node's clock is skewed from its peers'" });
+    // The same input again changes nothing.
+    expect(n1.feed(610, { type: "clock", skewed: true }).send).toEqual([]);
+    // Top-ranked, yet no ANSWER and no candidacy of its own however long the silence.
+    expect(n1.recv(650, msg(N3, 1, { type: "election" })).send).toEqual([]);
+    expect(n1.ticks(700, 3000).every((o) => o.send.length === 0 && o.events.every((e) => e.role === "follower"))).toBe(true);
+    expect(n1.feed(3010, { type: "promote", bestReachableVv: {} }).refused).toMatch(/clock is skewed/);
+    // It votes: a pre-vote is granted and a coordinator accepted.
+    expect(sent(n1.recv(3020, msg(N2, 1, { type: "prevote", round: 3020 })))).toEqual([`prevote_ok@1->${N2}`]);
+    expect(sent(n1.recv(3030, msg(N2, 2, { type: "coordinator", vv: {}, round: 3030 })))).toEqual([`accept@2->${N2}`]);
+    expect(leaderOf(n1.s)).toBe(N2);
+    // Its clock is good again: once its leader falls silent it stands (top-ranked: straight to the pre-vote).
+    n1.feed(3040, { type: "clock", skewed: false });
+    const stood = n1.ticks(3050, 3700).flatMap(sent);
+    expect(stood.slice(0, 2)).toEqual([`prevote@2->${N2}`, `prevote@2->${N3}`]);
+  });
+
+  it("a skewed clock withdraws a candidacy: pre-voting, or pending with acceptors that follow it", () => {
+    const pre = new Machine(N1);
+    pre.ticks(50, 500);
+    expect(phaseOf(pre.s)).toBe("prevoting");
+    const withdrawn = pre.feed(510, { type: "clock", skewed: true });
+    expect(phaseOf(pre.s)).toBe("follower");
+    expect(withdrawn.events[0]?.reason).toMatch(/withdrew from the election: this node's clock is skewed/);
+    // A grant arriving late proclaims nothing.
+    expect(pre.recv(520, grant(N2, 500)).persist).toBeNull();
+    const pending = proclaimedAt500();
+    expect(sent(pending.feed(510, { type: "clock", skewed: true }))).toEqual([`stepdown@1->${N2}`, `stepdown@1->${N3}`]);
+    expect(roleOf(pending.s)).toBe("follower");
+  });
+
   it("manual failover: nothing is elected automatically", () => {
     const n1 = new Machine(N1, { failover: "manual" });
     expect(n1.ticks(50, 10_000).every((o) => o.send.length === 0 && o.persist === null)).toBe(true);
@@ -632,6 +668,29 @@ describe("election: scripted runs of a 3-node region", () => {
     expect(sim.activeLeaders().map((n) => n.id)).toEqual(["n2"]);
     sim.runUntil(6000);
     expect(view(sim)).toEqual(["n1:follower:n2:2", "n2:leader:n2:2", "n3:follower:n2:2"]);
+  });
+
+  it("one skewed clock of three: the skewed leader steps down, a good-clock node leads, and the skewed one never takes it back", () => {
+    const sim = region({ preempt: true });
+    sim.runUntil(2000);
+    sim.clock(0, true);
+    // Prompt: the members elect on its STEPDOWN, not after a silence.
+    sim.runUntil(2000 + TIMING.electionTimeoutMs);
+    expect(sim.activeLeaders().map((n) => n.id)).toEqual(["n2"]);
+    // Even with preempt the top-ranked node stays out while skewed.
+    sim.runUntil(8000);
+    expect(view(sim)).toEqual(["n1:follower:n2:2", "n2:leader:n2:2", "n3:follower:n2:2"]);
+    // Corrected, it stands again (here by preempting, as configured).
+    sim.clock(0, false);
+    sim.runUntil(12_000);
+    expect(view(sim)).toEqual(["n1:leader:n1:3", "n2:follower:n1:3", "n3:follower:n1:3"]);
+  });
+
+  it("skewed from the start, the top-ranked node is passed over in the first election", () => {
+    const sim = region();
+    sim.clock(0, true);
+    sim.runUntil(4000);
+    expect(view(sim)).toEqual(["n1:follower:n2:1", "n2:leader:n2:1", "n3:follower:n2:1"]);
   });
 
   it("a leader cut off in a minority steps down within the lease; the majority elects; after the heal all follow it", () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { MemberConfig } from "../../src/core/cluster-view.js";
 import { asNodeId, asRegionId, type NodeId } from "../../src/core/ids.js";
 import { REFUSAL_BACKOFF_MIN_MS } from "../../src/core/replication/decisions.js";
-import { initReplication, isClockSkewed, knownEpochOf, PONG_INTERVAL_MS, step } from "../../src/core/replication/machine.js";
+import { clockOffsetMs, initReplication, isClockSkewed, knownEpochOf, PONG_INTERVAL_MS, refusesWritesForClock, step } from "../../src/core/replication/machine.js";
 import type { Leadership, OutFrame, ReplConfig, ReplInput, ReplOutput, ReplState } from "../../src/core/replication/types.js";
 import { vvGet, type VersionVector } from "../../src/core/version-vector.js";
 import { LINK_SILENCE_TIMEOUTS, linkPresumedDead } from "../../src/core/failure-detector.js";
@@ -44,14 +44,16 @@ function config(self: string, over: Partial<ReplConfig> = {}): ReplConfig {
 
 const LEADER: Leadership = { active: true, role: "leader", leader: id("us-1"), epoch: 3 };
 
-/** One machine fed by hand; `now` is both the monotonic and the wall clock. */
+/** One machine fed by hand; `now` is the monotonic clock, and the wall clock too unless `wallStepMs` moved it. */
 class Node {
   s: ReplState;
+  /** How far the wall clock was stepped away from the monotonic one. */
+  wallStepMs = 0;
   constructor(self: string, over: Partial<ReplConfig> = {}, vv: VersionVector = {}) {
     this.s = initReplication(config(self, over), vv, 0, 0);
   }
   feed(now: number, input: ReplInput): ReplOutput {
-    const out = step(this.s, input, now, now);
+    const out = step(this.s, input, now, now + this.wallStepMs);
     this.s = out.state;
     return out;
   }
@@ -254,6 +256,54 @@ describe("replication machine, scripted", () => {
     expect(isClockSkewed(n.s)).toBe(false);
     n.feed(1010, { type: "frame", peer: id("us-2"), frame: { t: "pong", echoWallMs: 1000, wallMs: 5000, vv: {} } });
     expect(isClockSkewed(n.s)).toBe(true);
+  });
+
+  it("a step of the wall clock is seen at once against the monotonic one; samples from before it are void until a majority of up peers measures again", () => {
+    const n = new Node("us-1");
+    const pong = (at: number, peer: string, echoWallMs: number, peerWallMs: number) =>
+      n.feed(at, { type: "frame", peer: id(peer), frame: { t: "pong", echoWallMs, wallMs: peerWallMs, vv: {} } });
+    /** [refuses client writes, skewed as the election hears it] at monotonic `at`. */
+    const verdict = (at: number) => [refusesWritesForClock(n.s, at, at + n.wallStepMs), isClockSkewed(n.s)];
+    n.feed(1, { type: "link_up", peer: id("us-2"), vv: {}, epoch: 0 });
+    n.feed(1, { type: "link_up", peer: id("us-3"), vv: {}, epoch: 0 });
+    pong(10, "us-2", 5, 8);
+    pong(10, "us-3", 5, 8);
+    expect(verdict(10)).toEqual([false, false]);
+    // The wall clock goes back 10 s at monotonic 100: a write asking before any step sees it is refused already.
+    n.wallStepMs = -10_000;
+    expect(verdict(100)).toEqual([true, false]);
+    n.wallStepMs = 200; // under half the bound: not a step
+    expect(verdict(100)).toEqual([false, false]);
+    n.wallStepMs = -10_000;
+    const stepped = n.feed(100, { type: "tick" });
+    expect(stepped.events.map((e) => e.msg)).toContain("wall clock stepped against the monotonic clock; clock samples voided until the peers measure it again");
+    expect(clockOffsetMs(n.s)).toBeNull();
+    // Writes are refused until the peers measure it again; the election hears nothing yet.
+    expect(verdict(100)).toEqual([true, false]);
+    // A pong echoing a ping from before the step has a negative round trip: no sample.
+    pong(110, "us-2", 50, 60);
+    expect(clockOffsetMs(n.s)).toBeNull();
+    // One fresh sample of two up peers is not a majority: the verdict waits.
+    pong(120, "us-2", 115 - 10_000, 118);
+    expect(verdict(120)).toEqual([true, false]);
+    pong(130, "us-3", 125 - 10_000, 128);
+    // Measured again by both: the clock is 10 s behind them, so it is skewed.
+    expect(clockOffsetMs(n.s)).toBe(-10_000);
+    expect(verdict(130)).toEqual([true, true]);
+    // Corrected (a step forward): void again, the verdict held, then measured good by both.
+    n.wallStepMs = 0;
+    n.feed(200, { type: "tick" });
+    expect(verdict(200)).toEqual([true, true]);
+    pong(210, "us-2", 205, 208);
+    pong(220, "us-3", 215, 218);
+    expect(verdict(220)).toEqual([false, false]);
+  });
+
+  it("after a step with no peer up there is nobody to ask: the clock is trusted, as at start", () => {
+    const n = new Node("us-1");
+    n.wallStepMs = 60_000;
+    n.feed(100, { type: "tick" });
+    expect(isClockSkewed(n.s)).toBe(false);
   });
 });
 

@@ -13,6 +13,7 @@ import {
   highestSeqs,
   inflightOps,
   markSent,
+  medianOffsetMs,
   onAck,
   planSend,
   pushTargets,
@@ -120,6 +121,29 @@ describe("clock skew", () => {
     expect(clockSkewed([10, -20, 30], 500)).toBe(false);
     expect(clockSkewed([600, 700, -10], 500)).toBe(true);
     expect(clockSkewed([-900, -800], 500)).toBe(true);
+  });
+  it("one bad clock of three: only the bad node is skewed, not the good ones it is far from", () => {
+    // Offsets are (this node - peer). a and b agree; c is 20 s ahead of both.
+    const a = [-5, -20_000]; // a measures b (near) and c (far)
+    const b = [5, -19_995];
+    const c = [20_000, 19_995];
+    expect(clockSkewed(a, 500)).toBe(false);
+    expect(clockSkewed(b, 500)).toBe(false);
+    expect(clockSkewed(c, 500)).toBe(true);
+    // The median of a's two offsets is 10 s: the rule it replaces flagged a good clock.
+    expect(Math.abs(medianOffsetMs(a) as number)).toBeGreaterThan(500);
+  });
+  it("a clock found skewed is good again only well inside the bound, so one hovering at it does not flap", () => {
+    expect(clockSkewed([510, 505], 500)).toBe(true);
+    expect(clockSkewed([495, 490], 500)).toBe(false);
+    expect(clockSkewed([495, 490], 500, true)).toBe(true);
+    expect(clockSkewed([399, 390], 500, true)).toBe(false);
+  });
+  it("skewed means far from a strict majority of the peers measured", () => {
+    expect(clockSkewed([600, 700, 10, 20], 500)).toBe(false); // 2 of 4: a tie is not a majority
+    expect(clockSkewed([600, 700, 900, 20], 500)).toBe(true);
+    expect(clockSkewed([501], 500)).toBe(true); // one peer: two clocks cannot tell who is wrong
+    expect(clockSkewed([500], 500)).toBe(false);
   });
 });
 

@@ -289,6 +289,14 @@ export class ClusterSim {
     return refused;
   }
 
+  /** Node i's clock became (or stopped being) skewed from its peers', as its replication measured. */
+  clock(i: number, skewed: boolean): void {
+    const n = this.node(i);
+    if (n.state === null || n.stalledUntil !== null) return;
+    this.apply(n, { type: "clock", skewed });
+    this.note(() => `clock ${n.id}: ${skewed ? "skewed" : "good"}`);
+  }
+
   /**
    * Operator promote at node i with the merge of the reachable members'
    * vectors. With `sync`, the runtime first pulls what it lacks from them.

@@ -35,6 +35,13 @@ export interface ApplyView {
   idempotencyRecord(key: string): IdempotencyRecord | undefined;
   /** True when a client write under way on this node holds the key (its answer will be the first). */
   idempotencyKeyHeld(key: string): boolean;
+  /**
+   * This node's wall clock plus maxClockSkewMs: a peer's op stamped past it
+   * is stored (every node stores every op) but does not pull this node's HLC
+   * along, so one wrong clock cannot drag the others' stamps into the future.
+   * Absent: no ceiling.
+   */
+  readonly hlcCeilingWallMs?: number;
 }
 
 /** A key whose state the ops changed, with its final state. */
@@ -78,6 +85,16 @@ export function admit(vv: VersionVector, dot: Dot): Admission {
 
 const keyId = (ns: Namespace, key: string): string => `${ns}\0${key}`;
 
+/**
+ * Whether the node's HLC moves up to `op`'s: always for its own ops (its HLC
+ * orders them), for a peer's only within the ceiling. Not adopting is safe:
+ * a later local write that saw the op dominates it by version vector, which
+ * is what orders a causal overwrite; the HLC only breaks true conflicts.
+ */
+function adoptsHlc(view: ApplyView, op: Op): boolean {
+  return op.origin === view.self || view.hlcCeilingWallMs === undefined || op.hlc.wallMs <= view.hlcCeilingWallMs;
+}
+
 /** Applies `ops` to the node seen through `view`; see the file comment. Pure: `view` is only read. */
 export function applyOps(view: ApplyView, ops: readonly Op[]): ApplyOutcome {
   const fresh: Op[] = [];
@@ -99,7 +116,7 @@ export function applyOps(view: ApplyView, ops: readonly Op[]): ApplyOutcome {
     vv = vvWith(vv, op.origin, op.seq);
     vvChanged = vvWith(vvChanged, op.origin, op.seq);
     if (op.origin === view.self && op.seq > seq) seq = op.seq;
-    if (compareHlc(op.hlc, hlc) > 0) hlc = op.hlc;
+    if (compareHlc(op.hlc, hlc) > 0 && adoptsHlc(view, op)) hlc = op.hlc;
     if (op.idem !== undefined) {
       // A second copy of a keyed write needs nothing here: its namespace's
       // merge already leaves it out (a counter's copies, counter-copies.ts).

@@ -78,7 +78,10 @@ export function outranks(ctx: Ctx, a: NodeId, b: NodeId): boolean {
   return compareRank(member(ctx, a), member(ctx, b)) < 0;
 }
 
-/** True while an operator stepdown keeps this node out of elections. */
+/**
+ * True while this node stays out of elections (no ANSWER, no candidacy): for
+ * a while after an operator stepdown, and while its clock is skewed.
+ */
 export function abstaining(ctx: Ctx): boolean {
-  return ctx.nowMs < ctx.s.abstainUntilMs;
+  return ctx.s.clockSkewed || ctx.nowMs < ctx.s.abstainUntilMs;
 }

@@ -12,6 +12,7 @@ import { dominates, type VersionVector } from "../version-vector.js";
 import type { Ctx } from "./context.js";
 import { onMessage } from "./on-message.js";
 import { onTick } from "./on-tick.js";
+import { onClockInput } from "./on-clock.js";
 import { onPromote, onStepdownInput } from "./operator.js";
 import { checkActivation, leaseCount } from "./transitions.js";
 import type { Durable, ElectionConfig, ElectionInput, ElectionOutput, ElectionState, Role, RoleEvent } from "./types.js";
@@ -42,6 +43,7 @@ export function initElection(cfg: ElectionConfig, persisted: Durable, localVv: V
     localVv,
     clock,
     abstainUntilMs: -Infinity,
+    clockSkewed: false,
     prevoteFailures: 0,
     deferredGrants: new Map(),
     phase: { kind: "follower", leader: null, timer: armSilenceTimer(awakeNow(clock, now), cfg.electionTimeoutMs, random), preemptAtMs: null },
@@ -88,6 +90,9 @@ export function step(state: ElectionState, input: ElectionInput, now: number, ra
       break;
     case "promote":
       onPromote(ctx, input.bestReachableVv);
+      break;
+    case "clock":
+      onClockInput(ctx, input.skewed);
       break;
     default:
       throw new Error(`election: unknown input ${JSON.stringify(input satisfies never)}`);

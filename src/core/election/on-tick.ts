@@ -54,7 +54,7 @@ function followerTick(ctx: Ctx, p: FollowerPhase): void {
   const silentMs = ctx.nowMs - p.timer.heardMs;
   const reason = p.leader !== null ? `leader ${p.leader} silent for ${silentMs} ms` : `no leader for ${silentMs} ms`;
   if (auto) startElection(ctx, reason, p.leader);
-  // Manual failover (or abstaining after a stepdown): forget the leader, wait quietly.
+  // Manual failover (or abstaining: after a stepdown, or skewed): forget the leader, wait quietly.
   else becomeFollower(ctx, null, reason);
 }
 

@@ -3,8 +3,8 @@
 // shows as is, never exceptions.
 
 import { dominates, vvLag, type VersionVector } from "../version-vector.js";
-import { broadcast, type Ctx } from "./context.js";
-import { ABSTAIN_TIMEOUT_FACTOR, becomeFollower, liveLeader, startPrevote } from "./transitions.js";
+import type { Ctx } from "./context.js";
+import { ABSTAIN_TIMEOUT_FACTOR, liveLeader, resign, startPrevote } from "./transitions.js";
 
 /** Operator stepdown: only an active leader can; it then abstains so that another node wins. */
 export function onStepdownInput(ctx: Ctx): void {
@@ -16,9 +16,8 @@ export function onStepdownInput(ctx: Ctx): void {
     else ctx.refused = "not the leader";
     return;
   }
-  broadcast(ctx, { type: "stepdown" });
   ctx.s = { ...s, abstainUntilMs: ctx.nowMs + ABSTAIN_TIMEOUT_FACTOR * s.cfg.electionTimeoutMs };
-  becomeFollower(ctx, null, "stepped down on operator request");
+  resign(ctx, "stepped down on operator request");
 }
 
 /**
@@ -39,6 +38,10 @@ export function onPromote(ctx: Ctx, bestReachableVv: VersionVector): void {
   }
   if (p.kind === "prevoting") {
     ctx.refused = "a pre-vote is already running";
+    return;
+  }
+  if (s.clockSkewed) {
+    ctx.refused = "this node's clock is skewed from its peers': a leader with a wrong clock would win every conflict";
     return;
   }
   const live = liveLeader(ctx);

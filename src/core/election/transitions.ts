@@ -57,6 +57,15 @@ export function becomeFollower(ctx: Ctx, leader: NodeId | null, reason: string, 
   ctx.reason = reason;
 }
 
+/**
+ * Leaves office (or a pending candidacy) and tells the region, whose members
+ * then elect at once instead of waiting out the silence timeout.
+ */
+export function resign(ctx: Ctx, reason: string): void {
+  broadcast(ctx, { type: "stepdown" });
+  becomeFollower(ctx, null, reason);
+}
+
 /** The follower heard its leader: re-arm the silence timer. */
 export function heardLeader(ctx: Ctx, leader: NodeId): void {
   const p = ctx.s.phase;
@@ -89,7 +98,7 @@ export function adoptEpoch(ctx: Ctx, epoch: number, vote: Vote | null, reason: s
 export function startElection(ctx: Ctx, reason: string, silent: NodeId | null = null): void {
   const s = ctx.s;
   if (s.cfg.failover !== "auto") throw new Error("election: startElection in manual failover");
-  if (abstaining(ctx)) throw new Error("election: startElection while abstaining after a stepdown");
+  if (abstaining(ctx)) throw new Error("election: startElection while abstaining (after a stepdown, or with a skewed clock)");
   const kind = s.phase.kind;
   // One candidacy at a time: never from prevoting, pending or leader.
   if (kind !== "follower" && kind !== "awaiting") throw new Error(`election: startElection from phase ${kind}`);

@@ -83,7 +83,13 @@ export type ElectionInput =
   /** Operator: the leader steps down so that another node is elected. */
   | { readonly type: "stepdown" }
   /** Operator (manual failover): make this node the leader if that is safe. */
-  | { readonly type: "promote"; readonly bestReachableVv: VersionVector };
+  | { readonly type: "promote"; readonly bestReachableVv: VersionVector }
+  /**
+   * This node's wall clock became (or stopped being) too far from its peers'
+   * (replication measures it): a skewed node steps down and does not stand,
+   * so that a node with a good clock stamps the region's writes.
+   */
+  | { readonly type: "clock"; readonly skewed: boolean };
 
 export type Role = "leader" | "follower" | "candidate";
 
@@ -207,6 +213,8 @@ export interface ElectionState {
   readonly clock: AwakeClock;
   /** After an operator stepdown: no ANSWER and no election before this awake time. */
   readonly abstainUntilMs: number;
+  /** The last clock input: while true this node neither leads nor stands (it still votes). */
+  readonly clockSkewed: boolean;
   /** Pre-votes failed in a row (no majority granted): the next one waits longer. */
   readonly prevoteFailures: number;
   /**

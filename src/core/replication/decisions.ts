@@ -190,7 +190,28 @@ export function highestSeqs(ops: readonly { readonly origin: string; readonly se
  * the skew bound could make a good clock look skewed.
  */
 export function usableClockSample(rttMs: number, maxClockSkewMs: number): boolean {
-  return rttMs <= maxClockSkewMs / 2;
+  // Negative: this node's wall clock went back between ping and pong, so the
+  // echo is from the clock before the step and the sample says nothing.
+  return rttMs >= 0 && rttMs <= maxClockSkewMs / 2;
+}
+
+/**
+ * True when the wall clock moved against the monotonic one by more than half
+ * the skew bound since `wallMinusMonoMs` was taken (an NTP step, an operator,
+ * a VM resumed): this node knows at once, before any peer measures it, that
+ * its clock samples are void and its clock may now be wrong.
+ */
+export function wallClockStepped(wallMinusMonoMs: number, wallMs: number, monoMs: number, maxClockSkewMs: number): boolean {
+  return Math.abs(wallMs - monoMs - wallMinusMonoMs) > maxClockSkewMs / 2;
+}
+
+/**
+ * True while a step of the wall clock waits to be measured again by a
+ * majority of the `upPeers` that offsets `measured` come from (with no peer up
+ * there is nobody to ask, as at start, and the clock is trusted).
+ */
+export function clockStepUnmeasured(stepped: boolean, measured: number, upPeers: number): boolean {
+  return stepped && upPeers > 0 && measured * 2 <= upPeers;
 }
 
 /** How far this node's wall clock is from its peers': the median offset of those measured. */
@@ -201,10 +222,23 @@ export function medianOffsetMs(offsetsMs: readonly number[]): number | null {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** True when this node must refuse client writes because its clock is too far from its peers'. */
-export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number): boolean {
-  const m = medianOffsetMs(offsetsMs);
-  return m !== null && Math.abs(m) > maxSkewMs;
+/**
+ * True when this node's clock is too far from its peers' to take writes or
+ * lead: more than `maxSkewMs` from a strict majority of the peers it measured.
+ * A majority, not the median: in a region of three where one peer's clock is
+ * off, the good node is far from one of its two peers and must not think
+ * itself the skewed one, while the bad node is far from both. With a single
+ * peer measured the two clocks cannot tell which is wrong, and both refuse.
+ */
+export function clockSkewed(offsetsMs: readonly number[], maxSkewMs: number, wasSkewed = false): boolean {
+  // Hysteresis: a clock found skewed must come back well inside the bound, so
+  // one hovering at it (samples vary by up to rtt/2) does not flap leadership.
+  const boundMs = wasSkewed ? maxSkewMs * CLOCK_RECOVER_FRACTION : maxSkewMs;
+  const far = offsetsMs.filter((o) => Math.abs(o) > boundMs).length;
+  return far > offsetsMs.length / 2;
 }
+
+/** A skewed clock counts as good again only within this fraction of maxClockSkewMs. */
+export const CLOCK_RECOVER_FRACTION = 0.8;
 
 export { compareRank };

@@ -22,6 +22,8 @@ import { mergeVv, vvGet, type VersionVector } from "../version-vector.js";
 import {
   allAcked,
   clockSkewed,
+  clockStepUnmeasured,
+  medianOffsetMs,
   highestRankedLeader,
   markSent,
   mayPush,
@@ -33,6 +35,7 @@ import {
   regionAcked,
   sendStateFrom,
   usableClockSample,
+  wallClockStepped,
 } from "./decisions.js";
 import type { AckWait, InFrame, OutFrame, PeerState, ReplConfig, ReplEvent, ReplInput, ReplOutput, ReplState } from "./types.js";
 
@@ -93,7 +96,22 @@ export function initReplication(cfg: ReplConfig, committedVv: VersionVector, now
     });
   }
   const clock = startClock(nowMs);
-  return { cfg, peers, committedVv, floor, regionEpochs: new Map(), leadership: null, waits: new Map(), clock, wallMs, startedMs: awakeNow(clock, nowMs), nextSnapshotId: 1 };
+  return {
+    cfg,
+    peers,
+    committedVv,
+    floor,
+    regionEpochs: new Map(),
+    leadership: null,
+    waits: new Map(),
+    clock,
+    wallMs,
+    wallMinusMonoMs: wallMs - nowMs,
+    clockStepped: false,
+    clockSkewed: false,
+    startedMs: awakeNow(clock, nowMs),
+    nextSnapshotId: 1,
+  };
 }
 
 /** The scratchpad of one step (nothing outlives the call). */
@@ -115,7 +133,7 @@ interface Draft {
 export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: number): ReplOutput {
   const observed = observeInput(state.clock, nowMs, state.cfg.heartbeatMs, input.type === "tick");
   const d: Draft = {
-    s: { ...state, clock: observed.clock, wallMs },
+    s: { ...state, clock: observed.clock, wallMs, wallMinusMonoMs: wallMs - nowMs },
     nowMs: awakeNow(observed.clock, nowMs),
     monoMs: nowMs,
     send: [],
@@ -126,6 +144,7 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
     more: false,
     peersOwned: false,
   };
+  if (wallClockStepped(state.wallMinusMonoMs, wallMs, nowMs, state.cfg.maxClockSkewMs)) voidClockSamples(d, wallMs - nowMs - state.wallMinusMonoMs);
   switch (input.type) {
     case "tick":
       detectFailures(d);
@@ -185,6 +204,7 @@ export function step(state: ReplState, input: ReplInput, nowMs: number, wallMs: 
 }
 
 function finish(d: Draft, skipPlan: boolean): ReplOutput {
+  judgeClock(d);
   resolveWaits(d);
   // Every input may open a window (a link, an ack, a commit, a new leader): plan after each.
   if (!skipPlan) planAll(d);
@@ -244,11 +264,55 @@ export function ownFence(s: ReplState): string {
   return s.leadership?.active ? fenceText(s.cfg.self.region, s.leadership.epoch) : "";
 }
 
-/** True when this node's clock is too far from its peers' to take writes. */
+/** True when this node's measured clock is too far from its peers' to lead or take writes: what the election hears. */
 export function isClockSkewed(s: ReplState): boolean {
+  return s.clockSkewed;
+}
+
+/**
+ * True when this node must refuse client writes at monotonic `monoMs` and
+ * wall `wallMs`: its clock is skewed, or was stepped and is not measured
+ * again yet; a step right now (not yet seen by a step of the machine) counts
+ * at once, so no write is stamped by a clock that just jumped.
+ */
+export function refusesWritesForClock(s: ReplState, monoMs: number, wallMs: number): boolean {
+  if (s.clockSkewed || clockStepUnmeasured(s.clockStepped, ownOffsetsMs(s).length, upPeers(s))) return true;
+  return wallClockStepped(s.wallMinusMonoMs, wallMs, monoMs, s.cfg.maxClockSkewMs);
+}
+
+/** End of a step: a step of the wall clock measured again by a majority is over, and only then do the offsets judge. */
+function judgeClock(d: Draft): void {
+  const offsets = ownOffsetsMs(d.s);
+  if (clockStepUnmeasured(d.s.clockStepped, offsets.length, upPeers(d.s))) return;
+  const skewed = clockSkewed(offsets, d.s.cfg.maxClockSkewMs, d.s.clockSkewed);
+  if (d.s.clockStepped || skewed !== d.s.clockSkewed) d.s = { ...d.s, clockStepped: false, clockSkewed: skewed };
+}
+
+function upPeers(s: ReplState): number {
+  let n = 0;
+  for (const p of s.peers.values()) if (p.view.up) n++;
+  return n;
+}
+
+/** The wall clock stepped by `stepMs`: every offset measured before it is void. */
+function voidClockSamples(d: Draft, stepMs: number): void {
+  for (const [id, p] of d.s.peers) if (p.offsetMs !== null) setPeer(d, id, (x) => ({ ...x, offsetMs: null }));
+  d.s = { ...d.s, clockStepped: true };
+  d.events.push({ level: "warn", msg: "wall clock stepped against the monotonic clock; clock samples voided until the peers measure it again", fields: { stepMs: Math.round(stepMs) } });
+}
+
+
+/** This node's clock minus its peers', the median over the peers measured (null: none yet), for /status. */
+export function clockOffsetMs(s: ReplState): number | null {
+  const m = medianOffsetMs(ownOffsetsMs(s));
+  return m === null ? null : Math.round(m);
+}
+
+/** (this node's clock - the peer's) for every up peer with a clock sample. */
+function ownOffsetsMs(s: ReplState): number[] {
   const offsets: number[] = [];
   for (const p of s.peers.values()) if (p.view.up && p.offsetMs !== null) offsets.push(-p.offsetMs);
-  return clockSkewed(offsets, s.cfg.maxClockSkewMs);
+  return offsets;
 }
 
 /** True when `origin:seq` is durable at `level` as far as this node knows. */
@@ -390,10 +454,12 @@ function onFrame(d: Draft, peer: NodeId, f: InFrame): void {
       }
       return;
     case "pong": {
-      const rttMs = Math.max(0, d.s.wallMs - f.echoWallMs);
+      const rttMs = d.s.wallMs - f.echoWallMs;
       // The estimate is off by up to rtt/2: a slow round trip (a stall, a busy
       // loop) would make a good clock look skewed, so only quick ones count.
-      if (usableClockSample(rttMs, d.s.cfg.maxClockSkewMs)) setPeer(d, peer, (x) => ({ ...x, offsetMs: f.wallMs - (f.echoWallMs + rttMs / 2) }));
+      if (usableClockSample(rttMs, d.s.cfg.maxClockSkewMs)) {
+        setPeer(d, peer, (x) => ({ ...x, offsetMs: f.wallMs - (f.echoWallMs + rttMs / 2) }));
+      }
       return peerVv(d, peer, f.vv);
     }
     default:

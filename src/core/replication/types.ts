@@ -104,6 +104,20 @@ export interface ReplState {
   readonly clock: AwakeClock;
   /** Wall clock of the last input (ms): pings carry it, pongs echo it. */
   readonly wallMs: number;
+  /** wallMs minus the monotonic ms of the last input: when it moves, the wall clock was stepped. */
+  readonly wallMinusMonoMs: number;
+  /**
+   * The wall clock was stepped since the peers last measured it: the offsets
+   * measured before were voided, and the clock counts as skewed until a
+   * majority of the up peers has measured it again.
+   */
+  readonly clockStepped: boolean;
+  /**
+   * The clock verdict on measured offsets (clockSkewed, with its hysteresis),
+   * as of the end of the last step; held while a step of the wall clock is
+   * unmeasured, so the election does not act on a few fresh samples.
+   */
+  readonly clockSkewed: boolean;
   /** Awake time this machine started: a member never heard from is silent since then. */
   readonly startedMs: number;
   /** The id the next snapshot this node sends gets. */

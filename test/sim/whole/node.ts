@@ -33,7 +33,7 @@ import { compareHlc, tick, type Hlc } from "../../../src/core/hlc.js";
 import type { NodeId } from "../../../src/core/ids.js";
 import type { Namespace, Op } from "../../../src/core/op.js";
 import { highestSeqs } from "../../../src/core/replication/decisions.js";
-import { initReplication, isAcked, isClockSkewed, knownEpochOf, leaderOf as replLeader, step as replStep } from "../../../src/core/replication/machine.js";
+import { initReplication, isAcked, knownEpochOf, leaderOf as replLeader, refusesWritesForClock, step as replStep } from "../../../src/core/replication/machine.js";
 import { stableVvOf, tombstoneHorizonOf } from "../../../src/core/replication/stability.js";
 import { planCompactionStep, planTombstoneSweep, tombstoneDroppable } from "../../../src/core/compaction.js";
 import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
@@ -642,7 +642,7 @@ export class SimNode {
 
   private writeOnce(req: WriteRequest, reply: (r: WriteReply) => void): void {
     if (!this.takesWrites()) return reply({ kind: "refused", code: "no_leader", leader: this.leader() });
-    if (isClockSkewed(this.repl)) return reply({ kind: "refused", code: "clock_skew", leader: null });
+    if (refusesWritesForClock(this.repl, this.mono(), this.wall())) return reply({ kind: "refused", code: "clock_skew", leader: null });
     const hlc = tick(this.hlc, this.wall());
     const state = loadState(this.storage, req.ns, req.key);
     const swept = req.ns === "kv" ? { swept: this.storage.getMeta("sweptVv") ?? {} } : {};
