@@ -27,6 +27,7 @@ import type { NodeId } from "../../../src/core/ids.js";
 import type { Op } from "../../../src/core/op.js";
 import type { ReplOutput } from "../../../src/core/replication/types.js";
 import type { KvRegister } from "../../../src/core/op.js";
+import { decodeKvState } from "../../../src/core/codec/kv-state.js";
 import type { SnapshotHeader, SnapshotRow } from "../../../src/core/snapshot.js";
 import { normalizeVv, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import type { KvRow } from "../../../src/storage/port.js";
@@ -157,7 +158,7 @@ export class Checks implements NodeMonitor {
   installed(node: SimNode, header: SnapshotHeader, rows: readonly SnapshotRow[], localKv: readonly KvRow[]): void {
     const snap = new Map<string, KvRegister>();
     const text = new TextDecoder();
-    for (const r of rows) if (r.ns === "kv") snap.set(r.key, JSON.parse(text.decode(r.data)) as KvRegister);
+    for (const r of rows) if (r.ns === "kv") snap.set(r.key, decodeKvState(text.decode(r.data)));
     const dot = (v: { origin: string; seq: number }): string => `${v.origin}:${v.seq}`;
     for (const r of node.storage.listKv({ limit: 10_000, includeDeleted: true })) {
       const theirs = new Set((snap.get(r.key)?.siblings ?? []).map(dot));
