@@ -26,7 +26,7 @@ function loadClusterOrExit(dir: string): ClusterConfig {
 }
 
 /** The CA a command trusts (--ca FILE or GEOKV_CA); a file that cannot be read is a usage error. */
-function trustOrExit(cmd: { readonly ca?: string }): Trust {
+function trustFromCaFlag(cmd: { readonly ca?: string }): Trust {
   const trust = loadTrust(cmd.ca, process.env);
   if (typeof trust === "string") fail(trust);
   return trust;
@@ -88,7 +88,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case "status": {
       const { runStatus } = await import("./status.js");
-      return runStatus(loadClusterOrExit(cmd.regions), trustOrExit(cmd).fetch);
+      return runStatus(loadClusterOrExit(cmd.regions), trustFromCaFlag(cmd).fetch);
     }
     case "put":
     case "get":
@@ -99,11 +99,11 @@ async function main(argv: readonly string[]): Promise<void> {
     case "smembers":
     case "doc":
     case "conflicts":
-      process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")), trustOrExit(cmd));
+      process.exitCode = await runDataCommand(cmd, () => loadCluster(resolve("regions")), trustFromCaFlag(cmd));
       return;
     case "stepdown": {
       const { runStepdown } = await import("./stepdown.js");
-      process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)), trustOrExit(cmd).fetch);
+      process.exitCode = await runStepdown(cmd, (dir) => loadCluster(resolve(dir)), trustFromCaFlag(cmd).fetch);
       return;
     }
     case "snapshot": {
@@ -118,7 +118,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case "watch": {
       const { runWatch } = await import("./watch.js");
-      return runWatch(cmd, loadClusterOrExit(cmd.regions), trustOrExit(cmd).fetch);
+      return runWatch(cmd, loadClusterOrExit(cmd.regions), trustFromCaFlag(cmd).fetch);
     }
     default: {
       const never: never = cmd;
