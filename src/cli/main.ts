@@ -19,7 +19,7 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function loadClusterOrExit(dir: string): ClusterConfig {
+function loadClusterOrFail(dir: string): ClusterConfig {
   const cluster = loadCluster(resolve(dir));
   if (isConfigError(cluster)) fail(`bad configuration: ${formatConfigError(cluster)}`);
   return cluster;
@@ -35,7 +35,7 @@ function trustFromCaFlag(cmd: { readonly ca?: string }): Trust {
 async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void> {
   // Before the first await: `geokv up` may die while this node starts.
   const onParentDeath = watchParentDeath();
-  const cluster = loadClusterOrExit(cmd.regions);
+  const cluster = loadClusterOrFail(cmd.regions);
   if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
   const settings = resolveSettings(cmd.flags, process.env);
   if (isSettingsError(settings)) fail(`bad setting: ${formatSettingsError(settings)}`);
@@ -84,11 +84,11 @@ async function main(argv: readonly string[]): Promise<void> {
       return runNode(cmd);
     case "up": {
       const { runUp } = await import("./up.js");
-      return runUp(cmd, loadClusterOrExit(cmd.regions));
+      return runUp(cmd, loadClusterOrFail(cmd.regions));
     }
     case "status": {
       const { runStatus } = await import("./status.js");
-      return runStatus(loadClusterOrExit(cmd.regions), trustFromCaFlag(cmd).fetch);
+      return runStatus(loadClusterOrFail(cmd.regions), trustFromCaFlag(cmd).fetch);
     }
     case "put":
     case "get":
@@ -118,7 +118,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     case "watch": {
       const { runWatch } = await import("./watch.js");
-      return runWatch(cmd, loadClusterOrExit(cmd.regions), trustFromCaFlag(cmd).fetch);
+      return runWatch(cmd, loadClusterOrFail(cmd.regions), trustFromCaFlag(cmd).fetch);
     }
     default: {
       const never: never = cmd;
