@@ -29,9 +29,12 @@ export const KV_READ_CACHE_DEFAULTS: KvReadCacheOptions = {
 };
 
 interface Entry {
+  readonly key: string;
   readonly reg: KvRegister;
   readonly textChars: number;
-  /** Read since it was last passed over for eviction (the "second chance" of CLOCK). */
+  /** Its place on the ring. */
+  readonly slot: number;
+  /** Read since the hand last passed it (the "second chance" of CLOCK). */
   used: boolean;
 }
 
@@ -45,13 +48,25 @@ function deepFreeze<T>(x: T): T {
 }
 
 /**
- * Keys to frozen registers, evicted in insertion order with a second chance
- * for entries read since their last pass (CLOCK): close to LRU, but a hit
- * only sets a flag instead of moving the entry.
+ * Keys to frozen registers, evicted by CLOCK: the entries sit in a ring of
+ * slots that a hand walks; an entry read since the hand last passed it gets a
+ * second chance (its flag is cleared), any other is evicted. Close to LRU,
+ * but a hit only sets a flag, and each eviction costs O(1) amortized. (An
+ * earlier version used the Map's insertion order as the queue, deleting and
+ * re-inserting at the front; a V8 Map keeps deleted entries as holes until it
+ * rehashes, and each fresh iterator skips them all, so a pass over a full
+ * cache was quadratic: a 943 ms event-loop stall in the storage bench.)
  */
 export class KvReadCache {
   private readonly entries = new Map<string, Entry>();
+  /** The ring: an entry's slot, or undefined for a free slot. Grows to at most entriesMax. */
+  private readonly slots: (Entry | undefined)[] = [];
+  /** Free slot indices below slots.length. */
+  private readonly free: number[] = [];
+  private hand = 0;
   private textChars = 0;
+  /** Slots the hand has visited, over the cache's life (for tests: the cost of eviction). */
+  private handSteps = 0;
 
   constructor(private readonly o: KvReadCacheOptions = KV_READ_CACHE_DEFAULTS) {
     for (const [k, v] of Object.entries(o)) {
@@ -76,11 +91,17 @@ export class KvReadCache {
     this.delete(key);
     if (this.o.entriesMax === 0 || text.length > this.o.entryTextCharsMax || text.length > this.o.textCharsMax) return parsed;
     const reg = deepFreeze(parsed);
-    // Marked used: a new entry gets one pass before it can be evicted, or a
-    // cache full of read entries would evict the entry it just took in.
-    this.entries.set(key, { reg, textChars: text.length, used: true });
+    const passed = this.evictFor(text.length);
+    // Taken from the free list: after an eviction, the slot the hand just
+    // left, so the newcomer is the last the hand reaches. Marked used unless
+    // the hand went all the way round during this put (it would have passed
+    // the newcomer too): a new entry gets one pass before it can be evicted,
+    // or a cache full of read entries would evict the entry it just took in.
+    const slot = this.free.pop() ?? this.slots.length;
+    const e: Entry = { key, reg, textChars: text.length, slot, used: !passed };
+    this.slots[slot] = e;
+    this.entries.set(key, e);
     this.textChars += text.length;
-    this.evict();
     return reg;
   }
 
@@ -88,12 +109,14 @@ export class KvReadCache {
   delete(key: string): void {
     const e = this.entries.get(key);
     if (e === undefined) return;
-    this.entries.delete(key);
-    this.textChars -= e.textChars;
+    this.remove(e);
   }
 
   clear(): void {
     this.entries.clear();
+    this.slots.length = 0;
+    this.free.length = 0;
+    this.hand = 0;
     this.textChars = 0;
   }
 
@@ -102,19 +125,39 @@ export class KvReadCache {
     return { entries: this.entries.size, textChars: this.textChars };
   }
 
-  private evict(): void {
-    // Each pass either evicts or clears one flag, so this ends within 2 x size steps.
-    while (this.entries.size > this.o.entriesMax || this.textChars > this.o.textCharsMax) {
-      const first = this.entries.entries().next();
-      if (first.done === true) return;
-      const [key, e] = first.value;
-      this.entries.delete(key);
-      if (e.used) {
-        e.used = false;
-        this.entries.set(key, e);
-      } else {
-        this.textChars -= e.textChars;
-      }
+  /** Slots the eviction hand has visited since the cache was made (for tests). */
+  evictionSteps(): number {
+    return this.handSteps;
+  }
+
+  private remove(e: Entry): void {
+    this.entries.delete(e.key);
+    this.slots[e.slot] = undefined;
+    this.free.push(e.slot);
+    this.textChars -= e.textChars;
+  }
+
+  /**
+   * Evicts until one more entry of `chars` fits both bounds. True when the
+   * hand visited more entries than the cache held when it began: it went all
+   * the way round.
+   */
+  private evictFor(chars: number): boolean {
+    const held = this.entries.size;
+    let visits = 0;
+    // Each step evicts, clears a flag or passes a free slot; flags are only
+    // set by reads and puts, so this ends within 2 x slots.length steps of
+    // the last one, and over a run of puts costs O(1) steps per put.
+    while (this.entries.size > 0 && (this.entries.size + 1 > this.o.entriesMax || this.textChars + chars > this.o.textCharsMax)) {
+      if (this.hand >= this.slots.length) this.hand = 0;
+      const e = this.slots[this.hand];
+      this.hand++;
+      this.handSteps++;
+      if (e === undefined) continue;
+      visits++;
+      if (e.used) e.used = false;
+      else this.remove(e);
     }
+    return visits > held;
   }
 }

@@ -79,6 +79,74 @@ describe("KvReadCache", () => {
     expect(() => new KvReadCache({ entriesMax: 1, textCharsMax: 0.5, entryTextCharsMax: 1 })).toThrow(RangeError);
   });
 
+  it("evicts in O(1) hand steps per put over a long run of new keys (it was quadratic: a 943 ms stall)", () => {
+    const c = new KvReadCache({ entriesMax: 50_000, textCharsMax: 64 * 1024 * 1024, entryTextCharsMax: 64 * 1024 });
+    const one = text(reg("1"));
+    const puts = 200_000;
+    for (let i = 0; i < puts; i++) {
+      c.put(`k${i}`, one);
+      // A read of a recent key now and then, so second chances happen too.
+      if (i % 7 === 0) c.get(`k${i - 3}`);
+    }
+    expect(c.size().entries).toBe(50_000);
+    // Each put passes at most a few slots on average: every step clears a flag, evicts or skips a free slot.
+    expect(c.evictionSteps() / puts).toBeLessThanOrEqual(3);
+  });
+
+  it("evicts exactly as the queue form of CLOCK does (new entries at the back, read ones moved back once)", () => {
+    // The reference: a queue where a put appends a used entry, then the front
+    // is evicted while over a bound, a used front being cleared and moved back.
+    class QueueClock {
+      readonly q = new Map<string, { chars: number; used: boolean }>();
+      chars = 0;
+      constructor(readonly max: number, readonly charsMax: number) {}
+      put(k: string, chars: number): void {
+        this.q.set(k, { chars, used: true });
+        this.chars += chars;
+        while (this.q.size > this.max || this.chars > this.charsMax) {
+          const [fk, fe] = this.q.entries().next().value as [string, { chars: number; used: boolean }];
+          this.q.delete(fk);
+          if (fe.used) {
+            fe.used = false;
+            this.q.set(fk, fe);
+          } else this.chars -= fe.chars;
+        }
+      }
+      get(k: string): boolean {
+        const e = this.q.get(k);
+        if (e !== undefined) e.used = true;
+        return e !== undefined;
+      }
+    }
+    const step = fc.oneof(
+      fc.record({ put: fc.integer({ min: 1, max: 40 }) }),
+      fc.record({ get: fc.integer({ min: 0, max: 60 }) }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.array(step, { maxLength: 120 }), (max, steps) => {
+        const payload = (n: number) => text(reg(JSON.stringify("x".repeat(n))));
+        const charsMax = payload(40).length * 3;
+        const c = new KvReadCache({ entriesMax: max, textCharsMax: charsMax, entryTextCharsMax: charsMax });
+        const ref = new QueueClock(max, charsMax);
+        let next = 0;
+        for (const st of steps) {
+          if ("put" in st) {
+            // New keys only: a replaced key keeps its slot on the ring but moves to the back of the queue.
+            const t = payload(st.put);
+            c.put(`k${next}`, t);
+            ref.put(`k${next}`, t.length);
+            next++;
+          } else {
+            expect(c.get(`k${st.get}`) !== undefined).toBe(ref.get(`k${st.get}`));
+          }
+          expect(c.size()).toEqual({ entries: ref.q.size, textChars: ref.chars });
+        }
+        for (let i = 0; i < next; i++) expect(c.get(`k${i}`) !== undefined, `k${i}`).toBe(ref.q.has(`k${i}`));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("hands out frozen registers, so a caller cannot change what later readers get", () => {
     const c = new KvReadCache();
     c.put("a", text(reg("1")));
