@@ -13,6 +13,7 @@ import { helpText, parseCli, type CliCommand } from "./args.js";
 import { runDataCommand } from "./data-commands.js";
 import { watchParentDeath } from "./parent-death.js";
 import { loadTrust, type Trust } from "./ca.js";
+import { applyHeapFlags } from "./heap-flags.js";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`geokv: ${message}\n`);
@@ -35,6 +36,7 @@ function trustFromCaFlag(cmd: { readonly ca?: string }): Trust {
 async function runNode(cmd: Extract<CliCommand, { cmd: "node" }>): Promise<void> {
   // Before the first await: `geokv up` may die while this node starts.
   const onParentDeath = watchParentDeath();
+  applyHeapFlags();
   const cluster = loadClusterOrFail(cmd.regions);
   if (!cluster.nodes.has(cmd.node)) fail(`node ${cmd.node} is not in the configuration at ${resolve(cmd.regions)}`);
   const settings = resolveSettings(cmd.flags, process.env);
