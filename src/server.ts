@@ -78,6 +78,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     tokenWaitMs: o.settings.writeWaitMs,
     access,
     router: node.router,
+    shedder: node.shedder,
     writeWaitMs: o.settings.writeWaitMs,
     faults: node.faults,
     leadership: node.leadership,
@@ -102,7 +103,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     await node.closeStore();
     throw err;
   }
-  const yjs = createYjsEndpoint({ rooms: node.rooms, access, maxValueBytes: o.settings.maxValueBytes, logger });
+  const yjs = createYjsEndpoint({ rooms: node.rooms, access, maxValueBytes: o.settings.maxValueBytes, logger, admitClient: (clients) => node.shedder.check("wsClients", clients) });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? "").startsWith(YJS_PATH)) yjs.handleUpgrade(req, socket, head);
     else if (!node.handleUpgrade(req, socket, head)) socket.destroy();

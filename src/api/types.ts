@@ -16,6 +16,7 @@ export type ErrorCode =
   | "no_leader"
   | "stale_replica"
   | "clock_skew"
+  | "overloaded"
   | "refused"
   | "internal";
 
@@ -31,6 +32,7 @@ const ERROR_CODE_SET: Readonly<Record<ErrorCode, true>> = {
   no_leader: true,
   stale_replica: true,
   clock_skew: true,
+  overloaded: true,
   refused: true,
   internal: true,
 };

@@ -13,7 +13,7 @@ import { mountClusterRoutes } from "./cluster-routes.js";
 import { isNodeError } from "../node/errors.js";
 import { isObject, parseJson, readBody, requestHeader } from "./parse.js";
 import { forwardWrites } from "./forward.js";
-import { sendError } from "./errors.js";
+import { answeredOverloaded, sendError } from "./errors.js";
 import { authorize, guards, type AccessTokens } from "./access.js";
 import { needOf } from "./route-needs.js";
 import type { NodeMetrics } from "../node/metrics.js";
@@ -21,6 +21,7 @@ import { mountDataRoutes } from "./data-routes.js";
 import { OPENAPI } from "./openapi.js";
 import type { DashboardFeed } from "../node/dashboard-feed.js";
 import { mountDashboardRoutes } from "./dashboard-routes.js";
+import type { LoadShedder } from "../node/overload.js";
 
 export interface AppOptions {
   readonly nodeId: string;
@@ -44,7 +45,16 @@ export interface AppOptions {
   readonly shutdown?: AbortSignal;
   /** How this node calls other nodes (forwarded writes, stepdown relays, dashboard controls); default the global fetch. */
   readonly peerFetch?: typeof fetch;
+  /** Admission of client requests (the in-flight bound); absent, none is shed. */
+  readonly shedder?: LoadShedder;
 }
+
+/**
+ * Routes that are never shed and do not count as in flight: what operators,
+ * load balancers and the region's leadership need from a node most when it is
+ * overloaded (DESIGN.md, "Overload and clocks").
+ */
+const NEVER_SHED = /^\/(health|ready|status|metrics|openapi\.json)$|^\/leadership\//;
 
 const OPEN: AccessTokens = { entries: [] };
 
@@ -107,9 +117,28 @@ export function createApp(o: AppOptions): Hono {
     m.requests.inc();
     m.duration.observe(ms / 1000);
     // The log line is built only when it will be written (debug is off in production).
-    if (status >= 500) o.logger.warn(logLine(reqId, method, c.req.path, status, ms), "request failed");
+    // A shed answer is counted and summarized by the shedder instead: one line per shed would flood the log exactly when the node is busiest.
+    if (status >= 500 && !answeredOverloaded(c)) o.logger.warn(logLine(reqId, method, c.req.path, status, ms), "request failed");
     else if (o.logger.isLevelEnabled("debug")) o.logger.debug(logLine(reqId, method, c.req.path, status, ms), "request");
   });
+
+  const shedder = o.shedder;
+  if (shedder !== undefined) {
+    let inflight = 0;
+    app.use("*", async (c, next) => {
+      if (NEVER_SHED.test(c.req.path)) return next();
+      const shed = shedder.check("inflightRequests", inflight);
+      if (shed !== null) return sendError(c, shed);
+      inflight++;
+      o.metrics.inflightRequests.set(inflight);
+      try {
+        await next();
+      } finally {
+        inflight--;
+        o.metrics.inflightRequests.set(inflight);
+      }
+    });
+  }
 
   // One guard for every route family (route-needs.ts); it runs before a write is forwarded, so a refused one changes nothing anywhere.
   const access = o.access ?? OPEN;

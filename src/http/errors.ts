@@ -17,6 +17,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   no_leader: 503,
   stale_replica: 503,
   clock_skew: 503,
+  overloaded: 503,
   refused: 409,
   internal: 500,
 };
@@ -31,8 +32,17 @@ export function errorBody(code: ErrorCode, message: string): { error: { code: Er
   return { error: { code, message } };
 }
 
+/** Requests answered 503 overloaded: the request log leaves them to the shedder's summary. */
+const overloadedAnswers = new WeakSet<Context>();
+
+/** True when `c` was answered with the overloaded error. */
+export function answeredOverloaded(c: Context): boolean {
+  return overloadedAnswers.has(c);
+}
+
 /** Answers `c` with the error, its status and Retry-After where it has one. */
 export function sendError(c: Context, err: NodeError): Response {
+  if (err.code === "overloaded") overloadedAnswers.add(c);
   if (err.retryAfterS !== undefined) c.header("Retry-After", String(err.retryAfterS));
   return c.json(errorBody(err.code, err.message), statusOf(err.code));
 }

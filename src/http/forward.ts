@@ -41,6 +41,17 @@ export function forwardWrites(o: ForwardOptions) {
     if (idem !== undefined && o.knowsIdempotencyKey?.(idem)) return next();
     const deadline = o.now() + o.writeWaitMs;
     let body: Uint8Array | undefined;
+    // Asked once, before the first wait for a leader: a write that was let wait is not shed halfway.
+    let admitted = false;
+    const wait = async (ms: number): Promise<Response | undefined> => {
+      if (!admitted) {
+        const shed = o.router.admitWait();
+        if (shed !== null) return sendError(c, shed);
+        admitted = true;
+      }
+      await o.router.changed(ms);
+      return undefined;
+    };
     for (;;) {
       const route = o.router.route();
       if (route.kind === "local") return next();
@@ -59,7 +70,8 @@ export function forwardWrites(o: ForwardOptions) {
         if (!retryable || deadline - o.now() <= 0) {
           return sendError(c, nodeError("no_leader", `the leader at ${route.url} did not answer: ${r.error}`, 1));
         }
-        await o.router.changed(Math.min(deadline - o.now(), 100));
+        const shed = await wait(Math.min(deadline - o.now(), 100));
+        if (shed !== undefined) return shed;
         continue;
       }
       const left = deadline - o.now();
@@ -67,7 +79,8 @@ export function forwardWrites(o: ForwardOptions) {
         const why = route.kind === "none" ? route.reason : `the leader as ${o.nodeId} sees it is ${route.node}, and this request was already forwarded once`;
         return sendError(c, nodeError("no_leader", `no leader to take this write: ${why}`, 1));
       }
-      await o.router.changed(Math.min(left, 100));
+      const shed = await wait(Math.min(left, 100));
+      if (shed !== undefined) return shed;
     }
   };
 }

@@ -374,8 +374,8 @@ export const OPENAPI: OpenApiDocument = {
       Conflict: { description: "idempotency_mismatch, or refused (a promote or stepdown that is not safe)", content: json(ref("schemas", "Error")) },
       TooLarge: { description: "value_too_large", content: json(ref("schemas", "Error")) },
       Unavailable: {
-        description: "no_leader, stale_replica or clock_skew",
-        headers: { "Retry-After": { description: "seconds to wait before retrying, on no_leader", schema: integer } },
+        description: "no_leader, stale_replica, clock_skew, or overloaded (a bound of the node's queues is full: shed at once, nothing changed)",
+        headers: { "Retry-After": { description: "seconds to wait before retrying, on no_leader, stale_replica, clock_skew and overloaded", schema: integer } },
         content: json(ref("schemas", "Error")),
       },
     },

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { WebSocketServer, type WebSocket } from "ws";
 import { validateKey } from "../core/key.js";
 import { YjsClose, type YjsRooms } from "../node/yjs-rooms.js";
+import type { NodeError } from "../node/errors.js";
 import { allows, grantFor, guards, type AccessTokens, type Need } from "./access.js";
 
 /** The path prefix of live documents. */
@@ -29,6 +30,8 @@ export interface YjsEndpointOptions {
   readonly rooms: YjsRooms;
   readonly maxValueBytes: number;
   readonly logger: Logger;
+  /** Asked before a connection joins, with how many are open: null, or the overloaded error (the ws-clients bound). None refused when absent. */
+  readonly admitClient?: (clients: number) => NodeError | null;
 }
 
 export interface YjsEndpoint {
@@ -140,6 +143,10 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
     if ("problem" in where) return refuse(YjsClose.badMessage, `geokv: ${where.problem}`);
     const access = accessFor(presented(req, url), o.access);
     if ("code" in access) return refuse(access.code, access.reason);
+    // 1013 Try Again Later: a stock client reconnects with its backoff, by then perhaps to a node with
+    // room. Not logged one by one: the shedder counts and summarizes sheds.
+    const shed = o.admitClient?.(sockets.size) ?? null;
+    if (shed !== null) return ws.close(YjsClose.overloaded, reasonOf(`geokv: ${shed.message}`));
 
     sockets.add(ws);
     alive.add(ws);

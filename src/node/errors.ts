@@ -11,7 +11,7 @@ export interface NodeError {
   readonly type: "node_error";
   readonly code: ErrorCode;
   readonly message: string;
-  /** Seconds a client should wait before retrying (no_leader, stale_replica). */
+  /** Seconds a client should wait before retrying (no_leader, stale_replica, clock_skew, overloaded). */
   readonly retryAfterS?: number;
 }
 

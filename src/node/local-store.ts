@@ -51,6 +51,8 @@ export interface LocalStoreOptions {
   readonly sweptVv?: () => VersionVector;
   /** A peer's op stamped more than this ahead of `now` does not move this node's HLC; no bound when absent. */
   readonly maxClockSkewMs?: number;
+  /** Asked before a token read starts to wait, with how many wait now: null, or the overloaded answer. Unbounded when absent. */
+  readonly admitTokenWait?: (waiting: number) => NodeError | null;
 }
 
 /** The node's replica: implements the data service over storage and the core. */
@@ -93,7 +95,7 @@ export class LocalStore implements DataService {
       writeGate: o.writeGate ?? (() => null),
       onWriteAcked: o.onWriteAcked ?? (() => undefined),
     });
-    this.reads = new Reads({ storage: o.storage, now: o.now, vv: () => this.driver.vv, onRead: o.onRead ?? (() => undefined) });
+    this.reads = new Reads({ storage: o.storage, now: o.now, admitWait: o.admitTokenWait ?? (() => null), vv: () => this.driver.vv, onRead: o.onRead ?? (() => undefined) });
   }
 
   /** The node vector: per origin, the highest contiguous seq applied. */

@@ -31,6 +31,10 @@ export interface NodeMetrics {
   readonly yjsUpdates: Counter;
   readonly yjsWrites: Counter;
   readonly yjsClosed: Counter<"code">;
+  /** Requests and connections answered 503 overloaded, by the bound that was full (src/core/admission.ts). */
+  readonly shed: Counter<"bound">;
+  /** Client HTTP requests being answered now (the in-flight bound counts these). */
+  readonly inflightRequests: Gauge;
   /** Stops the event-loop delay sampler; the registry can still be read. */
   close(): void;
 }
@@ -109,6 +113,8 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
     yjsUpdates: new Counter({ name: "geokv_yjs_updates_total", help: "Updates taken from y-websocket clients", registers }),
     yjsWrites: new Counter({ name: "geokv_yjs_writes_total", help: "Batches of y-websocket client updates written (one op each)", registers }),
     yjsClosed: new Counter({ name: "geokv_yjs_closed_total", help: "y-websocket connections this node closed, by close code", labelNames: ["code"], registers }),
+    shed: new Counter({ name: "geokv_shed_total", help: "Requests and connections refused with 503 overloaded, by the bound that was full", labelNames: ["bound"], registers }),
+    inflightRequests: new Gauge({ name: "geokv_inflight_requests", help: "Client HTTP requests being answered now", registers }),
     peerBytesSent: new Counter({
       name: "geokv_peer_bytes_sent_total",
       help: "Bytes of frames sent to peers, by kind (ops, other)",

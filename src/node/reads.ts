@@ -20,6 +20,8 @@ export interface ReadsOptions {
   readonly vv: () => VersionVector;
   /** Called once per client read served: the reads metric. */
   readonly onRead: (ns: Namespace) => void;
+  /** Asked before a token read starts to wait, with how many wait now: null, or the answer to give instead (overloaded). */
+  readonly admitWait: (waiting: number) => NodeError | null;
 }
 
 /** Reads of committed state, and waits for causal tokens. */
@@ -89,6 +91,8 @@ export class Reads {
   /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
   async awaitToken(t: CausalToken, deadlineMs: number): Promise<true | NodeError> {
     if (this.hasApplied(t.origin, t.seq)) return true;
+    const shed = this.o.admitWait(this.tokenWaiters.size);
+    if (shed !== null) return shed;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.tokenWaiters.delete(check);

@@ -33,6 +33,7 @@ import { Compactor } from "./compactor.js";
 import { lockDataDir, nodeDataDir, nodeDbPath } from "./data-dir.js";
 import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
+import { LoadShedder } from "./overload.js";
 
 /** Live docs: how often presence goes out per room, the largest write batch, a client's unread bytes, a failed write's retry. */
 const AWARENESS_MS = 50;
@@ -64,6 +65,8 @@ export interface NodeRuntime {
   readonly router: WriteRouter;
   readonly faults: FaultService;
   readonly leadership: LeadershipService;
+  /** Admission: the bounds of the node's queues and waits (the HTTP layer asks it for in-flight requests and live-doc clients). */
+  readonly shedder: LoadShedder;
   /** The cluster as this node sees it, for the dashboard. */
   readonly dashboard: DashboardFeed;
   /** Live documents: the y-websocket rooms the HTTP layer's /yjs endpoint serves. */
@@ -112,6 +115,18 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
   // The hub, the replicator and the store refer to each other through these
   // late-bound closures; construction order is hub -> store -> replicator.
   const leaderWaiters = new Set<() => void>();
+  const shedder = new LoadShedder({
+    bounds: {
+      inflightRequests: o.settings.maxInflightRequests,
+      pendingWriteOps: o.settings.maxPendingWriteOps,
+      ackWaiters: o.settings.maxAckWaiters,
+      tokenWaiters: o.settings.maxTokenWaiters,
+      leaderWaiters: o.settings.maxLeaderWaiters,
+      wsClients: o.settings.maxWsClients,
+    },
+    metrics,
+    logger,
+  });
   // eslint-disable-next-line prefer-const -- assigned once below, read by closures created before it
   let replicator: Replicator | undefined;
   const hub: Hub = createHub({
@@ -184,11 +199,14 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       });
     },
     ackGate: (op, level) => (replicator as Replicator).awaitAck(op, level),
-    writeGate: () => {
+    writeGate: (meta) => {
       const r = replicator as Replicator;
       if (!r.isLeader()) return nodeError("no_leader", `${o.nodeId} is not the leader of ${me.region}`, 1);
-      return r.clockSkewed() ? clockSkewError() : null;
+      if (r.clockSkewed()) return clockSkewError();
+      // Shed before the op exists: a write refused here changed nothing anywhere.
+      return shedder.check("pendingWriteOps", committer.stats().queuedOps) ?? (meta.ack === "local" ? null : shedder.check("ackWaiters", r.ackWaiters()));
     },
+    admitTokenWait: (waiting) => shedder.check("tokenWaiters", waiting),
   });
   const election: ElectionDriver = new ElectionDriver({
     self,
@@ -256,6 +274,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       if (leader === null || leader === o.nodeId) return { kind: "none", reason: `region ${me.region} has no leader that ${o.nodeId} can reach (this node: ${election.phase()})` };
       return { kind: "forward", node: leader, url: (o.cluster.nodes.get(leader) as ClusterNode).url };
     },
+    admitWait: () => shedder.check("leaderWaiters", leaderWaiters.size),
     changed(ms) {
       return new Promise((resolve) => {
         const done = () => {
@@ -413,6 +432,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     router,
     faults,
     leadership,
+    shedder,
     dashboard,
     rooms,
     handleUpgrade(req, socket, head) {

@@ -81,6 +81,8 @@ export type WriteRoute =
 /** Decides the route of client writes on this node (the region's leadership). */
 export interface WriteRouter {
   route(): WriteRoute;
+  /** Asked before a write starts to wait for a leader: null, or the answer to give instead (overloaded). */
+  admitWait(): NodeError | null;
   /** Resolves when the route may have changed (a leader appeared), or after `ms`. */
   changed(ms: number): Promise<void>;
 }

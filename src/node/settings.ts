@@ -30,6 +30,13 @@ export interface Settings {
   readonly opLogRetainOps: number;
   /** A member silent this long stops holding compaction back (it bootstraps from a snapshot when it returns). */
   readonly memberForgetMs: number;
+  /** The bounds of the node's queues and waits (src/core/admission.ts); past one, 503 overloaded. */
+  readonly maxInflightRequests: number;
+  readonly maxPendingWriteOps: number;
+  readonly maxAckWaiters: number;
+  readonly maxTokenWaiters: number;
+  readonly maxLeaderWaiters: number;
+  readonly maxWsClients: number;
   readonly synchronous: SyncMode;
   /**
    * Peers must prove knowledge of one in the handshake; unset means no peer
@@ -57,7 +64,8 @@ export interface SettingsError {
 }
 
 /** The settings that are positive integers. */
-export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps" | "memberForgetMs";
+export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps" | "memberForgetMs"
+  | "maxInflightRequests" | "maxPendingWriteOps" | "maxAckWaiters" | "maxTokenWaiters" | "maxLeaderWaiters" | "maxWsClients";
 
 /** How one numeric setting is named on the command line and in the environment. */
 export interface NumericSpec {
@@ -83,6 +91,12 @@ export const DEFAULT_SETTINGS: Settings = {
   yjsBatchMs: 10,
   opLogRetainOps: 10_000,
   memberForgetMs: HOUR_MS,
+  maxInflightRequests: 512,
+  maxPendingWriteOps: 4096,
+  maxAckWaiters: 4096,
+  maxTokenWaiters: 1024,
+  maxLeaderWaiters: 1024,
+  maxWsClients: 1024,
   synchronous: "FULL",
   clusterSecret: undefined,
   clientToken: undefined,
@@ -109,6 +123,12 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
   { key: "yjsBatchMs", flag: "yjs-batch-ms", env: "GEOKV_YJS_BATCH_MS", max: 60_000, help: "how long a live doc gathers edits into one write" },
   { key: "opLogRetainOps", flag: "op-log-retain-ops", env: "GEOKV_OP_LOG_RETAIN_OPS", max: Number.MAX_SAFE_INTEGER, help: "op-log rows kept before stable ones are compacted" },
   { key: "memberForgetMs", flag: "member-forget-ms", env: "GEOKV_MEMBER_FORGET_MS", max: 30 * 24 * HOUR_MS, help: "silence after which a member stops holding compaction back" },
+  { key: "maxInflightRequests", flag: "max-inflight-requests", env: "GEOKV_MAX_INFLIGHT_REQUESTS", max: 1_000_000, help: "client requests answered at once before 503 overloaded" },
+  { key: "maxPendingWriteOps", flag: "max-pending-write-ops", env: "GEOKV_MAX_PENDING_WRITE_OPS", max: 1_000_000, help: "client write ops waiting for a commit before 503 overloaded" },
+  { key: "maxAckWaiters", flag: "max-ack-waiters", env: "GEOKV_MAX_ACK_WAITERS", max: 1_000_000, help: "writes waiting for ack=majority/all before 503 overloaded" },
+  { key: "maxTokenWaiters", flag: "max-token-waiters", env: "GEOKV_MAX_TOKEN_WAITERS", max: 1_000_000, help: "reads waiting for their X-Geokv-Token before 503 overloaded" },
+  { key: "maxLeaderWaiters", flag: "max-leader-waiters", env: "GEOKV_MAX_LEADER_WAITERS", max: 1_000_000, help: "writes waiting for a leader before 503 overloaded" },
+  { key: "maxWsClients", flag: "max-ws-clients", env: "GEOKV_MAX_WS_CLIENTS", max: 1_000_000, help: "live-document WebSocket clients before 503 overloaded" },
 ];
 
 /** The sync-mode setting, the one non-numeric setting with a flag. */
@@ -202,6 +222,12 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     yjsBatchMs: DEFAULT_SETTINGS.yjsBatchMs,
     opLogRetainOps: DEFAULT_SETTINGS.opLogRetainOps,
     memberForgetMs: DEFAULT_SETTINGS.memberForgetMs,
+    maxInflightRequests: DEFAULT_SETTINGS.maxInflightRequests,
+    maxPendingWriteOps: DEFAULT_SETTINGS.maxPendingWriteOps,
+    maxAckWaiters: DEFAULT_SETTINGS.maxAckWaiters,
+    maxTokenWaiters: DEFAULT_SETTINGS.maxTokenWaiters,
+    maxLeaderWaiters: DEFAULT_SETTINGS.maxLeaderWaiters,
+    maxWsClients: DEFAULT_SETTINGS.maxWsClients,
   };
   const sourceOf = new Map<NumericSetting, string>();
   for (const spec of NUMERIC_SETTINGS) {

@@ -17,8 +17,8 @@ import { nodeError, type NodeError } from "./errors.js";
 import type { AckGate, IdempotentWrites } from "./idempotent-writes.js";
 import type { WriteAnswer, WriteMeta } from "./service.js";
 
-/** Decides whether this node may take a client write now (leadership, clock skew). */
-export type WriteGate = () => NodeError | null;
+/** Decides whether this node may take this client write now (leadership, clock skew, overload). */
+export type WriteGate = (meta: WriteMeta) => NodeError | null;
 
 /** What the write path needs. */
 export interface WritePathOptions {
@@ -45,7 +45,7 @@ export class WritePath {
 
   private async writeOnce<N extends Namespace>(meta: WriteMeta, ns: N, key: string, intent: IntentOf<N>): Promise<WriteAnswer | NodeError> {
     const { driver, nodeId } = this.o;
-    const refused = this.o.writeGate();
+    const refused = this.o.writeGate(meta);
     if (refused) return refused;
     // Everything from here to the commit is synchronous, so concurrent writes
     // to one key are serialized through the driver's overlay.

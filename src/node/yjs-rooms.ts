@@ -52,6 +52,8 @@ export const YjsClose = {
   queueFull: 4503,
   /** The client does not read what it is sent. */
   slowClient: 4504,
+  /** The node holds as many live-document clients as it takes (--max-ws-clients): try again later. */
+  overloaded: 1013,
 } as const;
 
 /** One connection, as the transport gives it. */

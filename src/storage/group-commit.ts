@@ -28,6 +28,8 @@ export interface GroupCommitStats {
   readonly opsCommitted: number;
   /** Batches waiting for a group now. */
   readonly queuedBatches: number;
+  /** Ops of those batches (a batch without ops counts one): what the pending-write-ops bound counts. */
+  readonly queuedOps: number;
 }
 
 /** Batches in, shared transactions out. */
@@ -85,6 +87,7 @@ export function createGroupCommitter(storage: Storage, opts: GroupCommitOptions 
   let groupsFailed = 0;
   let batchesCommitted = 0;
   let opsCommitted = 0;
+  let queuedOps = 0;
 
   function ensureScheduled(): void {
     if (scheduled || queue.length === 0) return;
@@ -100,6 +103,7 @@ export function createGroupCommitter(storage: Storage, opts: GroupCommitOptions 
       sizeOps += (queue[n] as Pending).sizeOps;
       n++;
     }
+    queuedOps -= sizeOps;
     return queue.splice(0, n);
   }
 
@@ -134,6 +138,7 @@ export function createGroupCommitter(storage: Storage, opts: GroupCommitOptions 
     });
     // A batch with no ops (meta only) still takes a slot, so groups stay bounded.
     const sizeOps = Math.max(1, batch.ops?.length ?? 0);
+    queuedOps += sizeOps;
     queue.push({ batch, sizeOps, settled: done.then(() => undefined, () => undefined), resolve, reject });
     ensureScheduled();
     return done;
@@ -150,6 +155,6 @@ export function createGroupCommitter(storage: Storage, opts: GroupCommitOptions 
       closed = true;
       await flush();
     },
-    stats: () => ({ groupsCommitted, groupsFailed, batchesCommitted, opsCommitted, queuedBatches: queue.length }),
+    stats: () => ({ groupsCommitted, groupsFailed, batchesCommitted, opsCommitted, queuedBatches: queue.length, queuedOps }),
   };
 }

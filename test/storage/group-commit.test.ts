@@ -62,13 +62,15 @@ for (const [name, open] of stores) {
         expect(base.getKv(`k${i + 1}`)).toEqual(reg("1", A, i + 1));
       }));
       expect(commits).toHaveLength(0);
+      // What the pending-write-ops bound reads: every op submitted and not yet in a transaction.
+      expect(gc.stats()).toMatchObject({ queuedBatches: n, queuedOps: n });
       await Promise.all(done);
       expect(commits).toHaveLength(1);
       expect(commits[0]?.ops).toHaveLength(n);
       expect(events).toEqual(["commit", ...Array<string>(n).fill("resolved")]);
       expect(base.opLogVv()).toEqual({ [A]: n });
       expect(base.appliedVv()).toEqual({ [A]: n });
-      expect(gc.stats()).toEqual({ groupsCommitted: 1, groupsFailed: 0, batchesCommitted: n, opsCommitted: n, queuedBatches: 0 });
+      expect(gc.stats()).toEqual({ groupsCommitted: 1, groupsFailed: 0, batchesCommitted: n, opsCommitted: n, queuedBatches: 0, queuedOps: 0 });
       base.close();
     });
 
