@@ -5,12 +5,13 @@
 // the ones in flight finish, let in-flight writes commit, close the database.
 // It lives above src/node so that the node layer never imports src/http.
 
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { serve, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
 import type { NodeId } from "./core/ids.js";
+import { withAdmission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { loadAccess } from "./http/load-access.js";
 import { createYjsEndpoint, YJS_PATH } from "./http/yjs-endpoint.js";
@@ -78,7 +79,6 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     tokenWaitMs: o.settings.writeWaitMs,
     access,
     router: node.router,
-    shedder: node.shedder,
     writeWaitMs: o.settings.writeWaitMs,
     faults: node.faults,
     leadership: node.leadership,
@@ -93,8 +93,11 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   try {
     server = await new Promise<ServerType>((resolve, reject) => {
       // Under --peer-mtls peers present certificates; the hub judges them (API clients need none, hence no rejection here).
-      const https = o.tls ? { createServer: createHttpsServer, serverOptions: { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: o.tls.peerMtls, rejectUnauthorized: false } } : {};
-      const s = serve({ fetch: app.fetch, hostname: host, port, ...https }, () => resolve(s));
+      const https = o.tls ? { serverOptions: { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: o.tls.peerMtls, rejectUnauthorized: false } } : {};
+      // The in-flight bound sits in front of the app (admission.ts): a shed request never reaches hono.
+      const admit = (listener: RequestListener) => withAdmission(listener, node.shedder, node.metrics, o.nodeId);
+      const createServer = (opts: object, listener: RequestListener) => (o.tls ? createHttpsServer(opts, admit(listener)) : createHttpServer(opts, admit(listener)));
+      const s = serve({ fetch: app.fetch, hostname: host, port, ...https, createServer: createServer as never }, () => resolve(s));
       s.once("error", reject);
     });
   } catch (err) {

@@ -21,7 +21,6 @@ import { mountDataRoutes } from "./data-routes.js";
 import { OPENAPI } from "./openapi.js";
 import type { DashboardFeed } from "../node/dashboard-feed.js";
 import { mountDashboardRoutes } from "./dashboard-routes.js";
-import type { LoadShedder } from "../node/overload.js";
 
 export interface AppOptions {
   readonly nodeId: string;
@@ -45,16 +44,8 @@ export interface AppOptions {
   readonly shutdown?: AbortSignal;
   /** How this node calls other nodes (forwarded writes, stepdown relays, dashboard controls); default the global fetch. */
   readonly peerFetch?: typeof fetch;
-  /** Admission of client requests (the in-flight bound); absent, none is shed. */
-  readonly shedder?: LoadShedder;
 }
 
-/**
- * Routes that are never shed and do not count as in flight: what operators,
- * load balancers and the region's leadership need from a node most when it is
- * overloaded (DESIGN.md, "Overload and clocks").
- */
-const NEVER_SHED = /^\/(health|ready|status|metrics|openapi\.json)$|^\/leadership\//;
 
 const OPEN: AccessTokens = { entries: [] };
 
@@ -121,24 +112,6 @@ export function createApp(o: AppOptions): Hono {
     if (status >= 500 && !answeredOverloaded(c)) o.logger.warn(logLine(reqId, method, c.req.path, status, ms), "request failed");
     else if (o.logger.isLevelEnabled("debug")) o.logger.debug(logLine(reqId, method, c.req.path, status, ms), "request");
   });
-
-  const shedder = o.shedder;
-  if (shedder !== undefined) {
-    let inflight = 0;
-    app.use("*", async (c, next) => {
-      if (NEVER_SHED.test(c.req.path)) return next();
-      const shed = shedder.check("inflightRequests", inflight);
-      if (shed !== null) return sendError(c, shed);
-      inflight++;
-      o.metrics.inflightRequests.set(inflight);
-      try {
-        await next();
-      } finally {
-        inflight--;
-        o.metrics.inflightRequests.set(inflight);
-      }
-    });
-  }
 
   // One guard for every route family (route-needs.ts); it runs before a write is forwarded, so a refused one changes nothing anywhere.
   const access = o.access ?? OPEN;
