@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   failover: async () => (await import("./failover.js")).run,
   yjs: async () => (await import("./yjs.js")).run,
   storage: async () => (await import("./storage.js")).run,
+  overload: async () => (await import("./overload.js")).run,
 };
 
 async function main(): Promise<void> {
