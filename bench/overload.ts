@@ -205,6 +205,7 @@ export async function run(): Promise<BenchSection> {
     rows.push(["(4) share of offered writes shed, 503 overloaded with Retry-After", `${fmt(shedShare * 100, 1)}% (${fmt(flood.shed)}; the leader's geokv_shed_total{bound="inflightRequests"} ${fmt(shedMetric)})`, "", "", "reported", ""]);
     rows.push(["other failures during the flood (neither 2xx nor overloaded)", `${fmt(otherFailed)}${otherFailed > 0 ? ` ${JSON.stringify([...flood.otherFailures].slice(0, 3))}` : ""}`, `${fmt([...base.otherFailures.values()].reduce((a, b) => a + b, 0))}`, "", "", ""]);
     const misses = [
+      ...(flood.offered / flood.seconds >= 0.9 * offeredRate ? [] : [`offered rate (${fmt(flood.offered / flood.seconds / rate, 1)}x: the generator could not keep its schedule)`]),
       ...(newElections === 0 && sameLeader ? [] : ["elections"]),
       ...(lost === 0 ? [] : ["lost writes"]),
       ...(floodP99 <= P99_TARGET_FACTOR * baseP99 ? [] : ["p99"]),
