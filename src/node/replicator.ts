@@ -293,11 +293,6 @@ export class Replicator {
     if (this.o.leadership) this.input({ type: "leadership", leadership: this.leadershipNow() });
   }
 
-  /** Writes waiting in awaitAck now (the ack-waiters bound counts these). */
-  ackWaiters(): number {
-    return this.waiters.size;
-  }
-
   /** Resolves once `op` is durable at `level`, or with an error after writeWaitMs. */
   awaitAck(op: Dot, level: AckLevel): Promise<true | NodeError> {
     if (level === "local" || isAcked(this.state, op.origin, op.seq, level)) return Promise.resolve(true);

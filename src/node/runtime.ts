@@ -199,12 +199,12 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
       });
     },
     ackGate: (op, level) => (replicator as Replicator).awaitAck(op, level),
-    writeGate: (meta) => {
+    writeGate: (meta, ackWaiting) => {
       const r = replicator as Replicator;
       if (!r.isLeader()) return nodeError("no_leader", `${o.nodeId} is not the leader of ${me.region}`, 1);
       if (r.clockSkewed()) return clockSkewError();
       // Shed before the op exists: a write refused here changed nothing anywhere.
-      return shedder.check("pendingWriteOps", committer.stats().queuedOps) ?? (meta.ack === "local" ? null : shedder.check("ackWaiters", r.ackWaiters()));
+      return shedder.check("pendingWriteOps", committer.stats().queuedOps) ?? (meta.ack === "local" ? null : shedder.check("ackWaiters", ackWaiting));
     },
     admitTokenWait: (waiting) => shedder.check("tokenWaiters", waiting),
   });

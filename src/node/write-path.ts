@@ -17,8 +17,14 @@ import { nodeError, type NodeError } from "./errors.js";
 import type { AckGate, IdempotentWrites } from "./idempotent-writes.js";
 import type { WriteAnswer, WriteMeta } from "./service.js";
 
-/** Decides whether this node may take this client write now (leadership, clock skew, overload). */
-export type WriteGate = (meta: WriteMeta) => NodeError | null;
+/**
+ * Decides whether this node may take this client write now (leadership,
+ * clock skew, overload); `ackWaiting` is how many admitted writes wait for
+ * replicas to confirm them (ack=region/all), counted from admission, not from
+ * the moment they start waiting: writes that arrive together pass the gate
+ * before the first of them is committed and waits.
+ */
+export type WriteGate = (meta: WriteMeta, ackWaiting: number) => NodeError | null;
 
 /** What the write path needs. */
 export interface WritePathOptions {
@@ -36,6 +42,9 @@ export interface WritePathOptions {
 
 /** Client writes of every namespace. */
 export class WritePath {
+  /** Admitted writes with ack=region/all not yet answered. */
+  private ackWaiting = 0;
+
   constructor(private readonly o: WritePathOptions) {}
 
   /** Takes the client's `intent` for `key` (once per Idempotency-Key) and answers once it is acknowledged. */
@@ -44,9 +53,19 @@ export class WritePath {
   }
 
   private async writeOnce<N extends Namespace>(meta: WriteMeta, ns: N, key: string, intent: IntentOf<N>): Promise<WriteAnswer | NodeError> {
-    const { driver, nodeId } = this.o;
-    const refused = this.o.writeGate(meta);
+    const refused = this.o.writeGate(meta, this.ackWaiting);
     if (refused) return refused;
+    const waits = meta.ack !== "local";
+    if (waits) this.ackWaiting++;
+    try {
+      return await this.admitted(meta, ns, key, intent);
+    } finally {
+      if (waits) this.ackWaiting--;
+    }
+  }
+
+  private async admitted<N extends Namespace>(meta: WriteMeta, ns: N, key: string, intent: IntentOf<N>): Promise<WriteAnswer | NodeError> {
+    const { driver, nodeId } = this.o;
     // Everything from here to the commit is synchronous, so concurrent writes
     // to one key are serialized through the driver's overlay.
     const hlc = tick(driver.hlc, this.o.now());

@@ -120,39 +120,52 @@ describe("a node past a bound sheds with 503 overloaded and keeps serving", () =
     await waitFor("q-1 leading", async () => (await call(`${url}/status`)).body.leader === "q-1", 20_000);
 
     // Writes that reach the node in one turn of its event loop share one group commit; past one
-    // op, the rest are shed. Every socket is connected first, then every request is written at once.
+    // op, the rest are shed. Every socket is connected first, then every request is written at
+    // once; whether two land in one turn is up to the kernel and the scheduler, so rounds go on
+    // (each checked in full) until one has shed, within a deadline.
     const n = 40;
     const { hostname: host, port } = new URL(url);
-    const sockets: Socket[] = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve, reject) => {
-      const s = connect(Number(port), host, () => resolve(s));
-      s.once("error", reject);
-    })));
-    const answers = sockets.map((s) => new Promise<string>((resolve) => {
-      let text = "";
-      s.setEncoding("utf8");
-      s.on("data", (d: string) => {
-        text += d;
-      });
-      // Connection: close: the node ends the connection after its answer.
-      s.on("end", () => resolve(text));
-    }));
-    sockets.forEach((s, i) => s.write(`PUT /kv/burst-${i} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 1\r\nConnection: close\r\n\r\n${i % 10}`));
-    const texts = await Promise.all(answers);
-    for (const s of sockets) s.destroy();
     const statusOf = (t: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(t)?.[1]);
-    const shed = texts.map((t, i) => ({ t, i })).filter(({ t }) => statusOf(t) === 503);
-    const ok = texts.map((t, i) => ({ t, i })).filter(({ t }) => statusOf(t) === 200);
-    expect(shed.length + ok.length).toBe(n);
-    expect(shed.length).toBeGreaterThan(0);
-    expect(ok.length).toBeGreaterThan(0);
-    for (const { t } of shed) {
-      expect(t).toMatch(/retry-after: 1/i);
-      expect(t).toMatch(/"code":"overloaded"/);
-      expect(t).toMatch(/write ops waiting for a commit/);
+    let round = 0;
+    let shedSeen = 0;
+    let okSeen = 0;
+    // A loop of its own, not waitFor: an assertion that fails in any round must fail the test, not be retried.
+    const deadline = performance.now() + 60_000;
+    while (shedSeen === 0 && performance.now() < deadline) {
+      round++;
+      const sockets: Socket[] = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve, reject) => {
+        const s = connect(Number(port), host, () => resolve(s));
+        s.once("error", reject);
+      })));
+      const answers = sockets.map((s) => new Promise<string>((resolve) => {
+        let text = "";
+        s.setEncoding("utf8");
+        s.on("data", (d: string) => {
+          text += d;
+        });
+        // Connection: close: the node ends the connection after its answer.
+        s.on("end", () => resolve(text));
+      }));
+      const key = (i: number) => `burst-${round}-${i}`;
+      sockets.forEach((s, i) => s.write(`PUT /kv/${key(i)} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 1\r\nConnection: close\r\n\r\n${i % 10}`));
+      const texts = await Promise.all(answers);
+      for (const s of sockets) s.destroy();
+      const shed = texts.map((t, i) => ({ t, i })).filter(({ t }) => statusOf(t) === 503);
+      const ok = texts.map((t, i) => ({ t, i })).filter(({ t }) => statusOf(t) === 200);
+      expect(shed.length + ok.length).toBe(n);
+      for (const { t } of shed) {
+        expect(t).toMatch(/retry-after: 1/i);
+        expect(t).toMatch(/"code":"overloaded"/);
+        expect(t).toMatch(/write ops waiting for a commit/);
+      }
+      // A shed write changed nothing; an accepted one is stored.
+      for (const { i } of shed) expect((await call(`${url}/kv/${key(i)}`)).status).toBe(404);
+      for (const { i } of ok) expect((await call(`${url}/kv/${key(i)}`)).body.value).toBe(i % 10);
+      shedSeen += shed.length;
+      okSeen += ok.length;
     }
-    // A shed write changed nothing; an accepted one is stored.
-    for (const { i } of shed) expect((await call(`${url}/kv/burst-${i}`)).status).toBe(404);
-    for (const { i } of ok) expect((await call(`${url}/kv/burst-${i}`)).body.value).toBe(i % 10);
+    expect(shedSeen).toBeGreaterThan(0);
+    expect(okSeen).toBeGreaterThan(0);
 
     // Live-document clients: two are served (the node's sync step 1 arrives), the third is closed
     // with 1013 (try again later) and a reason.
