@@ -14,6 +14,7 @@ import type { NodeId } from "./core/ids.js";
 import { withAdmission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { loadAccess } from "./http/load-access.js";
+import { lingerOnUnreadBodies, serverOptions } from "./http/server-limits.js";
 import { createYjsEndpoint, YJS_PATH } from "./http/yjs-endpoint.js";
 import type { PeerTls } from "./net/peer-cert.js";
 import { refusePlainHttp } from "./net/plain-http-refusal.js";
@@ -96,7 +97,13 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       const https = o.tls ? { serverOptions: { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: o.tls.peerMtls, rejectUnauthorized: false } } : {};
       // The in-flight bound sits in front of the app (admission.ts): a shed request never reaches hono.
       const admit = (listener: RequestListener) => withAdmission(listener, node.shedder, node.metrics, o.nodeId);
-      const createServer = (opts: object, listener: RequestListener) => (o.tls ? createHttpsServer(opts, admit(listener)) : createHttpServer(opts, admit(listener)));
+      // The connection timeouts against slow clients, and the lingering close of an unread body (server-limits.ts).
+      const createServer = (opts: object, listener: RequestListener) => {
+        const all = { ...opts, ...serverOptions(o.settings) };
+        const created = o.tls ? createHttpsServer(all, admit(listener)) : createHttpServer(all, admit(listener));
+        lingerOnUnreadBodies(created);
+        return created;
+      };
       const s = serve({ fetch: app.fetch, hostname: host, port, ...https, createServer: createServer as never }, () => resolve(s));
       s.once("error", reject);
     });

@@ -3,11 +3,12 @@
 // NodeError, so handlers read top to bottom with no try/catch.
 
 import { createHash } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { validateKey } from "../core/key.js";
 import { nodeError, type NodeError } from "../node/errors.js";
 import { ACK_LEVELS, type AckLevel } from "../api/types.js";
+import { closeAfterAnswer } from "./server-limits.js";
 
 /** Checks a decoded key with the core's rule (src/core/key.ts), as the contract's invalid_key error. */
 export function checkKey(key: string): NodeError | null {
@@ -142,10 +143,20 @@ export function checkContentType(c: Context, expected: "application/json" | "app
   return nodeError("bad_request", `Content-Type must be ${expected}${mt ? `, not ${mt}` : ""}`);
 }
 
-/** Reads the body as bytes, refusing it past `maxBytes`. */
+/** The Node response under @hono/node-server; undefined elsewhere. */
+function outgoingOf(c: Context): ServerResponse | undefined {
+  return (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+}
+
+/**
+ * Reads the body as bytes, refusing it past `maxBytes`. A refused body is left
+ * unread, and its connection closes after the answer (Connection: close) with a
+ * lingering close (server-limits.ts), so the client reads its 413.
+ */
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array | NodeError> {
   const declared = requestHeader(c, "content-length");
   if (declared !== undefined && Number(declared) > maxBytes) {
+    closeAfterAnswer(outgoingOf(c));
     return nodeError("value_too_large", `body is ${declared} bytes; the limit is ${maxBytes}`);
   }
   const incoming = incomingOf(c);
@@ -153,7 +164,11 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
   // does with a clone): read it from Node's stream. c.req.raw.body builds a
   // web Request, an AbortController and two ReadableStreams per request,
   // which in the profile of a PUT cost more than the SQLite statements.
-  if (incoming !== undefined && incoming.readableFlowing === null && !incoming.readableDidRead && !incoming.readableEnded) return readIncoming(incoming, maxBytes);
+  if (incoming !== undefined && incoming.readableFlowing === null && !incoming.readableDidRead && !incoming.readableEnded) {
+    const read = await readIncoming(incoming, maxBytes);
+    if (!(read instanceof Uint8Array)) closeAfterAnswer(outgoingOf(c));
+    return read;
+  }
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -164,6 +179,7 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
+      closeAfterAnswer(outgoingOf(c));
       await reader.cancel().catch(() => undefined);
       return nodeError("value_too_large", `body is over the limit of ${maxBytes} bytes`);
     }

@@ -156,7 +156,8 @@ export function createYjsEndpoint(o: YjsEndpointOptions): YjsEndpoint {
       {
         send: (message) => ws.send(message),
         buffered: () => ws.bufferedAmount,
-        close: (code, reason) => ws.close(code, reasonOf(reason)),
+        // A client that left its send buffer full would never read a close frame queued behind it: cut it at once.
+        close: (code, reason) => (code === YjsClose.slowClient ? ws.terminate() : ws.close(code, reasonOf(reason))),
       },
       access.access === "read",
       access.access === "write" ? access.protocol : undefined,

@@ -35,10 +35,9 @@ import { emptyDoc } from "../core/crdt/ydoc.js";
 import { isNodeError } from "./errors.js";
 import { LoadShedder } from "./overload.js";
 
-/** Live docs: how often presence goes out per room, the largest write batch, a client's unread bytes, a failed write's retry. */
+/** Live docs: how often presence goes out per room, the largest write batch, a failed write's retry. */
 const AWARENESS_MS = 50;
 const YJS_BATCH_BYTES_MAX = 256 * 1024;
-const YJS_SEND_BUFFER_BYTES = 16 * 1_048_576;
 const YJS_RETRY_MS = 200;
 
 export interface OpenNodeOptions {
@@ -327,7 +326,7 @@ export function openNodeRuntime(o: OpenNodeOptions): NodeRuntime {
     maxValueBytes: o.settings.maxValueBytes,
     docCacheBytes: o.settings.docCacheBytes,
     awarenessMs: AWARENESS_MS,
-    sendBufferBytes: YJS_SEND_BUFFER_BYTES,
+    sendBufferBytes: o.settings.wsSendBufferBytes,
     now: Date.now,
     logger,
     counted: (what, code) => {

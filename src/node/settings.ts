@@ -37,6 +37,13 @@ export interface Settings {
   readonly maxTokenWaiters: number;
   readonly maxLeaderWaiters: number;
   readonly maxWsClients: number;
+  /** Bytes a live-document client may leave unread before it is closed (4504). */
+  readonly wsSendBufferBytes: number;
+  /** How long a client has to send a request's headers, and its whole request (slowloris). */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open. */
+  readonly idleTimeoutMs: number;
   readonly synchronous: SyncMode;
   /**
    * Peers must prove knowledge of one in the handshake; unset means no peer
@@ -65,7 +72,8 @@ export interface SettingsError {
 
 /** The settings that are positive integers. */
 export type NumericSetting = "heartbeatMs" | "electionTimeoutMs" | "writeWaitMs" | "maxValueBytes" | "maxClockSkewMs" | "readyLagOps" | "docCacheBytes" | "yjsQueueBytes" | "yjsBatchMs" | "opLogRetainOps" | "memberForgetMs"
-  | "maxInflightRequests" | "maxPendingWriteOps" | "maxAckWaiters" | "maxTokenWaiters" | "maxLeaderWaiters" | "maxWsClients";
+  | "maxInflightRequests" | "maxPendingWriteOps" | "maxAckWaiters" | "maxTokenWaiters" | "maxLeaderWaiters" | "maxWsClients"
+  | "wsSendBufferBytes" | "headersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs";
 
 /** How one numeric setting is named on the command line and in the environment. */
 export interface NumericSpec {
@@ -97,6 +105,10 @@ export const DEFAULT_SETTINGS: Settings = {
   maxTokenWaiters: 1024,
   maxLeaderWaiters: 1024,
   maxWsClients: 1024,
+  wsSendBufferBytes: 16 * 1_048_576,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 5_000,
   synchronous: "FULL",
   clusterSecret: undefined,
   clientToken: undefined,
@@ -129,6 +141,10 @@ export const NUMERIC_SETTINGS: readonly NumericSpec[] = [
   { key: "maxTokenWaiters", flag: "max-token-waiters", env: "GEOKV_MAX_TOKEN_WAITERS", max: 1_000_000, help: "reads waiting for their X-Geokv-Token before 503 overloaded" },
   { key: "maxLeaderWaiters", flag: "max-leader-waiters", env: "GEOKV_MAX_LEADER_WAITERS", max: 1_000_000, help: "writes waiting for a leader before 503 overloaded" },
   { key: "maxWsClients", flag: "max-ws-clients", env: "GEOKV_MAX_WS_CLIENTS", max: 1_000_000, help: "live-document WebSocket clients before 503 overloaded" },
+  { key: "wsSendBufferBytes", flag: "ws-send-buffer-bytes", env: "GEOKV_WS_SEND_BUFFER_BYTES", max: 1024 * 1_048_576, help: "bytes a live-document client may leave unread before it is closed" },
+  { key: "headersTimeoutMs", flag: "headers-timeout-ms", env: "GEOKV_HEADERS_TIMEOUT_MS", max: HOUR_MS, help: "time a client has to send a request's headers (408 after)" },
+  { key: "requestTimeoutMs", flag: "request-timeout-ms", env: "GEOKV_REQUEST_TIMEOUT_MS", max: HOUR_MS, help: "time a client has to send a whole request (408 after)" },
+  { key: "idleTimeoutMs", flag: "idle-timeout-ms", env: "GEOKV_IDLE_TIMEOUT_MS", max: HOUR_MS, help: "time an idle keep-alive connection stays open" },
 ];
 
 /** The sync-mode setting, the one non-numeric setting with a flag. */
@@ -228,6 +244,10 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
     maxTokenWaiters: DEFAULT_SETTINGS.maxTokenWaiters,
     maxLeaderWaiters: DEFAULT_SETTINGS.maxLeaderWaiters,
     maxWsClients: DEFAULT_SETTINGS.maxWsClients,
+    wsSendBufferBytes: DEFAULT_SETTINGS.wsSendBufferBytes,
+    headersTimeoutMs: DEFAULT_SETTINGS.headersTimeoutMs,
+    requestTimeoutMs: DEFAULT_SETTINGS.requestTimeoutMs,
+    idleTimeoutMs: DEFAULT_SETTINGS.idleTimeoutMs,
   };
   const sourceOf = new Map<NumericSetting, string>();
   for (const spec of NUMERIC_SETTINGS) {
@@ -254,6 +274,16 @@ export function resolveSettings(flags: Record<string, string | boolean>, env: No
   // A queue smaller than the largest update would refuse that update on every try.
   if (numbers.yjsQueueBytes < numbers.maxValueBytes) {
     return settingsError(sourceOf.get("yjsQueueBytes") ?? sourceOf.get("maxValueBytes") ?? "--yjs-queue-bytes", `the live-doc queue (${numbers.yjsQueueBytes} bytes) must hold at least one value of max-value-bytes (${numbers.maxValueBytes})`);
+  }
+
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (numbers.headersTimeoutMs > numbers.requestTimeoutMs) {
+    return settingsError(sourceOf.get("headersTimeoutMs") ?? sourceOf.get("requestTimeoutMs") ?? "--headers-timeout-ms", `the headers timeout (${numbers.headersTimeoutMs} ms) must not be longer than the request timeout (${numbers.requestTimeoutMs} ms)`);
+  }
+
+  // A send buffer smaller than the largest value would close every client that is sent one.
+  if (numbers.wsSendBufferBytes < numbers.maxValueBytes) {
+    return settingsError(sourceOf.get("wsSendBufferBytes") ?? sourceOf.get("maxValueBytes") ?? "--ws-send-buffer-bytes", `the live-doc send buffer (${numbers.wsSendBufferBytes} bytes) must hold at least one value of max-value-bytes (${numbers.maxValueBytes})`);
   }
 
   let synchronous: SyncMode = DEFAULT_SETTINGS.synchronous;

@@ -44,6 +44,10 @@ describe("resolveSettings defaults", () => {
       maxTokenWaiters: 1024,
       maxLeaderWaiters: 1024,
       maxWsClients: 1024,
+      wsSendBufferBytes: 16_777_216,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      idleTimeoutMs: 5_000,
       synchronous: "FULL",
       clusterSecret: undefined,
       clientToken: undefined,
@@ -74,6 +78,10 @@ describe("resolveSettings precedence", () => {
     yjsBatchMs: ["3", "30"],
     opLogRetainOps: ["500", "600"],
     memberForgetMs: ["5000", "60000"],
+    wsSendBufferBytes: ["2097152", "4194304"],
+    headersTimeoutMs: ["2000", "3000"],
+    requestTimeoutMs: ["20000", "40000"],
+    idleTimeoutMs: ["1000", "9000"],
   };
 
   it.each(NUMERIC_SETTINGS.map((s) => [s.key, s] as const))("%s: flag > env > default", (_key, spec) => {
@@ -145,6 +153,16 @@ describe("resolveSettings refuses", () => {
 
   it("a bad flag even when the env is fine", () => {
     expect(err(resolveSettings({ "heartbeat-ms": "junk" }, { GEOKV_HEARTBEAT_MS: "50" })).source).toBe("--heartbeat-ms");
+  });
+
+  it("a headers timeout longer than the request timeout, naming the one that was set", () => {
+    expect(err(resolveSettings({ "headers-timeout-ms": "40000" }, {}))).toMatchObject({ source: "--headers-timeout-ms", problem: "the headers timeout (40000 ms) must not be longer than the request timeout (30000 ms)" });
+    expect(err(resolveSettings({}, { GEOKV_REQUEST_TIMEOUT_MS: "5000" }))).toMatchObject({ source: "GEOKV_REQUEST_TIMEOUT_MS" });
+    expect(ok(resolveSettings({ "headers-timeout-ms": "5000", "request-timeout-ms": "5000" }, {})).headersTimeoutMs).toBe(5000);
+  });
+
+  it("a live-doc send buffer smaller than one value", () => {
+    expect(err(resolveSettings({ "ws-send-buffer-bytes": "1000" }, {}))).toMatchObject({ source: "--ws-send-buffer-bytes", problem: "the live-doc send buffer (1000 bytes) must hold at least one value of max-value-bytes (1048576)" });
   });
 
   it("values past their bound (a unit mistake)", () => {
