@@ -32,7 +32,6 @@ export interface AppOptions {
   readonly tokenWaitMs: number;
   /** The client tokens and their grants (access.ts); absent or empty: every route is open. */
   readonly access?: AccessTokens | undefined;
-  readonly now?: () => number;
   /** Routes client writes to the region leader; absent: this node takes every write. */
   readonly router?: WriteRouter;
   readonly writeWaitMs?: number;
@@ -63,7 +62,6 @@ function logLine(reqId: string, method: string, path: string, status: number, ms
 /** Builds the hono app of one node. */
 export function createApp(o: AppOptions): Hono {
   const app = new Hono();
-  const now = o.now ?? Date.now;
 
   // Metric children bound once per (route, method, status), so a request
   // builds no label objects. (prom-client 15 still hashes the labels inside
@@ -125,10 +123,10 @@ export function createApp(o: AppOptions): Hono {
   const peerFetch = o.peerFetch ?? fetch;
   if (o.router) {
     const knows = o.service.knowsIdempotencyKey?.bind(o.service);
-    app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, now, fetch: peerFetch, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
+    app.use("*", forwardWrites({ nodeId: o.nodeId, router: o.router, writeWaitMs: o.writeWaitMs ?? 3000, fetch: peerFetch, ...(knows ? { knowsIdempotencyKey: knows } : {}) }));
   }
 
-  mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs, now });
+  mountDataRoutes(app, { service: o.service, maxValueBytes: o.maxValueBytes, tokenWaitMs: o.tokenWaitMs });
 
   app.get("/status", (c) => c.json(o.cluster.status()));
   app.get("/health", (c) => c.json({ ok: true, node: o.nodeId }));

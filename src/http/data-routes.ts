@@ -16,7 +16,6 @@ export interface DataRouteOptions {
   readonly maxValueBytes: number;
   /** How long a read with X-Geokv-Token waits for this node to catch up. */
   readonly tokenWaitMs: number;
-  readonly now: () => number;
 }
 
 const MAX_IDEMPOTENCY_KEY_BYTES = 256;
@@ -75,7 +74,7 @@ async function awaitCausalToken(c: Context, o: DataRouteOptions): Promise<NodeEr
   if (header === undefined) return null;
   const token = parseCausalToken(header);
   if (token === null) return nodeError("bad_request", "X-Geokv-Token is not a token this API issued");
-  const r = await o.service.awaitToken(token, o.now() + o.tokenWaitMs);
+  const r = await o.service.awaitToken(token, o.tokenWaitMs);
   return r === true ? null : r;
 }
 

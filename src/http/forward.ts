@@ -22,7 +22,12 @@ export interface ForwardOptions {
   readonly nodeId: string;
   readonly router: WriteRouter;
   readonly writeWaitMs: number;
-  readonly now: () => number;
+  /**
+   * The clock the wait is measured on: monotonic (default performance.now),
+   * so a wall clock stepped back cannot hold a write past writeWaitMs, nor one
+   * stepped forward cut its wait short.
+   */
+  readonly now?: () => number;
   /** How the leader is called (a CA-trusting fetch in a TLS cluster). */
   readonly fetch: typeof fetch;
   /**
@@ -35,11 +40,12 @@ export interface ForwardOptions {
 
 /** Middleware: forwards data writes to the leader when this node is not it. */
 export function forwardWrites(o: ForwardOptions) {
+  const now = o.now ?? (() => performance.now());
   return async (c: Context, next: Next): Promise<Response | void> => {
     if (!WRITE_METHODS.has(c.req.method) || !DATA_WRITE_PATH.test(c.req.path)) return next();
     const idem = requestHeader(c, "idempotency-key");
     if (idem !== undefined && o.knowsIdempotencyKey?.(idem)) return next();
-    const deadline = o.now() + o.writeWaitMs;
+    const deadline = now() + o.writeWaitMs;
     let body: Uint8Array | undefined;
     // Asked once, before the first wait for a leader: a write that was let wait is not shed halfway.
     let admitted = false;
@@ -60,21 +66,21 @@ export function forwardWrites(o: ForwardOptions) {
         // Read a clone: if this node becomes the leader while it waits, the
         // route handler below still needs the original body stream.
         body ??= c.req.method === "DELETE" ? new Uint8Array(0) : new Uint8Array(await c.req.raw.clone().arrayBuffer());
-        const r = await relay(c, o.fetch, route.url, o.nodeId, body, deadline - o.now());
+        const r = await relay(c, o.fetch, route.url, o.nodeId, body, deadline - now());
         if (r.kind === "answer") return r.response;
         // The leader we knew is unreachable. When the request surely did not
         // reach it (connection refused) or it carries an Idempotency-Key, it
         // is safe to wait here for the next leader instead of failing the
         // client at once: a dead leader is usually replaced within a second.
         const retryable = r.neverSent || idem !== undefined;
-        if (!retryable || deadline - o.now() <= 0) {
+        if (!retryable || deadline - now() <= 0) {
           return sendError(c, nodeError("no_leader", `the leader at ${route.url} did not answer: ${r.error}`, 1));
         }
-        const shed = await wait(Math.min(deadline - o.now(), 100));
+        const shed = await wait(Math.min(deadline - now(), 100));
         if (shed !== undefined) return shed;
         continue;
       }
-      const left = deadline - o.now();
+      const left = deadline - now();
       if (left <= 0) {
         const why = route.kind === "none" ? route.reason : `the leader as ${o.nodeId} sees it is ${route.node}, and this request was already forwarded once`;
         return sendError(c, nodeError("no_leader", `no leader to take this write: ${why}`, 1));

@@ -95,7 +95,7 @@ export class LocalStore implements DataService {
       writeGate: o.writeGate ?? (() => null),
       onWriteAcked: o.onWriteAcked ?? (() => undefined),
     });
-    this.reads = new Reads({ storage: o.storage, now: o.now, admitWait: o.admitTokenWait ?? (() => null), vv: () => this.driver.vv, onRead: o.onRead ?? (() => undefined) });
+    this.reads = new Reads({ storage: o.storage, admitWait: o.admitTokenWait ?? (() => null), vv: () => this.driver.vv, onRead: o.onRead ?? (() => undefined) });
   }
 
   /** The node vector: per origin, the highest contiguous seq applied. */
@@ -188,7 +188,7 @@ export class LocalStore implements DataService {
     return this.reads.hasApplied(origin, seq);
   }
 
-  awaitToken(token: CausalToken, deadlineMs: number): Promise<true | NodeError> {
-    return this.reads.awaitToken(token, deadlineMs);
+  awaitToken(token: CausalToken, waitMs: number): Promise<true | NodeError> {
+    return this.reads.awaitToken(token, waitMs);
   }
 }

@@ -15,7 +15,6 @@ import type { KvRead } from "./service.js";
 /** What reads need. */
 export interface ReadsOptions {
   readonly storage: Storage;
-  readonly now: () => number;
   /** The node vector as it stands now. */
   readonly vv: () => VersionVector;
   /** Called once per client read served: the reads metric. */
@@ -88,8 +87,12 @@ export class Reads {
     return (this.committedSeqs.get(origin) ?? 0) >= seq || this.o.storage.hasOp(origin as NodeId, seq);
   }
 
-  /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
-  async awaitToken(t: CausalToken, deadlineMs: number): Promise<true | NodeError> {
+  /**
+   * Resolves once this node has applied the write named by `token`, or with
+   * stale_replica after `waitMs`. A duration, not a wall-clock deadline: a
+   * clock stepped back or forward must not lengthen or cut the wait.
+   */
+  async awaitToken(t: CausalToken, waitMs: number): Promise<true | NodeError> {
     if (this.hasApplied(t.origin, t.seq)) return true;
     const shed = this.o.admitWait(this.tokenWaiters.size);
     if (shed !== null) return shed;
@@ -97,7 +100,7 @@ export class Reads {
       const timer = setTimeout(() => {
         this.tokenWaiters.delete(check);
         resolve(nodeError("stale_replica", "this replica has not yet applied the write the token names; retry or ask another node", 1));
-      }, Math.max(0, deadlineMs - this.o.now()));
+      }, Math.max(0, waitMs));
       const check = () => {
         if (!this.hasApplied(t.origin, t.seq)) return;
         clearTimeout(timer);

@@ -57,8 +57,8 @@ export interface DataService {
   /** True when this node holds the answer for an Idempotency-Key (so a retry is answered here). */
   knowsIdempotencyKey?(key: string): boolean;
 
-  /** Resolves once this node has applied the write named by `token`, or with stale_replica at the deadline. */
-  awaitToken(token: CausalToken, deadlineMs: number): Promise<true | NodeError>;
+  /** Resolves once this node has applied the write named by `token`, or with stale_replica after `waitMs`. */
+  awaitToken(token: CausalToken, waitMs: number): Promise<true | NodeError>;
 }
 
 /** The cluster side of a node, as the HTTP layer sees it. */

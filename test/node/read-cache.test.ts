@@ -115,7 +115,7 @@ describe("X-Geokv-Token reads", () => {
     expect(read(b, "k")?.valueJson).toBe('"old"');
     // The op reaches B; its group commit runs on a later turn of the event loop.
     const applying = b.store.applyRemote(ownOps(a));
-    const waited = await b.store.awaitToken(parseCausalToken(w.token) as CausalToken, now() + 5000);
+    const waited = await b.store.awaitToken(parseCausalToken(w.token) as CausalToken, 5000);
     expect(waited).toBe(true);
     expect(b.store.kvGet("k")?.valueJson).toBe('"new"');
     await applying;
