@@ -18,8 +18,8 @@
 // step per turn and reports the new floor back.
 
 import { mutated } from "./mutations.js";
-import type { KvRegister } from "./op.js";
-import { mergeVv, vvGet, type VersionVector } from "./version-vector.js";
+import type { KvRegister, KvVersion } from "./op.js";
+import { mergeVv, vvGet, vvIsDot, type VersionVector } from "./version-vector.js";
 
 /**
  * The pointwise minimum of `vectors` (at least one): per origin, the highest
@@ -192,4 +192,36 @@ export function tombstoneDroppable(reg: KvRegister, covered: VersionVector): boo
     for (const origin of Object.keys(s.vv)) if (vvGet(s.vv, origin) > vvGet(covered, origin)) return false;
   }
   return true;
+}
+
+// ---- folding stable kv versions ----------------------------------------------------
+//
+// A kv version keeps the vector of everything its writer had seen of the key,
+// which is what tells a causal overwrite from a race. Once that whole vector
+// is under the swept vector (every member holds every op it names, and every
+// op concurrent with them, by the tombstone rules above), the vector can no
+// longer tell anything apart that its dot does not: an op that saw the
+// version names its dot, since every origin's ops are applied in order, and
+// one that did not is concurrent with the version whatever else it names. So
+// the version keeps only its dot, and the stored row shrinks to its short form
+// (codec/kv-state.ts). The one thing the full vector still did is carried by
+// the writes instead: a write to a key holding a folded version claims the
+// swept vector as context too (write.ts), so that on a replica that has not
+// folded yet it still supersedes the full copy.
+
+/** True when the version's vector is its own dot and nothing else. */
+export function isDotOnly(v: KvVersion): boolean {
+  return vvIsDot(v.vv, v.origin, v.seq);
+}
+
+/** The register with every version whose whole vector is under `swept` folded to its dot; null when none folds. */
+export function foldStableKv(reg: KvRegister, swept: VersionVector): KvRegister | null {
+  let folded = false;
+  const siblings = reg.siblings.map((s) => {
+    if (isDotOnly(s)) return s;
+    for (const origin of Object.keys(s.vv)) if (vvGet(s.vv, origin) > vvGet(swept, origin)) return s;
+    folded = true;
+    return { ...s, vv: { [s.origin]: s.seq } };
+  });
+  return folded ? { siblings } : null;
 }

@@ -19,6 +19,8 @@ export const MUTATIONS = [
   "compact-unstable",
   /** A snapshot install keeps local kv versions its vector covers, so a key deleted and swept at the sender comes back (snapshot.ts). */
   "install-keeps-covered",
+  /** A kv write to a key with a folded version claims only the key's context, not the swept vector, so it races with the unfolded copy elsewhere (write.ts). */
+  "fold-without-context",
 ] as const;
 
 export type Mutation = (typeof MUTATIONS)[number];

@@ -100,3 +100,14 @@ export function isValidVv(x: unknown): x is VersionVector {
   }
   return true;
 }
+
+/** True when `vv` is exactly `{origin: seq}`: a version's own dot and nothing else (zero entries ignored). */
+export function vvIsDot(vv: VersionVector, origin: string, seq: number): boolean {
+  let n = 0;
+  for (const k in vv) {
+    if ((vv[k] as number) === 0) continue;
+    if (k !== origin) return false;
+    n++;
+  }
+  return n === 1 && vvGet(vv, origin) === seq;
+}

@@ -4,25 +4,36 @@
 // replica apply it in any order and reach the same result. Pure: the caller
 // passes the local state, the node id, the next seq and the HLC.
 
+import { isDotOnly } from "./compaction.js";
 import { counterTotals } from "./crdt/pn-counter.js";
 import { kvContext } from "./crdt/lww.js";
 import { liveTags } from "./crdt/or-set.js";
 import type { Hlc } from "./hlc.js";
 import type { NodeId } from "./ids.js";
 import type { CounterOp, CounterState, DocOp, KvOp, KvRegister, OrSetState, SetOp, SetRemove } from "./op.js";
-import { vvWith, type VersionVector } from "./version-vector.js";
+import { mutated } from "./mutations.js";
+import { mergeVv, vvGet, vvWith, type VersionVector } from "./version-vector.js";
 
 function assertSeq(seq: number): void {
   if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`seq must be a positive integer, got ${seq}`);
 }
 
+/** True when a version of `reg` is only its dot and under `swept`: one a fold may have made so. */
+function mayBeFolded(reg: KvRegister, swept: VersionVector): boolean {
+  return reg.siblings.some((s) => isDotOnly(s) && s.seq <= vvGet(swept, s.origin));
+}
+
 /** A kv put (valueJson) or delete (null) that overwrites every version this replica has of the key. */
 export function makeKvOp(reg: KvRegister | undefined, key: string, valueJson: string | null, origin: NodeId, seq: number, hlc: Hlc, swept: VersionVector = {}): KvOp {
   assertSeq(seq);
-  // No register here may mean a tombstone this node dropped: the write then
-  // claims what every dropped tombstone covered, so it supersedes the
-  // tombstone on replicas that still keep it (compaction.ts).
-  return { ns: "kv", origin, seq, hlc, key, valueJson, vv: vvWith(reg === undefined ? swept : kvContext(reg), origin, seq) };
+  // No register here may mean a tombstone this node dropped, and a stable
+  // version that is only its dot may have been folded (compaction.ts): either
+  // way the write also claims the swept vector, everything dropped or folded
+  // here covered, so it supersedes the full copy on replicas that still keep
+  // it. A key whose versions are newer than the swept vector (a hot key) keeps
+  // its own, smaller context.
+  const context = reg === undefined ? swept : mayBeFolded(reg, swept) && !mutated("fold-without-context") ? mergeVv(kvContext(reg), swept) : kvContext(reg);
+  return { ns: "kv", origin, seq, hlc, key, valueJson, vv: vvWith(context, origin, seq) };
 }
 
 /** A counter delta, carrying this origin's running totals after it. */

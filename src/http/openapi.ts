@@ -276,7 +276,7 @@ export const OPENAPI: OpenApiDocument = {
     "/admin/compact": {
       post: {
         operationId: "compact",
-        summary: "run one compaction pass now: stable op-log entries past --op-log-retain-ops, stable kv tombstones, expired idempotency records, free pages",
+        summary: "run one compaction pass now: stable op-log entries past --op-log-retain-ops, stable kv tombstones, stable kv versions folded to their dots, expired idempotency records, free pages",
         tags: ["admin"],
         responses: {
           "200": ok(
@@ -284,6 +284,7 @@ export const OPENAPI: OpenApiDocument = {
             object({
               compactedOps: integer,
               droppedTombstones: integer,
+              foldedKv: integer,
               prunedIdempotency: integer,
               reclaimedPages: integer,
               opLogOps: integer,

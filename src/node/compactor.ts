@@ -8,9 +8,9 @@
 // TTL, at most every IDEMPOTENCY_PRUNE_EVERY_MS or when asked.
 
 import type { Logger } from "pino";
-import { planCompactionStep, planTombstoneSweep, tombstoneDroppable, type TombstoneHorizon } from "../core/compaction.js";
+import { foldStableKv, planCompactionStep, planTombstoneSweep, tombstoneDroppable, type TombstoneHorizon } from "../core/compaction.js";
 import { mergeVv, vvEquals, type VersionVector } from "../core/version-vector.js";
-import type { Storage } from "../storage/port.js";
+import type { KvFold, Storage } from "../storage/port.js";
 
 /** How often a background pass runs. */
 export const COMPACT_EVERY_MS = 1000;
@@ -18,8 +18,10 @@ export const COMPACT_EVERY_MS = 1000;
 export const COMPACT_STEP_OPS = 2000;
 /** Free database pages returned to the file system per turn (1 MiB of 4 KiB pages). */
 export const RECLAIM_PAGES_PER_TURN = 256;
-/** kv tombstones read per step of a sweep. */
+/** kv tombstones read per step of a sweep, and kv rows read per step of a fold. */
 export const SWEEP_STEP_ROWS = 500;
+/** kv rows a pass reads for folding at most: a million keys are folded over minutes, a few ms a second. */
+export const FOLD_ROWS_PER_PASS = 5000;
 /** Idempotency records past their TTL are pruned at most this often in the background. */
 export const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
 
@@ -27,6 +29,8 @@ export const IDEMPOTENCY_PRUNE_EVERY_MS = 10 * 60 * 1000;
 export interface CompactionReport {
   readonly compactedOps: number;
   readonly droppedTombstones: number;
+  /** kv rows whose causally stable versions were folded to their dots. */
+  readonly foldedKv: number;
   readonly prunedIdempotency: number;
   readonly reclaimedPages: number;
   readonly opLogOps: number;
@@ -60,6 +64,11 @@ export class Compactor {
   private stopped = false;
   private prunedAtMs: number;
   private swept: VersionVector;
+  /** Where the fold scan goes on ("": from the first key), and the swept vector it folds under. */
+  private foldAfter = "";
+  private foldUnder: VersionVector = {};
+  /** The swept vector of the last fold scan that reached the end: nothing is left to fold until it grows. */
+  private foldedAll: VersionVector = {};
 
   constructor(private readonly o: CompactorOptions) {
     this.prunedAtMs = o.now();
@@ -158,8 +167,9 @@ export class Compactor {
       stable = this.stableVv();
     }
     const droppedTombstones = this.stopped ? 0 : await this.sweepTombstones();
+    const foldedKv = this.stopped ? 0 : await this.foldStable();
     // Stopping: the store is about to close, so nothing more is read from it.
-    if (this.stopped) return { compactedOps, droppedTombstones, prunedIdempotency: 0, reclaimedPages: 0, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    if (this.stopped) return { compactedOps, droppedTombstones, foldedKv, prunedIdempotency: 0, reclaimedPages: 0, opLogOps: 0, compactedVv: {}, stableVv: stable };
     let prunedIdempotency = 0;
     const nowMs = this.o.now();
     if ((force || nowMs - this.prunedAtMs >= IDEMPOTENCY_PRUNE_EVERY_MS)) {
@@ -171,11 +181,11 @@ export class Compactor {
     // The WAL keeps its largest size until truncated (journal_size_limit is far above it): after a pass
     // that freed space, give that back too. A snapshot being streamed holds it; the next pass tries again.
     if (worked && !this.stopped) s.truncateWal();
-    if (this.stopped) return { compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
+    if (this.stopped) return { compactedOps, droppedTombstones, foldedKv, prunedIdempotency, reclaimedPages, opLogOps: 0, compactedVv: {}, stableVv: stable };
     if (compactedOps > 0 || droppedTombstones > 0 || prunedIdempotency > 0) {
-      this.o.logger.info({ compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");
+      this.o.logger.info({ compactedOps, droppedTombstones, foldedKv, prunedIdempotency, reclaimedPages, floor: s.opLogFloor(), stableVv: stable, opLogOps: s.opLogStats().ops }, "compacted the op log");
     }
-    return { compactedOps, droppedTombstones, prunedIdempotency, reclaimedPages, opLogOps: s.opLogStats().ops, compactedVv: s.opLogFloor(), stableVv: stable };
+    return { compactedOps, droppedTombstones, foldedKv, prunedIdempotency, reclaimedPages, opLogOps: s.opLogStats().ops, compactedVv: s.opLogFloor(), stableVv: stable };
   }
 
   /**
@@ -209,6 +219,41 @@ export class Compactor {
     }
     if (!this.stopped && JSON.stringify(plan.next) !== JSON.stringify(kept)) s.setMeta("tombstoneHorizon", plan.next);
     return dropped;
+  }
+
+  /**
+   * Folds causally stable kv versions to their dots (compaction.ts), reading
+   * at most FOLD_ROWS_PER_PASS rows a pass, SWEEP_STEP_ROWS a turn, from where
+   * the last pass stopped. A scan folds under the swept vector it started
+   * with; once one reaches the end, the next begins only when the swept vector
+   * has grown, so an idle node reads nothing.
+   */
+  private async foldStable(): Promise<number> {
+    const s = this.o.storage;
+    if (this.foldAfter === "") {
+      if (Object.keys(this.swept).length === 0 || vvEquals(this.swept, this.foldedAll)) return 0;
+      this.foldUnder = this.swept;
+    }
+    let folded = 0;
+    for (let read = 0; read < FOLD_ROWS_PER_PASS && !this.stopped; ) {
+      const rows = s.listKv({ after: this.foldAfter, limit: SWEEP_STEP_ROWS, includeDeleted: true });
+      const last = rows[rows.length - 1];
+      if (last === undefined) {
+        this.foldedAll = this.foldUnder;
+        this.foldAfter = "";
+        break;
+      }
+      read += rows.length;
+      this.foldAfter = last.key;
+      const changes: KvFold[] = [];
+      for (const r of rows) {
+        const to = foldStableKv(r.reg, this.foldUnder);
+        if (to !== null) changes.push({ key: r.key, from: r.reg, to });
+      }
+      folded += s.foldKv(changes);
+      await nextTurn();
+    }
+    return folded;
   }
 
   /** Persists the frontier when it grew: what is persisted only grows. */

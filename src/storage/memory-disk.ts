@@ -112,6 +112,8 @@ export type DiskWrite =
   | { readonly type: "pruneIdempotency"; readonly keys: readonly string[] }
   /** kv tombstones to delete, each only while its stored text is still this one. */
   | { readonly type: "dropTombstones"; readonly rows: readonly [string, readonly [string, string]][] }
+  /** kv rows to rewrite (folded), each only while its stored text is still one of the two. */
+  | { readonly type: "foldKv"; readonly rows: readonly [string, readonly [string, string], string][] }
   /** Rows of a snapshot being received, staged (not installed). */
   | { readonly type: "stageSnapshot"; readonly rows: readonly SnapshotRow[] }
   | { readonly type: "clearSnapshotStage" }
@@ -194,6 +196,8 @@ export function applyWrite(disk: MemoryDisk, w: DiskWrite): number {
       return w.keys.length;
     case "dropTombstones":
       return dropTombstones(disk, w.rows);
+    case "foldKv":
+      return foldKv(disk, w.rows);
     case "stageSnapshot":
       for (const r of w.rows) disk.snapshotStage.set(stageKey(r.ns, r.key), r);
       return w.rows.length;
@@ -249,6 +253,17 @@ function dropTombstones(disk: MemoryDisk, rows: readonly [string, readonly [stri
     if (stored === undefined || !stored.deleted || !texts.includes(stored.state)) continue;
     disk.kv.delete(key);
     disk.kvKeys.splice(lowerBound(disk.kvKeys, key, compareUtf8), 1);
+    n++;
+  }
+  return n;
+}
+
+function foldKv(disk: MemoryDisk, rows: readonly [string, readonly [string, string], string][]): number {
+  let n = 0;
+  for (const [key, texts, to] of rows) {
+    const stored = disk.kv.get(key);
+    if (stored === undefined || !texts.includes(stored.state)) continue;
+    disk.kv.set(key, { state: to, deleted: stored.deleted });
     n++;
   }
   return n;

@@ -30,7 +30,7 @@ import type { SnapshotHeader, SnapshotRow } from "../core/snapshot.js";
 import { idemRowData, runInstall, textRowData, type InstallIo } from "./snapshot-install.js";
 import { opFromRow } from "./op-row.js";
 import type { OpRow } from "./op-row.js";
-import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvFold, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
 
 export type { MemoryDisk } from "./memory-disk.js";
 export { cloneMemoryDisk, createMemoryDisk } from "./memory-disk.js";
@@ -193,6 +193,12 @@ class MemoryStore implements MemoryStorage {
     this.open();
     if (rows.length === 0) return 0;
     return this.write({ type: "dropTombstones", rows: rows.map((r) => [r.key, kvStateTexts(r.reg)] as [string, [string, string]]) });
+  }
+
+  foldKv(rows: readonly KvFold[]): number {
+    this.open();
+    if (rows.length === 0) return 0;
+    return this.write({ type: "foldKv", rows: rows.map((r) => [r.key, kvStateTexts(r.from), encodeKvState(r.to)] as [string, [string, string], string]) });
   }
 
   appliedVv(): VersionVector {

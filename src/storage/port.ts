@@ -114,6 +114,13 @@ export interface InstallResult {
   readonly docKeys: readonly string[];
 }
 
+/** One kv row to rewrite with its versions folded: the register as read, and what replaces it. */
+export interface KvFold {
+  readonly key: string;
+  readonly from: KvRegister;
+  readonly to: KvRegister;
+}
+
 /** The largest page listKv, getOps and conflicts return. */
 export const STORAGE_PAGE_MAX = 10_000;
 
@@ -161,6 +168,13 @@ export interface Storage {
    * compaction rules) decides which tombstones every node holds.
    */
   dropTombstones(rows: readonly KvRow[]): number;
+  /**
+   * Rewrites kv rows whose register is still exactly `from` to `to` (a write
+   * since the caller read them keeps its row); returns how many changed. The
+   * caller (the core's folding rule, compaction.ts) makes `to` read and
+   * compare as `from` does.
+   */
+  foldKv(rows: readonly KvFold[]): number;
 
   /** A consistent read of the whole state, for a snapshot sent to a peer or written to a backup. */
   openSnapshot(): SnapshotReader;

@@ -20,7 +20,7 @@ import { KV_READ_CACHE_DEFAULTS, KvReadCache, type KvReadCacheOptions } from "./
 import { migrate } from "./migrations.js";
 import { opFromRow, opToRow, type OpRow } from "./op-row.js";
 import { bytes, conflictFromRow, OP_ROW_BYTES, OP_SELECT_COLUMNS, opRowBytes, vvFromRows, type SqlConflictRow, type SqlIdempotencyRow, type SqlKvRow, type SqlOpRow, type SqlVvRow } from "./sqlite-rows.js";
-import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
+import type { Batch, CommitResult, IdempotencyRecord, InstallResult, InstallRules, KvFold, KvRow, ListKvOptions, MetaValue, OpLogStats, SnapshotReader, Storage } from "./port.js";
 import type { SnapshotHeader, SnapshotRow } from "../core/snapshot.js";
 import type { RowOf, StateOf } from "../core/apply/types.js";
 import type { Namespace } from "../core/op.js";
@@ -119,6 +119,7 @@ function prepareStatements(db: Database.Database) {
     ),
     tombstones: db.prepare<[string, number], SqlKvRow>("SELECT key, state, deleted FROM kv WHERE deleted = 1 AND key > ? ORDER BY key LIMIT ?"),
     dropTombstone: db.prepare<[string, string, string]>("DELETE FROM kv WHERE key = ? AND deleted = 1 AND state IN (?, ?)"),
+    foldKv: db.prepare<[string, string, string, string]>("UPDATE kv SET state = ? WHERE key = ? AND state IN (?, ?)"),
     raiseFloor: db.prepare<[string, number]>(
       "INSERT INTO op_floor (origin, seq) VALUES (?, ?) ON CONFLICT (origin) DO UPDATE SET seq = MAX(seq, excluded.seq)",
     ),
@@ -157,6 +158,7 @@ class SqliteStore implements SqliteStorage {
   private readonly pageCacheBytes: number;
   private readonly compactTxn: Database.Transaction<(stable: VersionVector) => OpLogStats>;
   private readonly dropTxn: Database.Transaction<(rows: readonly KvRow[]) => number>;
+  private readonly foldTxn: Database.Transaction<(rows: readonly KvFold[]) => number>;
   /** The op log's rows and bytes: counted once at open, then moved by every commit and compaction. */
   private logStats: { ops: number; bytes: number };
   private readonly stage: SqliteSnapshotStage;
@@ -189,6 +191,11 @@ class SqliteStore implements SqliteStorage {
     this.dropTxn = db.transaction((rows: readonly KvRow[]) => {
       let n = 0;
       for (const r of rows) n += this.s.dropTombstone.run(r.key, ...kvStateTexts(r.reg)).changes;
+      return n;
+    });
+    this.foldTxn = db.transaction((rows: readonly KvFold[]) => {
+      let n = 0;
+      for (const r of rows) n += this.s.foldKv.run(encodeKvState(r.to), r.key, ...kvStateTexts(r.from)).changes;
       return n;
     });
     const size = this.s.opLogSize.get() as { n: number; b: number };
@@ -382,6 +389,14 @@ class SqliteStore implements SqliteStorage {
   dropTombstones(rows: readonly KvRow[]): number {
     if (rows.length === 0) return 0;
     const n = this.dropTxn.immediate(rows);
+    for (const r of rows) this.kvCache.delete(r.key);
+    return n;
+  }
+
+  foldKv(rows: readonly KvFold[]): number {
+    if (rows.length === 0) return 0;
+    const n = this.foldTxn.immediate(rows);
+    // The cache may hold either form; the next read takes the row as it now stands.
     for (const r of rows) this.kvCache.delete(r.key);
     return n;
   }

@@ -12,6 +12,7 @@ import { makeKvOp } from "../../src/core/write.js";
 
 const A = asNodeId("a-1");
 const B = asNodeId("b-1");
+const C = asNodeId("c-1");
 const hlc = (wallMs: number) => ({ wallMs, logical: 0 });
 const regOf = (...ops: ReturnType<typeof makeKvOp>[]): KvRegister => {
   let reg: KvRegister | undefined;
@@ -83,8 +84,13 @@ describe("a write to a key whose tombstone was dropped", () => {
     expect(atKept.reg).not.toEqual(applyKv(undefined, w).reg);
   });
 
-  it("a write to a key this node holds keeps the key's own context", () => {
-    const live = makeKvOp(undefined, "k", "1", B, 1, hlc(5));
-    expect(makeKvOp(regOf(live), "k", "3", A, 4, hlc(30), { [A]: 3, [B]: 9 }).vv).toEqual({ [A]: 4, [B]: 1 });
+  it("a write to a key this node holds, newer than the swept vector, keeps the key's own context", () => {
+    const live = makeKvOp(undefined, "k", "1", B, 10, hlc(5));
+    expect(makeKvOp(regOf(live), "k", "3", A, 4, hlc(30), { [A]: 3, [B]: 9 }).vv).toEqual({ [A]: 4, [B]: 10 });
+  });
+
+  it("a write to a key whose version is only its dot and under the swept vector (perhaps folded) claims the swept vector too", () => {
+    const stable = makeKvOp(undefined, "k", "1", B, 1, hlc(5));
+    expect(makeKvOp(regOf(stable), "k", "3", A, 4, hlc(30), { [A]: 3, [B]: 9, [C]: 2 }).vv).toEqual({ [A]: 4, [B]: 9, [C]: 2 });
   });
 });

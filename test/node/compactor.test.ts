@@ -6,10 +6,11 @@
 
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { Compactor } from "../../src/node/compactor.js";
+import { Compactor, FOLD_ROWS_PER_PASS } from "../../src/node/compactor.js";
+import type { KvRegister } from "../../src/core/op.js";
 import { createMemoryStorage } from "../../src/storage/memory.js";
 import type { VersionVector } from "../../src/core/version-vector.js";
-import { A, kvOp } from "../storage/fixtures.js";
+import { A, B, kvOp } from "../storage/fixtures.js";
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -68,5 +69,36 @@ describe("Compactor", () => {
     // It took what was in excess when it started (and stepped over what came meanwhile only up to that count).
     expect(r.compactedOps).toBeGreaterThanOrEqual(190);
     expect(r.compactedOps).toBeLessThanOrEqual(250);
+  });
+
+  it("folds stable kv versions to their dots, a bounded number of rows a pass, and reads nothing more until the swept vector grows", async () => {
+    const { storage } = setup(10, 100);
+    const rows = FOLD_ROWS_PER_PASS + 1000;
+    // Every key written by b having seen a's op 3: a two-entry vector; every fourth one above the swept vector.
+    const seqOf = (i: number) => (i % 4 === 0 ? rows + 1 + i : i + 1);
+    const regOf = (i: number): KvRegister => ({ siblings: [{ valueJson: String(i), hlc: { wallMs: i + 1, logical: 0 }, origin: B, seq: seqOf(i), vv: { [A]: 3, [B]: seqOf(i) } }] });
+    const key = (i: number) => `k${String(i).padStart(5, "0")}`;
+    storage.commit({ kv: Array.from({ length: rows }, (_, i) => ({ key: key(i), reg: regOf(i), deleted: false })) });
+    storage.setMeta("sweptVv", { [A]: 3, [B]: rows });
+    const folding = new Compactor({
+      storage,
+      retainOps: 100,
+      stableVv: () => storage.appliedVv(),
+      compacted: () => undefined,
+      tombstoneHorizon: () => null,
+      idempotencyTtlMs: 86_400_000,
+      now: Date.now,
+      logger: pino({ level: "silent" }),
+    });
+    stops.push(() => folding.stop());
+    const first = await folding.runNow();
+    const second = await folding.runNow();
+    expect(first.foldedKv).toBe(FOLD_ROWS_PER_PASS * 3 / 4);
+    expect(first.foldedKv + second.foldedKv).toBe(rows * 3 / 4);
+    expect((await folding.runNow()).foldedKv).toBe(0);
+    for (let i = 0; i < rows; i += 997) {
+      const v = storage.getKv(key(i))?.siblings[0];
+      expect(v?.vv).toEqual(i % 4 === 0 ? { [A]: 3, [B]: seqOf(i) } : { [B]: seqOf(i) });
+    }
   });
 });

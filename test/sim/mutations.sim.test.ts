@@ -19,6 +19,7 @@ const cases: ReadonlyArray<{ mutation: Mutation; caughtBy: RegExp; schedules?: "
   { mutation: "compact-unstable", caughtBy: /compacted \S+ up to \d+ while \S+ holds only/ },
   // Only the snapshot schedules make nodes install snapshots (lost disks, members forgotten within seconds).
   { mutation: "install-keeps-covered", caughtBy: /resurrected kv \S+ in a snapshot install/, schedules: "snapshots" },
+  { mutation: "fold-without-context", caughtBy: /replicas differ after the quiet period/ },
 ];
 
 describe("mutation switches: every broken guard is caught", () => {

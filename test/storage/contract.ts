@@ -4,7 +4,7 @@
 
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { CounterState, Op } from "../../src/core/op.js";
+import type { CounterState, KvRegister, Op } from "../../src/core/op.js";
 import type { Batch, Storage } from "../../src/storage/port.js";
 import { readNodeMeta } from "../../src/storage/port.js";
 import { A, B, C, byteOrder, conflict, counterOp, docOp, hlc, kvOp, reg, setOp } from "./fixtures.js";
@@ -265,6 +265,25 @@ export function runStorageContract(name: string, harness: StorageHarness): void 
         expect(s.dropTombstones([{ key: "c", reg: reg("1"), deleted: true }])).toBe(0);
         s = harness.reopen(s);
         expect(s.listTombstones("", 10).map((r) => r.key)).toEqual(["d"]);
+      });
+
+      it("folds kv rows only while they are unchanged, and reads the folded form at once (read cache included) and after a reopen", () => {
+        const full = (valueJson: string | null, seq: number): KvRegister => ({ siblings: [{ valueJson, hlc: { wallMs: seq, logical: 0 }, origin: B, seq, vv: { [A]: 4, [B]: seq } }] });
+        const dotOnly = (r: KvRegister): KvRegister => ({ siblings: r.siblings.map((v) => ({ ...v, vv: { [v.origin]: v.seq } })) });
+        s.commit({ kv: [{ key: "f", reg: full('"x"', 2), deleted: false }, { key: "g", reg: full(null, 3), deleted: true }, { key: "h", reg: full('"y"', 5), deleted: false }] });
+        expect(s.getKv("f")).toEqual(full('"x"', 2)); // now in the read cache
+        // "h" is written again after the caller read it: it stays as written.
+        s.commit({ kv: [{ key: "h", reg: full('"z"', 6), deleted: false }] });
+        const folds = [full('"x"', 2), full(null, 3), full('"y"', 5)].map((from, i) => ({ key: ["f", "g", "h"][i] as string, from, to: dotOnly(from) }));
+        expect(s.foldKv(folds)).toBe(2);
+        expect(s.getKv("f")).toEqual(dotOnly(full('"x"', 2)));
+        expect(s.getKv("g")).toEqual(dotOnly(full(null, 3)));
+        expect(s.getKv("h")).toEqual(full('"z"', 6));
+        expect(s.listTombstones("", 10).map((r) => r.key)).toEqual(["g"]);
+        expect(s.foldKv([])).toBe(0);
+        s = harness.reopen(s);
+        expect(s.getKv("f")).toEqual(dotOnly(full('"x"', 2)));
+        expect(s.listKv({ limit: 10 }).map((r) => r.key)).toEqual(["f", "h"]);
       });
 
       it("compacts stable ops, remembers them as logged, and keeps counting from the floor", () => {

@@ -20,25 +20,14 @@
 import { isValidHlc, type Hlc } from "../hlc.js";
 import { isValidId, type NodeId } from "../ids.js";
 import type { KvRegister, KvVersion } from "../op.js";
-import { isValidVv, vvGet, type VersionVector } from "../version-vector.js";
+import { isValidVv, vvGet, vvIsDot, type VersionVector } from "../version-vector.js";
 
 type Sibling = [number, number, string, number, string | null] | [number, number, string, number, string | null, VersionVector];
-
-/** True when `vv` is exactly `{origin: seq}`: the version's own dot and nothing else. */
-function onlyDot(vv: VersionVector, origin: string, seq: number): boolean {
-  let n = 0;
-  for (const k in vv) {
-    if ((vv[k] as number) === 0) continue;
-    if (k !== origin) return false;
-    n++;
-  }
-  return n === 1 && vvGet(vv, origin) === seq;
-}
 
 /** The stored text of a register. */
 export function encodeKvState(reg: KvRegister): string {
   const out: Sibling[] = reg.siblings.map((s) =>
-    onlyDot(s.vv, s.origin, s.seq) ? [s.hlc.wallMs, s.hlc.logical, s.origin, s.seq, s.valueJson] : [s.hlc.wallMs, s.hlc.logical, s.origin, s.seq, s.valueJson, s.vv],
+    vvIsDot(s.vv, s.origin, s.seq) ? [s.hlc.wallMs, s.hlc.logical, s.origin, s.seq, s.valueJson] : [s.hlc.wallMs, s.hlc.logical, s.origin, s.seq, s.valueJson, s.vv],
   );
   return JSON.stringify(out);
 }

@@ -350,10 +350,13 @@ export class Checks implements NodeMonitor {
 function fingerprint(n: SimNode, keys: { counters: string[]; sets: string[]; docs: string[] }): string {
   const s = n.storage;
   // A register of deletes only reads as no key: a replica may have dropped it already (compaction.ts) and another not.
+  // Its versions are compared by dot, clock and value, not by vector: a replica may have folded a stable
+  // version's vector to its dot and another not yet (compaction.ts); the versions kept are what reads and
+  // later writes depend on, and a write carries the swept vector where a fold took the rest.
   const kv = s
     .listKv({ limit: 10_000, includeDeleted: true })
     .filter((r) => r.reg.siblings.some((v) => v.valueJson !== null))
-    .map((r) => [r.key, r.deleted, r.reg]);
+    .map((r) => [r.key, r.deleted, r.reg.siblings.map((v) => [v.origin, v.seq, v.hlc, v.valueJson])]);
   const counters = keys.counters.map((k) => [k, counterValue(s.getCounter(k)), s.getCounter(k) ?? null]);
   const sets = keys.sets.map((k) => [k, setMembers(s.getSet(k))]);
   const docs = keys.docs.map((k) => {

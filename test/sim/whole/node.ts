@@ -35,7 +35,7 @@ import type { Namespace, Op } from "../../../src/core/op.js";
 import { highestSeqs } from "../../../src/core/replication/decisions.js";
 import { initReplication, isAcked, knownEpochOf, leaderOf as replLeader, refusesWritesForClock, step as replStep } from "../../../src/core/replication/machine.js";
 import { stableVvOf, tombstoneHorizonOf } from "../../../src/core/replication/stability.js";
-import { planCompactionStep, planTombstoneSweep, tombstoneDroppable } from "../../../src/core/compaction.js";
+import { foldStableKv, planCompactionStep, planTombstoneSweep, tombstoneDroppable } from "../../../src/core/compaction.js";
 import type { ControlFrame, Leadership, ReplInput, ReplOutput, ReplState } from "../../../src/core/replication/types.js";
 import { mergeVv, vvEquals, vvGet, type VersionVector } from "../../../src/core/version-vector.js";
 import type { MemoryDisk } from "../../../src/storage/memory.js";
@@ -182,6 +182,7 @@ export class SimNode {
   /** Over the whole run, across restarts: what compaction removed here. */
   compactedOps = 0;
   droppedTombstones = 0;
+  foldedKv = 0;
   /** Over the whole run: snapshots this node streamed whole, and the ones it installed. */
   snapshotsStreamed = 0;
   readonly installRecords: InstallRecord[] = [];
@@ -520,6 +521,17 @@ export class SimNode {
       if (n > 0) this.host.note(() => `${this.id} drops ${n} tombstones under ${JSON.stringify(covered)}`);
     }
     if (JSON.stringify(plan.next) !== JSON.stringify(kept)) storage.setMeta("tombstoneHorizon", plan.next);
+    // Folding, as Compactor.foldStable (one page, every step: the simulator's keys are few).
+    const swept = storage.getMeta("sweptVv") ?? {};
+    if (Object.keys(swept).length > 0) {
+      const folds = storage.listKv({ limit: 10_000, includeDeleted: true }).flatMap((r) => {
+        const to = foldStableKv(r.reg, swept);
+        return to === null ? [] : [{ key: r.key, from: r.reg, to }];
+      });
+      const n = storage.foldKv(folds);
+      this.foldedKv += n;
+      if (n > 0) this.host.note(() => `${this.id} folds ${n} kv rows under ${JSON.stringify(swept)}`);
+    }
   }
 
   // ---- the apply driver ----------------------------------------------------------

@@ -198,6 +198,8 @@ export interface RunResult {
   /** Op-log rows and kv tombstones compaction removed, over every node. */
   readonly compactedOps: number;
   readonly droppedTombstones: number;
+  /** kv rows whose stable versions were folded to their dots, over every node. */
+  readonly foldedKv: number;
   /** Snapshots installed, over every node, and of them: on a node that had lost its disk, after a crash inside an earlier install, keeping own writes beyond the snapshot (a deposed leader's). */
   readonly installs: number;
   readonly installsAfterWipe: number;
@@ -280,6 +282,7 @@ function play(w: World, s: Schedule): RunResult {
     crashes: w.stats.crashes,
     compactedOps: w.nodes.reduce((n, x) => n + x.compactedOps, 0),
     droppedTombstones: w.nodes.reduce((n, x) => n + x.droppedTombstones, 0),
+    foldedKv: w.nodes.reduce((n, x) => n + x.foldedKv, 0),
     ...installCounts(w),
     snapshotsStreamed: w.nodes.reduce((n, x) => n + x.snapshotsStreamed, 0),
     wipes: w.stats.wipes,
