@@ -66,8 +66,12 @@ export interface SqliteStorage extends Storage {
 
 const BUSY_TIMEOUT_MS_DEFAULT = 5000;
 const WAL_SIZE_LIMIT_BYTES_DEFAULT = 64 * 1024 * 1024;
-/** SQLite page cache per node: the op log and kv indexes of a busy node stay in memory. */
-export const PAGE_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
+/**
+ * SQLite page cache per node: the op log and kv indexes of a busy node stay in
+ * memory. 32 MiB: at 64 a node holding a million keys passed its 250 MB RSS
+ * budget (BENCHMARKS.md, storage), and the hot pages of a write load fit.
+ */
+export const PAGE_CACHE_BYTES_DEFAULT = 32 * 1024 * 1024;
 const SYNCHRONOUS_NAMES = ["OFF", "NORMAL", "FULL", "EXTRA"] as const;
 const AUTO_VACUUM_NAMES = ["none", "full", "incremental"] as const;
 
