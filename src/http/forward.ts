@@ -107,7 +107,8 @@ async function relay(c: Context, fetch: typeof globalThis.fetch, leaderUrl: stri
       method: c.req.method,
       headers,
       body: c.req.method === "DELETE" ? undefined : body,
-      signal: AbortSignal.timeout(Math.max(1000, budgetMs + 1000)),
+      // AbortSignal.timeout takes whole milliseconds; the monotonic clock gives fractions.
+      signal: AbortSignal.timeout(Math.ceil(Math.max(1000, budgetMs + 1000))),
     });
   } catch (err) {
     const code = (err as { cause?: { code?: string } }).cause?.code;

@@ -3,6 +3,8 @@
 // nor, stepped forward, cuts it short (the clock tests of issue 14 run nodes
 // under libfaketime; this pins the forwarding wait itself).
 
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { forwardWrites } from "../../src/http/forward.js";
@@ -46,3 +48,29 @@ describe("the forwarding wait for a leader", () => {
     expect(took).toBeLessThan(WAIT_MS + 5000);
   });
 });
+
+describe("a forwarded write, timed on the monotonic clock", () => {
+  let leader: Server | undefined;
+  afterEach(async () => {
+    await new Promise((r) => (leader ? leader.close(r) : r(undefined)));
+    leader = undefined;
+  });
+
+  it("reaches the leader and relays its answer (a fractional budget once made the relay throw: no_leader)", async () => {
+    leader = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ from: "leader", forwardedBy: req.headers["x-geokv-forwarded"] })));
+    });
+    await new Promise<void>((r) => (leader as Server).listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(leader.address() as AddressInfo).port}`;
+    const router: WriteRouter = { route: () => ({ kind: "forward", node: "l-1", url }), admitWait: () => null, changed: (ms) => new Promise((r) => setTimeout(r, ms)) };
+    const a = new Hono();
+    // A clock with fractions, as performance.now gives them.
+    let t = 0.25;
+    a.use("*", forwardWrites({ nodeId: "f-1", router, writeWaitMs: WAIT_MS, fetch, now: () => (t += 0.5) }));
+    const res = await a.request("/kv/a", { method: "PUT", body: "1", headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ from: "leader", forwardedBy: "f-1" });
+  });
+});
+
