@@ -5,6 +5,7 @@
 // the node's memory stays bounded, other clients are served meanwhile, and the
 // node lets go of the bad connections by itself.
 
+import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { call, regionLeader, startProcCluster, waitFor, type ProcCluster } from "../support/proc-cluster.js";
@@ -88,6 +89,9 @@ describe("slow and idle clients are cut off, and the node serves the others", ()
   });
 
   it("10,000 idle connections: others are served while they are open, and the node closes them", async () => {
+    // This process and the node each hold 10,000 sockets: the open-files limit (inherited by the node) must allow it.
+    const limit = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1] ?? 0);
+    if (limit < 10_500) throw new Error(`this test needs an open-files limit of at least 10,500 (it is ${limit}): run \`ulimit -n 20000\` (as root if the hard limit is lower) before npm test`);
     const c = await startProcCluster([{ region: "i", nodes: 1 }], { env: { GEOKV_HEADERS_TIMEOUT_MS: "20000", GEOKV_REQUEST_TIMEOUT_MS: "20000" } });
     clusters.push(c);
     const url = c.urls.get("i-1") as string;
