@@ -78,7 +78,7 @@ describe("op-log compaction over HTTP", () => {
     expect(metricValue(text, "geokv_op_log_bytes")).toBe(s.storage?.opLogBytes);
     expect(metricValue(text, "geokv_kv_cache_bytes")).toBeGreaterThan(0);
     expect(metricValue(text, "geokv_kv_cache_budget_bytes")).toBe(128 * 1024 * 1024);
-    expect(metricValue(text, "geokv_page_cache_budget_bytes")).toBe(64 * 1024 * 1024);
+    expect(metricValue(text, "geokv_page_cache_budget_bytes")).toBe(32 * 1024 * 1024);
   });
 
   it("drops stable kv tombstones, and a deleted key written again is live again", async () => {
