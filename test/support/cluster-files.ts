@@ -50,11 +50,16 @@ export async function makeTempCluster(specs: readonly TempRegionSpec[]): Promise
   mkdirSync(dataDir);
   const urls = new Map<string, string>();
   const regions = new Map<string, string[]>();
+  const taken = new Set<number>();
   for (const spec of specs) {
     const nodes = [];
     for (let i = 1; i <= spec.nodes; i++) {
       const id = `${spec.region}-${i}`;
-      const url = `${spec.scheme ?? "http"}://127.0.0.1:${await freePort()}`;
+      // The OS may hand out a port it just gave: two nodes on one port is a configuration the node refuses (exit 2).
+      let port = await freePort();
+      while (taken.has(port)) port = await freePort();
+      taken.add(port);
+      const url = `${spec.scheme ?? "http"}://127.0.0.1:${port}`;
       urls.set(id, url);
       nodes.push({ id, url, priority: spec.nodes - i + 1 });
     }
