@@ -203,7 +203,13 @@ describe("clocks that lie (libfaketime)", () => {
     const k = await startClockCluster();
     const { leader, followers } = await regionLeader(k.c, REGION);
     await clocksMeasured(k);
-    const epoch = (await status(k, leader)).epoch as number;
+    // The leader serves once a majority took its epoch; the third node may hear it a moment later.
+    // The baseline is the state every node agrees on.
+    const agreed = await waitFor(`every node following ${leader} in one epoch`, async () => {
+      const l = await agreedLeader(k.c, k.nodes);
+      return l?.node === leader ? l : null;
+    }, ELECT_MS);
+    const epoch = agreed.epoch;
     // Watch every node's role and epoch the whole time: any change is a spurious election or step-down.
     const changes: string[] = [];
     let watching = true;
