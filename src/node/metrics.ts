@@ -4,7 +4,7 @@
 // prom-client global) so that several nodes can live in one test process.
 // Labels are bounded: routes are hono's route patterns, never raw paths.
 
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { YjsStats } from "./yjs-rooms.js";
 
@@ -25,6 +25,8 @@ export interface NodeMetrics {
   readonly sendQueueDepth: Gauge<"peer">;
   readonly peerBytesSent: Counter<"kind">;
   readonly eventLoopDelay: Gauge<"stat">;
+  /** The longest GC pause and the number of pauses since the previous scrape. */
+  readonly gcPause: Gauge<"stat">;
   readonly opsFromLog: Counter;
   readonly staleBatches: Counter;
   /** Live documents (y-websocket): client updates taken, batches written, connections closed by this node (by close code). */
@@ -73,6 +75,16 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
   const registers = [registry];
   const loop = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
   loop.enable();
+  // The longest garbage-collection pause since the previous scrape: what part
+  // of an event-loop stall the collector took (it runs on the loop's thread).
+  const gc = { maxMs: 0, count: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count++;
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
+    }
+  });
+  gcObserver.observe({ entryTypes: ["gc"] });
   // The hub counts bytes since start; the counter adds what was sent since the last scrape.
   const sentBefore = { ops: 0, other: 0 };
   registerYjsGauges(sources, registers);
@@ -148,8 +160,21 @@ export function createMetrics(sources: MetricSources, withDefaults = true): Node
         loop.reset();
       },
     }),
+    gcPause: new Gauge({
+      name: "geokv_gc_pause_seconds",
+      help: "Longest garbage-collection pause since the previous scrape (reset at every scrape), and the number of pauses, by stat (max, count)",
+      labelNames: ["stat"],
+      registers,
+      collect() {
+        this.set({ stat: "max" }, gc.maxMs / 1000);
+        this.set({ stat: "count" }, gc.count);
+        gc.maxMs = 0;
+        gc.count = 0;
+      },
+    }),
     close() {
       loop.disable();
+      gcObserver.disconnect();
     },
   };
 }

@@ -64,4 +64,29 @@ describe("node metrics", () => {
     const m = metrics;
     await waitFor("a scrape without the stall", async () => value(await m.registry.metrics(), "geokv_event_loop_delay_seconds", 'stat="max"') < stalledMax, 5000, 20);
   });
+
+  it("geokv_gc_pause_seconds shows a collection in the next scrape, then resets", async () => {
+    metrics = createMetrics({ storageBytes: () => 0 }, false);
+    const m = metrics;
+    // Garbage enough to make V8 collect: a few young-generation passes at least.
+    const churn = () => {
+      let keep = 0;
+      for (let i = 0; i < 200_000; i++) keep += { i, s: `v${i}` }.s.length;
+      return keep;
+    };
+    let seen = "";
+    await waitFor("a scrape that saw a GC pause", async () => {
+      churn();
+      await new Promise((r) => setTimeout(r, 10));
+      seen = await m.registry.metrics();
+      return value(seen, "geokv_gc_pause_seconds", 'stat="count"') > 0;
+    }, 10_000, 0);
+    expect(seen).toContain("# TYPE geokv_gc_pause_seconds gauge");
+    expect(value(seen, "geokv_gc_pause_seconds", 'stat="max"')).toBeGreaterThan(0);
+    // Reset: once no garbage is made, a scrape counts no pause (without the reset the count only grows).
+    await waitFor("a scrape without a GC pause", async () => {
+      const quiet = await m.registry.metrics();
+      return value(quiet, "geokv_gc_pause_seconds", 'stat="count"') === 0 && value(quiet, "geokv_gc_pause_seconds", 'stat="max"') === 0;
+    }, 5000, 20);
+  });
 });
