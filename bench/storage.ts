@@ -19,6 +19,7 @@
 //     small retain bound while writes go on.
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { bootstrapReport, measureBootstrap } from "./bootstrap-part.js";
 import { fmt, type BenchSection } from "./report.js";
@@ -115,52 +116,106 @@ async function liveData(n: OneNode, prefix: string): Promise<{ keys: number; byt
   return { keys, bytes };
 }
 
-/** The largest event-loop delay a node reported over a window, from its /metrics scraped every SCRAPE_EVERY_MS. */
+/** The largest event-loop delay a node reported over a window, from its /metrics scraped every SCRAPE_EVERY_MS, and what the loop's thread did meanwhile. */
 interface LoopDelay {
   readonly maxMs: number;
   readonly scrapes: number;
   readonly failedScrapes: number;
+  /** Scrapes whose delay was over the target. */
+  readonly overTarget: number;
+  /** The longest GC pause of the window (geokv_gc_pause_seconds max); NaN for a build without the gauge. */
+  readonly gcMaxMs: number;
+  /** The longest GC pause in the scrape with the largest delay. */
+  readonly gcAtWorstMs: number;
+  /** The node's main thread, from /proc/<pid>/schedstat over the window: ms it ran and ms it waited, runnable, for a CPU, per second of wall time. */
+  readonly ranMsPerS: number;
+  readonly waitedMsPerS: number;
+}
+
+/** A gauge of a /metrics body, NaN when the build does not export it. */
+function metricOrNaN(body: string, series: string, url: string): number {
+  try {
+    return metricValue(body, series, url);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The main thread's CPU time and run-queue wait (ns) from /proc/<pid>/schedstat; NaN where /proc lacks it. */
+function schedstat(pid: number): { ranNs: number; waitedNs: number } {
+  try {
+    const [ran, waited] = readFileSync(`/proc/${pid}/schedstat`, "utf8").trim().split(" ").map(Number);
+    return { ranNs: ran ?? Number.NaN, waitedNs: waited ?? Number.NaN };
+  } catch {
+    return { ranNs: Number.NaN, waitedNs: Number.NaN };
+  }
 }
 
 /**
- * Scrapes `n`'s geokv_event_loop_delay_seconds{stat="max"} until stopped. The
- * node resets it at every scrape, so the first scrape (discarded) starts the
- * window, and the largest of the later ones is the window's largest delay.
+ * Scrapes `n`'s geokv_event_loop_delay_seconds{stat="max"} and
+ * geokv_gc_pause_seconds{stat="max"} until stopped. The node resets both at
+ * every scrape, so the first scrape (discarded) starts the window, and the
+ * largest of the later ones is the window's largest delay.
  */
 function watchLoopDelay(n: OneNode): { stop(): Promise<LoopDelay> } {
   let running = true;
   let maxMs = 0;
+  let gcMaxMs = 0;
+  let gcAtWorstMs = Number.NaN;
+  let overTarget = 0;
   let scrapes = 0;
   let failedScrapes = 0;
+  const pid = n.cluster.pid(n.node);
   const scrape = async () => {
     try {
       const a = await n.client.get(`${n.url}/metrics`);
-      return metricValue(a.body, 'geokv_event_loop_delay_seconds{stat="max"}', n.url) * 1000;
+      return {
+        loopMs: metricValue(a.body, 'geokv_event_loop_delay_seconds{stat="max"}', n.url) * 1000,
+        gcMs: metricOrNaN(a.body, 'geokv_gc_pause_seconds{stat="max"}', n.url) * 1000,
+      };
     } catch (err) {
       failedScrapes++;
       console.error(`  ${n.node} /metrics: ${(err as Error).message}`);
-      return Number.NaN;
+      return undefined;
     }
   };
+  let t0 = 0;
+  let sched0 = { ranNs: 0, waitedNs: 0 };
   const loop = (async () => {
     await scrape();
+    t0 = performance.now();
+    sched0 = schedstat(pid);
     while (running) {
       await sleep(SCRAPE_EVERY_MS);
       const v = await scrape();
-      if (Number.isFinite(v)) {
-        scrapes++;
-        maxMs = Math.max(maxMs, v);
+      if (v === undefined) continue;
+      scrapes++;
+      if (v.loopMs > LOOP_DELAY_TARGET_MS) overTarget++;
+      if (v.loopMs > maxMs) {
+        maxMs = v.loopMs;
+        gcAtWorstMs = v.gcMs;
       }
+      gcMaxMs = Math.max(gcMaxMs, v.gcMs);
     }
   })();
   return {
     async stop() {
       running = false;
       await loop;
-      return { maxMs, scrapes, failedScrapes };
+      const wallS = (performance.now() - t0) / 1000;
+      const sched1 = schedstat(pid);
+      return {
+        maxMs, scrapes, failedScrapes, overTarget, gcMaxMs, gcAtWorstMs,
+        ranMsPerS: (sched1.ranNs - sched0.ranNs) / 1e6 / wallS,
+        waitedMsPerS: (sched1.waitedNs - sched0.waitedNs) / 1e6 / wallS,
+      };
     },
   };
 }
+
+/** What the loop's thread did over a window, for a table cell. */
+const loopDetail = (l: LoopDelay) =>
+  `${fmt(l.overTarget)} of ${fmt(l.scrapes)} scrapes over ${LOOP_DELAY_TARGET_MS} ms; longest GC pause ${ms(l.gcMaxMs)} (${ms(l.gcAtWorstMs)} in the worst scrape); main thread ran ${fmt(l.ranMsPerS)} ms/s and waited for a CPU ${fmt(l.waitedMsPerS)} ms/s`;
 
 /** /health round trips timed from the bench process, one at a time, until stopped. */
 function probeHealth(n: OneNode): { stop(): Promise<{ p50Ms: number; p99Ms: number; maxMs: number; probes: number; failed: number }> } {
@@ -222,8 +277,8 @@ export async function run(): Promise<BenchSection> {
     const uFiles = filesBytes(uncompacted);
     const cLive = await liveData(compacted, "bench-");
     const uLive = await liveData(uncompacted, "bench-");
-    console.log(`  compacted: ${fmt(cWrites.ok / cWrites.seconds)} writes/s; before the pass ${JSON.stringify(cBefore)}; POST /admin/compact ${ms(cCompact.tookMs)} ${JSON.stringify(cCompact.answer)}; after ${JSON.stringify(cAfter)}; files ${JSON.stringify(cFiles.byFile)}; live ${fmt(cLive.keys)} keys ${fmt(cLive.bytes)} B; loop max ${ms(cLoopA.maxMs)}`);
-    console.log(`  uncompacted: ${fmt(uWrites.ok / uWrites.seconds)} writes/s; before the pass ${JSON.stringify(uBefore)}; POST /admin/compact ${ms(uCompact.tookMs)} ${JSON.stringify(uCompact.answer)}; after ${JSON.stringify(uAfter)}; files ${JSON.stringify(uFiles.byFile)}; live ${fmt(uLive.keys)} keys ${fmt(uLive.bytes)} B; loop max ${ms(uLoopA.maxMs)}`);
+    console.log(`  compacted: ${fmt(cWrites.ok / cWrites.seconds)} writes/s; before the pass ${JSON.stringify(cBefore)}; POST /admin/compact ${ms(cCompact.tookMs)} ${JSON.stringify(cCompact.answer)}; after ${JSON.stringify(cAfter)}; files ${JSON.stringify(cFiles.byFile)}; live ${fmt(cLive.keys)} keys ${fmt(cLive.bytes)} B; loop max ${ms(cLoopA.maxMs)}, ${loopDetail(cLoopA)}`);
+    console.log(`  uncompacted: ${fmt(uWrites.ok / uWrites.seconds)} writes/s; before the pass ${JSON.stringify(uBefore)}; POST /admin/compact ${ms(uCompact.tookMs)} ${JSON.stringify(uCompact.answer)}; after ${JSON.stringify(uAfter)}; files ${JSON.stringify(uFiles.byFile)}; live ${fmt(uLive.keys)} keys ${fmt(uLive.bytes)} B; loop max ${ms(uLoopA.maxMs)}, ${loopDetail(uLoopA)}`);
     await compacted.cluster.close();
 
     // ---- (4b): the baseline's whole log compacted after a restart with the small bound, under write load.
@@ -255,9 +310,11 @@ export async function run(): Promise<BenchSection> {
     writing = false;
     const bWrites = await bWritesP;
     const [bLoopB, bHealthB] = await Promise.all([bLoop.stop(), bHealth.stop()]);
+    // As for (1): once the writes have stopped, one pass, then the file is read (mid-load it holds the WAL of the last writes).
+    const bFinal = await compactNow(backlog);
     const bAfter = await storageStatus(backlog);
     const bFiles = filesBytes(backlog);
-    console.log(`  ${fmt(bWrites.ok / bWrites.seconds)} writes/s meanwhile (${fmt(bWrites.failed)} failed); POST /admin/compact ${ms(bCompact.tookMs)} ${JSON.stringify(bCompact.answer)}; after ${JSON.stringify(bAfter)}; files ${JSON.stringify(bFiles.byFile)}; loop max ${ms(bLoopB.maxMs)}; /health p50 ${ms(bHealthB.p50Ms)} p99 ${ms(bHealthB.p99Ms)} max ${ms(bHealthB.maxMs)}`);
+    console.log(`  ${fmt(bWrites.ok / bWrites.seconds)} writes/s meanwhile (${fmt(bWrites.failed)} failed); POST /admin/compact ${ms(bCompact.tookMs)} ${JSON.stringify(bCompact.answer)}; after ${JSON.stringify(bAfter)}; files ${JSON.stringify(bFiles.byFile)}; loop max ${ms(bLoopB.maxMs)}, ${loopDetail(bLoopB)}; final POST /admin/compact ${JSON.stringify(bFinal.answer)}; /health p50 ${ms(bHealthB.p50Ms)} p99 ${ms(bHealthB.p99Ms)} max ${ms(bHealthB.maxMs)}`);
     await backlog.cluster.close();
 
     // ---- (2): RSS of a node holding `scale` keys, next to the same node before the load.
@@ -331,6 +388,8 @@ export async function run(): Promise<BenchSection> {
       `<= ${LOOP_DELAY_TARGET_MS} ms, log compacted`,
       verdict(bLoopB.maxMs <= LOOP_DELAY_TARGET_MS && drainedMs !== null),
     ]);
+    rows.push(["(4a) what the loop's thread did meanwhile (geokv_gc_pause_seconds, /proc/<pid>/schedstat)", loopDetail(cLoopA), loopDetail(uLoopA), "", "", ""]);
+    rows.push(["(4b) the same while the log is compacted", loopDetail(bLoopB), "", "", "", ""]);
     rows.push([
       "(4b) /health round trip from the bench process meanwhile, p50 / p99 / max (not the event-loop figure: includes the loopback and the bench's own loop)",
       `${ms(bHealthB.p50Ms)} / ${ms(bHealthB.p99Ms)} / ${ms(bHealthB.maxMs)} (${fmt(bHealthB.probes)} probes, ${fmt(bHealthB.failed)} failed)`,
@@ -351,11 +410,12 @@ export async function run(): Promise<BenchSection> {
     }
     if (!(cLoopA.maxMs <= LOOP_DELAY_TARGET_MS) && !(uLoopA.maxMs <= LOOP_DELAY_TARGET_MS)) {
       learned.push(
-        `Learned, event loop: the baseline, which never compacts, reached ${ms(uLoopA.maxMs)} under the same writes, against ${ms(cLoopA.maxMs)} for the compacted node and ${ms(bLoopB.maxMs)} while a whole log was compacted; the delay past the target is there without compaction (the write path's synchronous group commits, fsync included, on a 2-core machine at load ${loadAtStart}-${loadAverage()}), so this run does not show what compaction itself adds.`,
+        `Learned, event loop: the baseline, which never compacts, reached ${ms(uLoopA.maxMs)} under the same writes (${fmt(uLoopA.overTarget)} of ${fmt(uLoopA.scrapes)} scrapes over ${LOOP_DELAY_TARGET_MS} ms), against ${ms(cLoopA.maxMs)} for the compacted node (${fmt(cLoopA.overTarget)} of ${fmt(cLoopA.scrapes)}) and ${ms(bLoopB.maxMs)} while a whole log was compacted; the delay past the target is there without compaction, so this run does not show what compaction itself adds. What fills a loop turn under this load: ${WRITE_CONCURRENCY} connections per node keep ${WRITE_CONCURRENCY} requests ready, so each turn parses and answers about that many writes and commits them in one transaction (fsync included); garbage collection runs on the same thread (longest pause ${ms(Math.max(cLoopA.gcMaxMs, uLoopA.gcMaxMs))}); and two nodes and the bench client share ${availableParallelism()} cores, so a node's main thread waited, runnable, for a CPU ${fmt(uLoopA.waitedMsPerS)}-${fmt(cLoopA.waitedMsPerS)} ms of every second it ran ${fmt(uLoopA.ranMsPerS)}-${fmt(cLoopA.ranMsPerS)} ms (load ${loadAtStart}-${loadAverage()}). To profile: BENCH_PROFILE_DIR=DIR (CPU profiles) or BENCH_NODE_ARGS=--trace-gc.`,
       );
     }
     const misses: string[] = [];
     if (!(diskRatio <= DISK_TARGET_RATIO && filesRatio <= DISK_TARGET_RATIO && cleanA)) misses.push(`disk (${fmt(diskRatio, 2)}x live by dbBytes, ${fmt(filesRatio, 2)}x by the files)`);
+    if (!(bAfter.dbBytes / uLive.bytes <= DISK_TARGET_RATIO)) misses.push(`disk after the backlog was compacted (${fmt(bAfter.dbBytes / uLive.bytes, 2)}x live)`);
     if (!(rssLoaded <= RSS_TARGET_BYTES && bigWrites.failed === 0)) misses.push(`RSS (${mib(rssLoaded)})`);
     if (boot.missed !== null) misses.push(boot.missed);
     if (!(loopWorst <= LOOP_DELAY_TARGET_MS && drainedMs !== null)) misses.push(`event-loop delay (${ms(loopWorst)}${drainedMs === null ? ", backlog not compacted in time" : ""})`);
@@ -370,7 +430,7 @@ export async function run(): Promise<BenchSection> {
         `(1) Live data: every key read back with GET /kv (pages of ${LIST_LIMIT}), key bytes + the value's JSON bytes. After the writes each node gets one POST /admin/compact (compacted node: ${ms(cCompact.tookMs)}, ${fmt(cCompact.answer.compactedOps)} ops removed, ${counted(cCompact.answer.reclaimedPages, "free pages returned")}, ${counted(cCompact.answer.droppedTombstones, "tombstones dropped")}; baseline: ${ms(uCompact.tookMs)}, ${fmt(uCompact.answer.compactedOps)} removed), then /status.storage is read. Before that pass the compacted node's log held ${fmt(cBefore.opLogOps)} ops (the background passes) and its dbBytes was ${mib(cBefore.dbBytes)}. Files: ${Object.entries(cFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (compacted); ${Object.entries(uFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (baseline).`,
         `(2) VmRSS from /proc/<pid>/status right after the last write was answered (and VmHWM, the peak over the node's life); the baseline is the same process idle before the load. ${fmt(bigWrites.ok)} writes 2xx at ${fmt(bigWrites.ok / bigWrites.seconds)}/s, ${fmt(bigWrites.failed)} failed; its /status.storage after: ${fmt(bigStorage.opLogOps)} op-log rows, dbBytes ${mib(bigStorage.dbBytes)}. Of the RSS after the load, the JS heap (prom-client's default metrics) had ${mib(bigHeap.heapUsed)} used of ${mib(bigHeap.heapTotal)}, and external memory was ${mib(bigHeap.external)}; the rest is SQLite's page cache, code and the allocator's free space. ${RSS_SETTLE_MS / 1000} s later, idle: RSS ${mib(rssSettled)}, heap ${mib(settledHeap.heapUsed)} used of ${mib(settledHeap.heapTotal)}. The verdict takes the reading right after the load. Default settings (the default retain bound, SQLite's 32 MiB page cache and the 20,000-key read cache are inside the figure).`,
         ...boot.notes,
-        `(4) The event-loop figure is the node's own geokv_event_loop_delay_seconds{stat="max"} (perf_hooks monitorEventLoopDelay sampled every 10 ms, reset by each scrape), scraped every ${SCRAPE_EVERY_MS} ms; the row is the largest scrape of the window. The monitor records the time between two samples, so an idle loop reads about 10 ms and a stall of d ms reads up to d + 10; and a scrape's reset drops the sample after it, so a stall that starts within 10 ms of a scrape is not seen (the /health probes are the cross-check). (4a): the whole overwrite run, where the compacted node's background passes keep its log near the bound; the baseline never compacts. (4b): the baseline node, stopped with SIGTERM and restarted on its data with GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}, so its background passes compact its whole log while ${WRITE_CONCURRENCY} connections keep overwriting (${fmt(bWrites.ok / bWrites.seconds)} writes/s, ${fmt(bWrites.failed)} failed); the window runs from the first scrape after it was ready until ${AFTER_BACKLOG_MS / 1000} s after the log was down to ${fmt(doneOps)} ops (the bound plus a tenth of the backlog, at most ${fmt(BACKLOG_DONE_SLACK_OPS_MAX)}) and one POST /admin/compact (${ms(bCompact.tookMs)}, ${fmt(bCompact.answer.compactedOps)} ops removed) answered. /health is probed one request at a time every ${HEALTH_EVERY_MS} ms over the same window from the bench process.`,
+        `(4) The event-loop figure is the node's own geokv_event_loop_delay_seconds{stat="max"} (perf_hooks monitorEventLoopDelay sampled every 10 ms, reset by each scrape), scraped every ${SCRAPE_EVERY_MS} ms; the row is the largest scrape of the window. The monitor records the time between two samples, so an idle loop reads about 10 ms and a stall of d ms reads up to d + 10; and a scrape's reset drops the sample after it, so a stall that starts within 10 ms of a scrape is not seen (the /health probes are the cross-check). (4a): the whole overwrite run, where the compacted node's background passes keep its log near the bound; the baseline never compacts. (4b): the baseline node, stopped with SIGTERM and restarted on its data with GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}, so its background passes compact its whole log while ${WRITE_CONCURRENCY} connections keep overwriting (${fmt(bWrites.ok / bWrites.seconds)} writes/s, ${fmt(bWrites.failed)} failed); the window runs from the first scrape after it was ready until ${AFTER_BACKLOG_MS / 1000} s after the log was down to ${fmt(doneOps)} ops (the bound plus a tenth of the backlog, at most ${fmt(BACKLOG_DONE_SLACK_OPS_MAX)}) and one POST /admin/compact (${ms(bCompact.tookMs)}, ${fmt(bCompact.answer.compactedOps)} ops removed) answered; once the writes stopped, one more POST /admin/compact (${ms(bFinal.tookMs)}, ${fmt(bFinal.answer.compactedOps)} ops removed, ${counted(bFinal.answer.reclaimedPages, "free pages returned")}) before the file row (1, 4b) is read, as for (1). /health is probed one request at a time every ${HEALTH_EVERY_MS} ms over the same window from the bench process.`,
         `The machine has 2 cores shared by the bench client, the nodes and anything else running. 1-minute load average: ${loadAtStart} at the start, ${loadAverage()} at the end.`,
         ...learned,
         ...boot.learned,
