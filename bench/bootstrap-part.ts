@@ -178,7 +178,7 @@ export async function measureBootstrap(build: Build, scale: number): Promise<Boo
     }, 30_000);
   const firstLeader = await currentLeader();
 
-  const fill = await writeMany(nodeOf(firstLeader), "bootstrap leader", scale, (i) => `/kv/${keyOf(i)}`, undefined, true);
+  const fill = await writeMany(nodeOf(firstLeader), "bootstrap leader", scale, (i) => `/kv/${keyOf(i)}`, { retry503: true });
   const leaderNode = await currentLeader();
   const otherNode = started.find((x) => x !== leaderNode) as string;
   const leader = nodeOf(leaderNode);

@@ -95,15 +95,27 @@ const RETRIES_MAX = 50;
 /** Pause before the n-th retry of a write: n times this, at most 1 s. */
 const RETRY_STEP_MS = 50;
 
+/** How writeMany goes on, retries and paces. */
+export interface WriteManyOptions {
+  /** Goes on past `count` until this returns true. */
+  readonly until?: () => boolean;
+  /** Retries a write answered 503 (see writeMany). */
+  readonly retry503?: boolean;
+  /** Sends write i no earlier than i / ratePerS seconds after the start (an offered rate, not as fast as the node answers). */
+  readonly ratePerS?: number;
+}
+
 /**
  * PUTs `count` values (write i to pathOf(i), ack=local) over WRITE_CONCURRENCY
- * keep-alive connections, as fast as the node answers; with `until`, goes on
- * past `count` until it returns true. A failed write is counted, not retried;
- * with `retry503`, one answered 503 (a region electing, where a write can wait
- * for no leader) is tried again after a pause, up to RETRIES_MAX times, so a
- * load of distinct keys ends with every key written.
+ * keep-alive connections, as fast as the node answers, or at most
+ * `ratePerS` a second; with `until`, goes on past `count` until it returns
+ * true. A failed write is counted, not retried; with `retry503`, one answered
+ * 503 (a region electing, where a write can wait for no leader) is tried
+ * again after a pause, up to RETRIES_MAX times, so a load of distinct keys
+ * ends with every key written.
  */
-export async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, until?: () => boolean, retry503 = false): Promise<Writes> {
+export async function writeMany(n: OneNode, label: string, count: number, pathOf: (i: number) => string, opts: WriteManyOptions = {}): Promise<Writes> {
+  const { until, retry503 = false, ratePerS } = opts;
   let next = 0;
   let ok = 0;
   let failed = 0;
@@ -115,6 +127,11 @@ export async function writeMany(n: OneNode, label: string, count: number, pathOf
   const worker = async () => {
     while (more()) {
       const i = next++;
+      if (ratePerS !== undefined) {
+        const dueMs = t0 + (i * 1000) / ratePerS - performance.now();
+        if (dueMs > 0) await sleep(dueMs);
+        if (!more() && until !== undefined) break;
+      }
       try {
         let a = await n.client.send("PUT", `${n.url}${pathOf(i)}?ack=local`, jsonValue(VALUE_BYTES, i));
         for (let attempt = 1; retry503 && a.status === 503 && attempt <= RETRIES_MAX; attempt++) {

@@ -16,7 +16,9 @@
 //     (the node's own geokv_event_loop_delay_seconds): <= 50 ms; once for the
 //     background passes that keep up with the overwrites, once for the
 //     baseline's whole uncompacted log, compacted after a restart with the
-//     small retain bound while writes go on.
+//     small retain bound while writes go on; and, with no target of its own,
+//     once more with both nodes offered a quarter of their rate (4c), to tell the
+//     delay compaction brings from the one saturation brings.
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -44,6 +46,9 @@ const BACKLOG_DONE_SLACK_OPS_MAX = 10_000;
 const BACKLOG_TIMEOUT_MS = 180_000;
 /** Write load after the backlog is compacted and the explicit pass has answered, so the last scrape sees a steady loop. */
 const AFTER_BACKLOG_MS = 2000;
+/** How long (4c) offers its paced writes, and the share of (1)'s rate it offers. */
+const PACED_MS = 60_000;
+const PACED_SHARE = 0.25;
 /** Idle time after the load before RSS is read a second time (garbage the load left may be collected by then). */
 const RSS_SETTLE_MS = 5000;
 /** Page size of GET /kv (the API's largest). */
@@ -279,6 +284,19 @@ export async function run(): Promise<BenchSection> {
     const uLive = await liveData(uncompacted, "bench-");
     console.log(`  compacted: ${fmt(cWrites.ok / cWrites.seconds)} writes/s; before the pass ${JSON.stringify(cBefore)}; POST /admin/compact ${ms(cCompact.tookMs)} ${JSON.stringify(cCompact.answer)}; after ${JSON.stringify(cAfter)}; files ${JSON.stringify(cFiles.byFile)}; live ${fmt(cLive.keys)} keys ${fmt(cLive.bytes)} B; loop max ${ms(cLoopA.maxMs)}, ${loopDetail(cLoopA)}`);
     console.log(`  uncompacted: ${fmt(uWrites.ok / uWrites.seconds)} writes/s; before the pass ${JSON.stringify(uBefore)}; POST /admin/compact ${ms(uCompact.tookMs)} ${JSON.stringify(uCompact.answer)}; after ${JSON.stringify(uAfter)}; files ${JSON.stringify(uFiles.byFile)}; live ${fmt(uLive.keys)} keys ${fmt(uLive.bytes)} B; loop max ${ms(uLoopA.maxMs)}, ${loopDetail(uLoopA)}`);
+
+    // ---- (4c): the same two nodes at an offered rate, PACED_SHARE of the slower one's rate in (1), for PACED_MS.
+    const pacedRate = Math.max(1, Math.round(Math.min(cWrites.ok / cWrites.seconds, uWrites.ok / uWrites.seconds) * PACED_SHARE));
+    console.log(`(4c) both nodes offered ${fmt(pacedRate)} writes/s each for ${PACED_MS / 1000} s (${fmt(PACED_SHARE * 100)}% of the slower one's rate in (1))`);
+    const cPacedLoop = watchLoopDelay(compacted);
+    const uPacedLoop = watchLoopDelay(uncompacted);
+    const pacedUntil = performance.now() + PACED_MS;
+    const pacedOpts = { until: () => performance.now() >= pacedUntil, ratePerS: pacedRate };
+    const [cPaced, uPaced] = await Promise.all([writeMany(compacted, "compacted, paced", 0, overwritePath, pacedOpts), writeMany(uncompacted, "uncompacted, paced", 0, overwritePath, pacedOpts)]);
+    const [cLoopC, uLoopC] = await Promise.all([cPacedLoop.stop(), uPacedLoop.stop()]);
+    const cPacedAfter = await storageStatus(compacted);
+    console.log(`  compacted: ${fmt(cPaced.ok / cPaced.seconds)} writes/s (${fmt(cPaced.failed)} failed), loop max ${ms(cLoopC.maxMs)}, ${loopDetail(cLoopC)}; log ${fmt(cPacedAfter.opLogOps)} ops after`);
+    console.log(`  uncompacted: ${fmt(uPaced.ok / uPaced.seconds)} writes/s (${fmt(uPaced.failed)} failed), loop max ${ms(uLoopC.maxMs)}, ${loopDetail(uLoopC)}`);
     await compacted.cluster.close();
 
     // ---- (4b): the baseline's whole log compacted after a restart with the small bound, under write load.
@@ -291,7 +309,7 @@ export async function run(): Promise<BenchSection> {
     const bHealth = probeHealth(backlog);
     let writing = true;
     const t0 = performance.now();
-    const bWritesP = writeMany(backlog, "during the backlog", 0, overwritePath, () => !writing);
+    const bWritesP = writeMany(backlog, "during the backlog", 0, overwritePath, { until: () => !writing });
     let drainedMs: number | null = null;
     let lastOps = uAfter.opLogOps;
     const doneOps = RETAIN_OPS + Math.min(BACKLOG_DONE_SLACK_OPS_MAX, Math.ceil(uAfter.opLogOps / 10));
@@ -391,6 +409,15 @@ export async function run(): Promise<BenchSection> {
     rows.push(["(4a) what the loop's thread did meanwhile (geokv_gc_pause_seconds, /proc/<pid>/schedstat)", loopDetail(cLoopA), loopDetail(uLoopA), "", "", ""]);
     rows.push(["(4b) the same while the log is compacted", loopDetail(bLoopB), "", "", "", ""]);
     rows.push([
+      `(4c) largest event-loop delay with both nodes offered ${fmt(pacedRate)} writes/s each (${fmt(PACED_SHARE * 100)}% of the slower one's rate in 4a) for ${PACED_MS / 1000} s, same gauge; the compacted node's background passes keep its log at the bound`,
+      `${ms(cLoopC.maxMs)} (${fmt(cPaced.ok / cPaced.seconds)} writes/s, ${fmt(cPaced.failed)} failed; log ${fmt(cPacedAfter.opLogOps)} ops after)`,
+      `${ms(uLoopC.maxMs)} (${fmt(uPaced.ok / uPaced.seconds)} writes/s, ${fmt(uPaced.failed)} failed)`,
+      ratio(cLoopC.maxMs, uLoopC.maxMs),
+      "none (shows what compaction costs off saturation; the target's rows are 4a and 4b)",
+      "",
+    ]);
+    rows.push(["(4c) what the loop's thread did meanwhile", loopDetail(cLoopC), loopDetail(uLoopC), "", "", ""]);
+    rows.push([
       "(4b) /health round trip from the bench process meanwhile, p50 / p99 / max (not the event-loop figure: includes the loopback and the bench's own loop)",
       `${ms(bHealthB.p50Ms)} / ${ms(bHealthB.p99Ms)} / ${ms(bHealthB.maxMs)} (${fmt(bHealthB.probes)} probes, ${fmt(bHealthB.failed)} failed)`,
       "",
@@ -430,7 +457,7 @@ export async function run(): Promise<BenchSection> {
         `(1) Live data: every key read back with GET /kv (pages of ${LIST_LIMIT}), key bytes + the value's JSON bytes. After the writes each node gets one POST /admin/compact (compacted node: ${ms(cCompact.tookMs)}, ${fmt(cCompact.answer.compactedOps)} ops removed, ${counted(cCompact.answer.reclaimedPages, "free pages returned")}, ${counted(cCompact.answer.droppedTombstones, "tombstones dropped")}; baseline: ${ms(uCompact.tookMs)}, ${fmt(uCompact.answer.compactedOps)} removed), then /status.storage is read. Before that pass the compacted node's log held ${fmt(cBefore.opLogOps)} ops (the background passes) and its dbBytes was ${mib(cBefore.dbBytes)}. Files: ${Object.entries(cFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (compacted); ${Object.entries(uFiles.byFile).map(([f, b]) => `${f} ${fmt(b)} B`).join(", ")} (baseline).`,
         `(2) VmRSS from /proc/<pid>/status right after the last write was answered (and VmHWM, the peak over the node's life); the baseline is the same process idle before the load. ${fmt(bigWrites.ok)} writes 2xx at ${fmt(bigWrites.ok / bigWrites.seconds)}/s, ${fmt(bigWrites.failed)} failed; its /status.storage after: ${fmt(bigStorage.opLogOps)} op-log rows, dbBytes ${mib(bigStorage.dbBytes)}. Of the RSS after the load, the JS heap (prom-client's default metrics) had ${mib(bigHeap.heapUsed)} used of ${mib(bigHeap.heapTotal)}, and external memory was ${mib(bigHeap.external)}; the rest is SQLite's page cache, code and the allocator's free space. ${RSS_SETTLE_MS / 1000} s later, idle: RSS ${mib(rssSettled)}, heap ${mib(settledHeap.heapUsed)} used of ${mib(settledHeap.heapTotal)}. The verdict takes the reading right after the load. Default settings (the default retain bound, SQLite's 32 MiB page cache and the 20,000-key read cache are inside the figure).`,
         ...boot.notes,
-        `(4) The event-loop figure is the node's own geokv_event_loop_delay_seconds{stat="max"} (perf_hooks monitorEventLoopDelay sampled every 10 ms, reset by each scrape), scraped every ${SCRAPE_EVERY_MS} ms; the row is the largest scrape of the window. The monitor records the time between two samples, so an idle loop reads about 10 ms and a stall of d ms reads up to d + 10; and a scrape's reset drops the sample after it, so a stall that starts within 10 ms of a scrape is not seen (the /health probes are the cross-check). (4a): the whole overwrite run, where the compacted node's background passes keep its log near the bound; the baseline never compacts. (4b): the baseline node, stopped with SIGTERM and restarted on its data with GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}, so its background passes compact its whole log while ${WRITE_CONCURRENCY} connections keep overwriting (${fmt(bWrites.ok / bWrites.seconds)} writes/s, ${fmt(bWrites.failed)} failed); the window runs from the first scrape after it was ready until ${AFTER_BACKLOG_MS / 1000} s after the log was down to ${fmt(doneOps)} ops (the bound plus a tenth of the backlog, at most ${fmt(BACKLOG_DONE_SLACK_OPS_MAX)}) and one POST /admin/compact (${ms(bCompact.tookMs)}, ${fmt(bCompact.answer.compactedOps)} ops removed) answered; once the writes stopped, one more POST /admin/compact (${ms(bFinal.tookMs)}, ${fmt(bFinal.answer.compactedOps)} ops removed, ${counted(bFinal.answer.reclaimedPages, "free pages returned")}) before the file row (1, 4b) is read, as for (1). /health is probed one request at a time every ${HEALTH_EVERY_MS} ms over the same window from the bench process.`,
+        `(4) The event-loop figure is the node's own geokv_event_loop_delay_seconds{stat="max"} (perf_hooks monitorEventLoopDelay sampled every 10 ms, reset by each scrape), scraped every ${SCRAPE_EVERY_MS} ms; the row is the largest scrape of the window. The monitor records the time between two samples, so an idle loop reads about 10 ms and a stall of d ms reads up to d + 10; and a scrape's reset drops the sample after it, so a stall that starts within 10 ms of a scrape is not seen (the /health probes are the cross-check). (4a): the whole overwrite run, where the compacted node's background passes keep its log near the bound; the baseline never compacts. (4b): the baseline node, stopped with SIGTERM and restarted on its data with GEOKV_OP_LOG_RETAIN_OPS=${fmt(RETAIN_OPS)}, so its background passes compact its whole log while ${WRITE_CONCURRENCY} connections keep overwriting (${fmt(bWrites.ok / bWrites.seconds)} writes/s, ${fmt(bWrites.failed)} failed); the window runs from the first scrape after it was ready until ${AFTER_BACKLOG_MS / 1000} s after the log was down to ${fmt(doneOps)} ops (the bound plus a tenth of the backlog, at most ${fmt(BACKLOG_DONE_SLACK_OPS_MAX)}) and one POST /admin/compact (${ms(bCompact.tookMs)}, ${fmt(bCompact.answer.compactedOps)} ops removed) answered; once the writes stopped, one more POST /admin/compact (${ms(bFinal.tookMs)}, ${fmt(bFinal.answer.compactedOps)} ops removed, ${counted(bFinal.answer.reclaimedPages, "free pages returned")}) before the file row (1, 4b) is read, as for (1). /health is probed one request at a time every ${HEALTH_EVERY_MS} ms over the same window from the bench process. (4c): the two nodes of (1) right after it, each offered ${fmt(pacedRate)} writes/s (write i sent no earlier than i / rate seconds after the start, up to ${WRITE_CONCURRENCY} in flight) for ${PACED_MS / 1000} s; the run-queue wait in its row says how far the machine was from saturation. It has no target of its own and no verdict: it says whether the delay of 4a comes with compaction or with saturation.`,
         `The machine has 2 cores shared by the bench client, the nodes and anything else running. 1-minute load average: ${loadAtStart} at the start, ${loadAverage()} at the end.`,
         ...learned,
         ...boot.learned,
