@@ -9,6 +9,9 @@
 // Set in the process (v8.setFlagsFromString) before the node allocates much,
 // so `geokv node` started any way (by `geokv up`, a container, a bench)
 // gets it; an operator's own flag in NODE_OPTIONS or on the command line wins.
+// Only flags V8 reads as it runs belong here: the young generation's size
+// (--max-semi-space-size and the like) is fixed when the heap is created, so
+// set here it would change nothing (test/config/heap-flags.test.ts checks).
 
 import { setFlagsFromString } from "node:v8";
 
@@ -16,8 +19,6 @@ import { setFlagsFromString } from "node:v8";
 export const HEAP_FLAGS: Readonly<Record<string, string>> = {
   // Percent the heap may grow past its live size after a major GC (V8's default is larger, and grows with the heap).
   "heap-growing-percent": "30",
-  // MiB of each young-generation semi-space: request garbage dies there; larger only holds more of it.
-  "max-semi-space-size": "4",
 };
 
 /** True when the operator set `flag` themselves (NODE_OPTIONS or node's own arguments), either spelling. */
