@@ -440,7 +440,9 @@ export class HttpClient {
   private readonly agent: Agent;
 
   constructor(sockets: number) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+    // `timeout` makes node's agent honour the server's Keep-Alive hint (it closes an idle socket a second
+    // before the node would); without one it reuses sockets the node is closing, and those writes are reset.
+    this.agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets, timeout: 60_000 });
     onCleanup(() => this.agent.destroy());
   }
 

@@ -15,6 +15,15 @@ import { Agent, request } from "node:https";
 const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 204, 205, 304]);
 /** Bound on pooled connections per node. */
 const SOCKETS_PER_HOST_MAX = 16;
+/**
+ * Longest time an idle pooled connection is kept. The node's idle timeout is
+ * what counts: Node 20's agent closes an idle socket a second before the
+ * server's `Keep-Alive: timeout=N` hint, but only when the agent has a
+ * `timeout` of its own (without one it ignores the hint, keeps the socket
+ * until the node closes it, and a request sent as the node's timer fires is
+ * reset: ECONNRESET).
+ */
+export const IDLE_SOCKET_MS_MAX = 60_000;
 
 /** The CA to trust and, optionally, a client certificate to present. */
 export interface HttpsFetchTls {
@@ -45,7 +54,7 @@ function fetchFailed(cause: unknown): TypeError {
 
 /** A fetch that sends https:// requests with this CA (and client certificate), and everything else to the global fetch. */
 export function createHttpsFetch(tls: HttpsFetchTls): typeof fetch {
-  const agent = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_HOST_MAX, ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) });
+  const agent = new Agent({ keepAlive: true, maxSockets: SOCKETS_PER_HOST_MAX, timeout: IDLE_SOCKET_MS_MAX, ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) });
   const httpsFetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     if (input instanceof Request) return Promise.reject(new TypeError("https fetch: pass a URL and init, not a Request"));
     const url = new URL(input);

@@ -64,11 +64,26 @@ function post(agent: Agent, url: string, body: Uint8Array, headers: Record<strin
   });
 }
 
+/**
+ * Longest time an idle pooled connection is kept. The number that matters is
+ * the leader's own idle timeout: Node 20's agent closes an idle socket a
+ * second before the server's `Keep-Alive: timeout=N` hint, but only when the
+ * agent has a `timeout` of its own (without one it ignores the hint, keeps
+ * the socket until the server closes it, and a write sent as the server's
+ * timer fires is reset: ECONNRESET).
+ */
+export const FORWARD_IDLE_MS_MAX = 60_000;
+
+/** The keep-alive pool of forwarded writes, plain or TLS: bounded, and closing idle sockets before the leader does. */
+export function forwardAgent(tls: PeerTls | undefined): Agent {
+  // Bounded: fetch()'s global pool opened a connection per room with a write in flight.
+  const pool = { keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX, timeout: FORWARD_IDLE_MS_MAX };
+  return tls === undefined ? new Agent(pool) : new HttpsAgent({ ...pool, ca: tls.ca, cert: tls.cert, key: tls.key });
+}
+
 /** A writer that routes through the region's leader. */
 export function createDocWriter(o: DocWriterOptions): DocWriter {
-  // A bounded keep-alive pool: fetch()'s global one opened a connection per room with a write in flight.
-  const pool = { keepAlive: true, maxSockets: FORWARD_SOCKETS_MAX };
-  const agent = o.tls === undefined ? new Agent(pool) : new HttpsAgent({ ...pool, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key });
+  const agent = forwardAgent(o.tls);
   return {
     async write(key, update, clientToken) {
       const route = o.router.route();

@@ -83,7 +83,8 @@ const url = (node: string) => c.urls.get(node) as string;
 const all = () => [...c.urls.keys()];
 
 /** One keep-alive pool for the file: thousands of requests reuse a few sockets per node. */
-const agent = new Agent({ keepAlive: true, maxSockets: WRITES_IN_FLIGHT });
+// `timeout` makes node's agent honour the node's Keep-Alive hint: without it a socket the node is closing can be reused, and that write reset.
+const agent = new Agent({ keepAlive: true, maxSockets: WRITES_IN_FLIGHT, timeout: 60_000 });
 
 interface Answer {
   status: number;
